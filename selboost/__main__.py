@@ -1,0 +1,3 @@
+from selboost.cli import main
+
+raise SystemExit(main())

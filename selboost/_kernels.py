@@ -1,0 +1,323 @@
+"""Numba kernels: per-sample gradients and hessians, parallel over samples or over query groups.
+
+Inputs are assumed valid (``selboost.losses`` validates at the boundary). Arithmetic is float64; the
+output arrays may be float32 (what the engines want) or float64. Every kernel exists twice, compiled
+from one Python function: ``parallel=True`` (``prange`` over samples or groups) and a serial one,
+because the engines' own OpenMP pools run on the same cores and a parallel kernel can slow a
+boosting round down (see ``benchmarks/RESULTS.md``).
+
+``fastmath`` is a fixed set of flags that allows contraction and reassociation but not ``nnan`` or
+``ninf``: inputs are finite, and the kernels must never assume away an overflow.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+from numba.extending import register_jitable
+
+from selboost._elementwise import (
+    link_divergence,
+    link_primitive,
+    link_values,
+    sigmoid,
+    softplus,
+)
+
+FASTMATH = {"contract", "reassoc", "arcp", "nsz"}
+
+
+def _compile_both(function):
+    """(parallel, serial) compilations of one kernel source."""
+    parallel = njit(cache=True, fastmath=FASTMATH, parallel=True)(function)
+    serial = njit(cache=True, fastmath=FASTMATH, parallel=False)(function)
+    return parallel, serial
+
+
+# ---------------------------------------------------------------- links, element by element
+
+
+def _link_values_kernel(components, table, z, h_out, dh_out, d2h_out):
+    for i in prange(z.shape[0]):
+        h, dh, d2h = link_values(components, table, z[i])
+        h_out[i] = h
+        dh_out[i] = dh
+        d2h_out[i] = d2h
+
+
+def _link_primitive_kernel(components, table, z, out):
+    for i in prange(z.shape[0]):
+        out[i] = link_primitive(components, table, z[i])
+
+
+def _link_divergence_kernel(components, table, z, y, out):
+    for i in prange(z.shape[0]):
+        out[i] = link_divergence(components, table, z[i], y[i])
+
+
+link_values_parallel, link_values_serial = _compile_both(_link_values_kernel)
+link_primitive_parallel, link_primitive_serial = _compile_both(_link_primitive_kernel)
+link_divergence_parallel, link_divergence_serial = _compile_both(_link_divergence_kernel)
+
+
+# ---------------------------------------------------------------- scalar matching loss
+
+
+def _scalar_grad_hess_kernel(components, table, z, target_h, weight, hess_min, grad_out, hess_out):
+    """grad = w (h(z) - target_h), hess = w max(h'(z), hess_min); an empty ``weight`` means 1."""
+    weighted = weight.shape[0] > 0
+    for i in prange(z.shape[0]):
+        h, dh, _ = link_values(components, table, z[i])
+        g = h - target_h[i]
+        hs = max(dh, hess_min)
+        if weighted:
+            g *= weight[i]
+            hs *= weight[i]
+        grad_out[i] = g
+        hess_out[i] = hs
+
+
+scalar_grad_hess_parallel, scalar_grad_hess_serial = _compile_both(_scalar_grad_hess_kernel)
+
+
+# ---------------------------------------------------------------- composite softmax (listwise, multi-class)
+
+
+def _softmax_grad_hess_kernel(
+    components, table, z, q, group_ptr, weight, exact, hess_min, phi_work, dphi_work, grad_out, hess_out
+):
+    """Per group: p = softmax(phi(z)), grad = w phi'(p - q), hess = w phi'^2 p (1 - p) [+ phi''(p - q)].
+
+    A group of one item, or whose target q sums to 0, gets zero gradient and zero hessian.
+    """
+    weighted = weight.shape[0] > 0
+    for g in prange(group_ptr.shape[0] - 1):
+        start = group_ptr[g]
+        stop = group_ptr[g + 1]
+        q_sum = 0.0
+        for i in range(start, stop):
+            q_sum += q[i]
+        if stop - start < 2 or q_sum <= 0.0:
+            for i in range(start, stop):
+                grad_out[i] = 0.0
+                hess_out[i] = 0.0
+            continue
+        top = -np.inf
+        for i in range(start, stop):
+            phi, dphi, _ = link_values(components, table, z[i])
+            phi_work[i] = phi
+            dphi_work[i] = dphi
+            top = max(top, phi)
+        total = 0.0
+        for i in range(start, stop):
+            e = math.exp(phi_work[i] - top)
+            phi_work[i] = e
+            total += e
+        for i in range(start, stop):
+            p = phi_work[i] / total
+            dphi = dphi_work[i]
+            gr = dphi * (p - q[i])
+            hs = dphi * dphi * p * (1.0 - p)
+            if exact:
+                hs += link_values(components, table, z[i])[2] * (p - q[i])
+            hs = max(hs, hess_min)
+            if weighted:
+                gr *= weight[i]
+                hs *= weight[i]
+            grad_out[i] = gr
+            hess_out[i] = hs
+
+
+def _softmax_loss_kernel(components, table, z, q, group_ptr, out):
+    """Per group: KL(q || softmax(phi(z))) = sum_i q_i (log q_i - log p_i); 0 for degenerate groups."""
+    for g in prange(group_ptr.shape[0] - 1):
+        start = group_ptr[g]
+        stop = group_ptr[g + 1]
+        top = -np.inf
+        q_sum = 0.0
+        for i in range(start, stop):
+            top = max(top, link_values(components, table, z[i])[0])
+            q_sum += q[i]
+        if stop - start < 2 or q_sum <= 0.0:
+            out[g] = 0.0
+            continue
+        total = 0.0
+        for i in range(start, stop):
+            total += math.exp(link_values(components, table, z[i])[0] - top)
+        log_total = math.log(total)
+        loss = 0.0
+        for i in range(start, stop):
+            if q[i] > 0.0:
+                log_p = link_values(components, table, z[i])[0] - top - log_total
+                loss += q[i] * (math.log(q[i]) - log_p)
+        out[g] = max(loss, 0.0)
+
+
+def _group_softmax_kernel(components, table, s, group_ptr, out):
+    """Per group: out = softmax(phi(s)), the target distribution of distillation from teacher scores."""
+    for g in prange(group_ptr.shape[0] - 1):
+        start = group_ptr[g]
+        stop = group_ptr[g + 1]
+        top = -np.inf
+        for i in range(start, stop):
+            out[i] = link_values(components, table, s[i])[0]
+            top = max(top, out[i])
+        total = 0.0
+        for i in range(start, stop):
+            out[i] = math.exp(out[i] - top)
+            total += out[i]
+        for i in range(start, stop):
+            out[i] /= total
+
+
+softmax_grad_hess_parallel, softmax_grad_hess_serial = _compile_both(_softmax_grad_hess_kernel)
+group_softmax_parallel, group_softmax_serial = _compile_both(_group_softmax_kernel)
+softmax_loss_parallel, softmax_loss_serial = _compile_both(_softmax_loss_kernel)
+
+
+# ---------------------------------------------------------------- pairwise (contrastive)
+
+
+@register_jitable
+def group_pairs(phi, relevance, pairs_per_item):
+    """The pairs (i, j), relevance[i] > relevance[j], of one group, as two index arrays.
+
+    ``pairs_per_item == 0``: every such pair. Otherwise each item i is paired with the
+    ``pairs_per_item`` lower-relevance items of highest transformed score (the hardest ones), so a
+    group of n items has at most n * pairs_per_item pairs.
+    """
+    n = phi.shape[0]
+    if pairs_per_item == 0:
+        count = 0
+        for i in range(n):
+            for j in range(n):
+                if relevance[i] > relevance[j]:
+                    count += 1
+        first = np.empty(count, np.int64)
+        second = np.empty(count, np.int64)
+        count = 0
+        for i in range(n):
+            for j in range(n):
+                if relevance[i] > relevance[j]:
+                    first[count] = i
+                    second[count] = j
+                    count += 1
+        return first, second
+    order = np.argsort(-phi, kind="mergesort")
+    levels = np.unique(relevance)
+    n_levels = levels.shape[0]
+    level_of = np.searchsorted(levels, relevance)
+    # items grouped by relevance level (ascending), each level in descending score order
+    level_start = np.zeros(n_levels + 1, np.int64)
+    for i in range(n):
+        level_start[level_of[i] + 1] += 1
+    for k in range(n_levels):
+        level_start[k + 1] += level_start[k]
+    fill = level_start[:-1].copy()
+    by_level = np.empty(n, np.int64)
+    for r in range(n):
+        i = order[r]
+        by_level[fill[level_of[i]]] = i
+        fill[level_of[i]] += 1
+    rank = np.empty(n, np.int64)
+    for r in range(n):
+        rank[order[r]] = r
+    k = pairs_per_item
+    max_pairs = 0
+    for lv in range(1, n_levels):
+        max_pairs += (level_start[lv + 1] - level_start[lv]) * min(k, level_start[lv])
+    first = np.empty(max_pairs, np.int64)
+    second = np.empty(max_pairs, np.int64)
+    partners = np.empty(k, np.int64)
+    merged = np.empty(k, np.int64)
+    n_partners = 0
+    count = 0
+    for lv in range(1, n_levels):
+        # partners of level lv: the k best-scored items below it, merged from the partners of
+        # level lv - 1 and the best-scored items of level lv - 1 itself
+        a = 0
+        b = level_start[lv - 1]
+        b_end = level_start[lv]
+        m = 0
+        while m < k and (a < n_partners or b < b_end):
+            if b >= b_end or (a < n_partners and rank[partners[a]] < rank[by_level[b]]):
+                merged[m] = partners[a]
+                a += 1
+            else:
+                merged[m] = by_level[b]
+                b += 1
+            m += 1
+        n_partners = m
+        partners[:m] = merged[:m]
+        for t in range(level_start[lv], level_start[lv + 1]):
+            for s in range(n_partners):
+                first[count] = by_level[t]
+                second[count] = partners[s]
+                count += 1
+    return first, second
+
+
+def _pairwise_grad_hess_kernel(
+    components, table, z, relevance, group_ptr, weight, pairs_per_item, exact, hess_min,
+    phi_work, dphi_work, gphi_work, hphi_work, grad_out, hess_out,
+):
+    """Per pair i > j: loss = softplus(-(phi(z_i) - phi(z_j))); chain rule through phi per item."""
+    weighted = weight.shape[0] > 0
+    for g in prange(group_ptr.shape[0] - 1):
+        start = group_ptr[g]
+        stop = group_ptr[g + 1]
+        for i in range(start, stop):
+            phi, dphi, _ = link_values(components, table, z[i])
+            phi_work[i] = phi
+            dphi_work[i] = dphi
+            gphi_work[i] = 0.0
+            hphi_work[i] = 0.0
+        first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
+        for t in range(first.shape[0]):
+            i = start + first[t]
+            j = start + second[t]
+            margin = phi_work[i] - phi_work[j]
+            s = sigmoid(-margin)
+            gphi_work[i] -= s
+            gphi_work[j] += s
+            c = s * (1.0 - s)
+            hphi_work[i] += c
+            hphi_work[j] += c
+        for i in range(start, stop):
+            if hphi_work[i] == 0.0:
+                grad_out[i] = 0.0
+                hess_out[i] = 0.0
+                continue
+            dphi = dphi_work[i]
+            gr = dphi * gphi_work[i]
+            hs = dphi * dphi * hphi_work[i]
+            if exact:
+                hs += link_values(components, table, z[i])[2] * gphi_work[i]
+            hs = max(hs, hess_min)
+            if weighted:
+                gr *= weight[i]
+                hs *= weight[i]
+            grad_out[i] = gr
+            hess_out[i] = hs
+
+
+def _pairwise_loss_kernel(components, table, z, relevance, group_ptr, pairs_per_item, phi_work, out):
+    for g in prange(group_ptr.shape[0] - 1):
+        start = group_ptr[g]
+        stop = group_ptr[g + 1]
+        for i in range(start, stop):
+            phi_work[i] = link_values(components, table, z[i])[0]
+        first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
+        loss = 0.0
+        for t in range(first.shape[0]):
+            loss += softplus(phi_work[start + second[t]] - phi_work[start + first[t]])
+        out[g] = loss
+
+
+pairwise_grad_hess_parallel, pairwise_grad_hess_serial = _compile_both(_pairwise_grad_hess_kernel)
+pairwise_loss_parallel, pairwise_loss_serial = _compile_both(_pairwise_loss_kernel)
+
+
+def pick(parallel_kernel, serial_kernel, parallel):
+    """The parallel or the serial compilation."""
+    return parallel_kernel if parallel else serial_kernel

@@ -1,0 +1,86 @@
+"""Boundary checks: every public entry point validates here so that the kernels can assume valid input."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_float_array(values, name: str, *, ndim: int | tuple[int, ...] = 1, allow_empty: bool = False):
+    """A float64 array, or a TypeError / ValueError naming ``name``.
+
+    Rejects non-numeric dtypes (strings, objects, complex, bool), the wrong number of dimensions,
+    empty input and NaN or infinite values.
+    """
+    if values is None:
+        raise TypeError(f"{name} must be an array of numbers, got None")
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    ndims = (ndim,) if isinstance(ndim, int) else ndim
+    if array.ndim not in ndims:
+        raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimension(s), got shape {array.shape}")
+    if array.size == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty")
+    array = np.ascontiguousarray(array, dtype=np.float64)
+    if not np.isfinite(array).all():
+        bad = np.flatnonzero(~np.isfinite(array.ravel()))
+        raise ValueError(
+            f"{name} must be finite: {bad.size} NaN or infinite value(s), first at flat index {bad[0]}"
+        )
+    return array
+
+
+def check_length(array, n: int, name: str, what: str = "rows"):
+    if array.shape[0] != n:
+        raise ValueError(f"{name} has {array.shape[0]} {what}, expected {n}")
+
+
+def sample_weights(sample_weight, n: int, name: str = "sample_weight"):
+    """Validated non-negative float64 weights of length n, or an empty array meaning 'all ones'."""
+    if sample_weight is None:
+        return np.empty(0, dtype=np.float64)
+    weight = as_float_array(sample_weight, name)
+    check_length(weight, n, name)
+    if (weight < 0).any():
+        raise ValueError(f"{name} must be non-negative, found {weight.min()}")
+    if not (weight > 0).any():
+        raise ValueError(f"{name} must not be all zero")
+    return weight
+
+
+def group_pointer(group, n_rows: int, name: str = "group"):
+    """Group sizes (consecutive rows) -> an int64 pointer array [0, s0, s0 + s1, ..., n_rows]."""
+    if group is None:
+        raise ValueError(f"{name} (the sizes of the consecutive query groups) is required")
+    sizes = np.asarray(group)
+    if sizes.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold integer group sizes, got dtype {sizes.dtype}")
+    if sizes.ndim != 1 or sizes.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-d array of group sizes, got shape {sizes.shape}")
+    if sizes.dtype.kind == "f":
+        if not np.isfinite(sizes).all() or (sizes != np.round(sizes)).any():
+            raise ValueError(f"{name} must hold whole numbers, got {sizes[:5]}")
+    sizes = sizes.astype(np.int64)
+    if (sizes <= 0).any():
+        raise ValueError(f"{name} sizes must be positive, found {sizes.min()}")
+    total = int(sizes.sum())
+    if total != n_rows:
+        raise ValueError(f"{name} sizes sum to {total}, but there are {n_rows} rows")
+    pointer = np.zeros(sizes.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=pointer[1:])
+    return pointer
+
+
+def check_choice(value, name: str, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_hess_min(hess_min):
+    if isinstance(hess_min, bool) or not isinstance(hess_min, (int, float, np.floating, np.integer)):
+        raise TypeError(f"hess_min must be a number, got {hess_min!r}")
+    hess_min = float(hess_min)
+    if not (np.isfinite(hess_min) and hess_min >= 0.0):
+        raise ValueError(f"hess_min must be finite and >= 0, got {hess_min!r}")
+    return hess_min

@@ -1,0 +1,516 @@
+"""Selective matching losses: scalar, listwise and pairwise composite softmax, multi-class.
+
+Each loss validates its inputs once in ``bind(...)``, which returns a *bound* loss holding the
+per-sample constants (``h(y)``, the target distribution of each group, the weights); the bound loss
+computes gradients and hessians round after round with one Numba kernel call. The convenience methods
+``loss``, ``gradient_hessian`` and ``init_score`` bind and evaluate in one step.
+
+The scalar loss follows Shamir & Warmuth, "Selective Matching Losses - Not All Scores Are Created
+Equal" (arXiv:2506.04446). The multidimensional losses (a softmax over transformed scores) are this
+package's own construction from that paper's description; see ``ListwiseLoss``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from selboost import _kernels as K
+from selboost._validation import (
+    as_float_array,
+    check_choice,
+    check_hess_min,
+    check_length,
+    group_pointer,
+    sample_weights,
+)
+from selboost.links import Identity, Link
+
+__all__ = ["SelectiveLoss", "ListwiseLoss", "PairwiseLoss", "MulticlassLoss", "LOSSES"]
+
+_HESSIANS = ("gauss-newton", "exact")
+
+
+def _check_link(link, name):
+    if link is None:
+        return Identity()
+    if not isinstance(link, Link):
+        raise TypeError(f"{name} must be a selboost link (selboost.links), got {link!r}")
+    return link
+
+
+def _check_parallel(parallel):
+    if not isinstance(parallel, (bool, np.bool_)):
+        raise TypeError(f"parallel must be True or False, got {parallel!r}")
+    return bool(parallel)
+
+
+def _outputs(shape, grad_out, hess_out, dtype):
+    if grad_out is None:
+        grad_out = np.empty(shape, dtype=dtype)
+    if hess_out is None:
+        hess_out = np.empty(shape, dtype=dtype)
+    for name, out in (("grad_out", grad_out), ("hess_out", hess_out)):
+        if out.shape != shape or not out.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous array of shape {shape}, got {out.shape}")
+    return grad_out, hess_out
+
+
+class _BoundLoss:
+    """Shared by the bound losses: raw predictions are checked every call (cheap next to the kernel)."""
+
+    n_rows: int
+    shape: tuple
+
+    def _raw(self, raw_prediction):
+        raw = as_float_array(raw_prediction, "raw_prediction", ndim=len(self.shape))
+        if raw.shape != self.shape:
+            raise ValueError(f"raw_prediction has shape {raw.shape}, expected {self.shape}")
+        return raw
+
+
+# ================================================================ scalar
+
+
+class SelectiveLoss:
+    """The selective matching loss of a link h (a Bregman divergence):
+
+        loss(z, y) = H(z) - H(y) - (z - y) h(y),  grad = h(z) - h(y),  hess = max(h'(z), hess_min)
+
+    ``target="score"``: labels y are scores (the usual regression target).
+    ``target="link"``: labels t are given in the link's range (probabilities, a teacher's outputs);
+    then grad = h(z) - t and loss = H(z) - z t + H*(t), which is 0 at h(z) = t. For a sum of sigmoids
+    the ends of the range are allowed: ``SelectiveLoss(0.25 * Sigmoid(), target="link")`` with t in
+    {0, 1} is exactly the logistic loss.
+
+    ``hess_min`` (default 1e-6) floors the hessian so that flat regions of h cannot produce huge
+    Newton steps -G/H; raise it when the link is flat over much of the data. Weights multiply the
+    loss, the gradient and the hessian of their sample. ``parallel`` selects the Numba kernel that runs
+    on all cores (True) or on one.
+    """
+
+    def __init__(self, link=None, target="score", hess_min=1e-6, parallel=True):
+        self.link = _check_link(link, "link")
+        self.target = check_choice(target, "target", ("score", "link"))
+        self.hess_min = check_hess_min(hess_min)
+        self.parallel = _check_parallel(parallel)
+
+    def __repr__(self):
+        return f"SelectiveLoss(link={self.link!r}, target={self.target!r}, hess_min={self.hess_min!r})"
+
+    def bind(self, y_true, sample_weight=None):
+        """Validate labels and weights once; returns a ``BoundSelectiveLoss``."""
+        return BoundSelectiveLoss(self, y_true, sample_weight)
+
+    def loss(self, y_true, raw_prediction, sample_weight=None):
+        """Per-sample (weighted) losses."""
+        return self.bind(y_true, sample_weight).loss(raw_prediction)
+
+    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None):
+        """(grad, hess) float64 arrays, weighted."""
+        return self.bind(y_true, sample_weight).gradient_hessian(raw_prediction)
+
+    def init_score(self, y_true, sample_weight=None):
+        """The constant minimising the weighted loss: h^{-1}(weighted mean of h(y))."""
+        return self.bind(y_true, sample_weight).init_score()
+
+
+class BoundSelectiveLoss(_BoundLoss):
+    def __init__(self, loss: SelectiveLoss, y_true, sample_weight=None):
+        self.spec = loss
+        y = as_float_array(y_true, "y_true")
+        self.n_rows = y.shape[0]
+        self.shape = (self.n_rows,)
+        self.weight = sample_weights(sample_weight, self.n_rows)
+        link = loss.link
+        self.components, self.table = link.packed()
+        if loss.target == "score":
+            self.y = y
+            self.target_h = link.h(y)
+            self.boundary = None
+        else:
+            lo, hi = link.range
+            closed = link.is_bounded
+            inside = (y > lo) & (y < hi)
+            allowed = inside | (closed & ((y == lo) | (y == hi)))
+            if not allowed.all():
+                bad = y[~allowed]
+                interval = f"[{lo}, {hi}]" if closed else f"({lo}, {hi})"
+                raise ValueError(
+                    f"y_true must lie in the link's range {interval} for target='link', "
+                    f"found {bad.size} value(s) outside, e.g. {bad[0]!r}"
+                )
+            self.target_h = y
+            self.y = np.zeros_like(y)
+            self.y[inside] = link.inverse(y[inside])
+            self.boundary = np.where(y == lo, -1, np.where(y == hi, 1, 0)).astype(np.int8)
+            if not self.boundary.any():
+                self.boundary = None
+
+    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
+        """(grad, hess) for raw scores z; ``grad_out``/``hess_out`` may be preallocated (float32 too)."""
+        z = self._raw(raw_prediction)
+        grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
+        kernel = K.pick(K.scalar_grad_hess_parallel, K.scalar_grad_hess_serial, self.spec.parallel)
+        kernel(self.components, self.table, z, self.target_h, self.weight, self.spec.hess_min, grad_out, hess_out)
+        return grad_out, hess_out
+
+    def loss(self, raw_prediction):
+        z = self._raw(raw_prediction)
+        out = np.empty(self.n_rows)
+        kernel = K.pick(K.link_divergence_parallel, K.link_divergence_serial, self.spec.parallel)
+        kernel(self.components, self.table, z, self.y, out)
+        if self.boundary is not None:
+            out = np.where(self.boundary == 0, out, self._boundary_loss(z))
+        if self.weight.size:
+            out *= self.weight
+        return out
+
+    def _boundary_loss(self, z):
+        """Limits of the loss for targets at the ends of a sum of sigmoids' range:
+        t = lo: sum_k w_k 4 s_k^2 softplus(u_k); t = hi: sum_k w_k 4 s_k^2 softplus(-u_k)."""
+        lower = np.zeros_like(z)
+        upper = np.zeros_like(z)
+        for weight, term in self.spec.link._terms():
+            u = (z - term.center) / term.scale
+            factor = weight * 4.0 * term.scale**2
+            lower += factor * np.logaddexp(0.0, u)
+            upper += factor * np.logaddexp(0.0, -u)
+        return np.where(self.boundary < 0, lower, upper)
+
+    def init_score(self):
+        weight = self.weight if self.weight.size else None
+        mean = float(np.average(self.target_h, weights=weight))
+        lo, hi = self.spec.link.range
+        # every target at one end of a bounded range (one class only): stay just inside it
+        span = hi - lo
+        if np.isfinite(span):
+            mean = min(max(mean, lo + 1e-9 * span), hi - 1e-9 * span)
+        return float(self.spec.link.inverse(np.array([mean]))[0])
+
+
+# ================================================================ composite softmax over groups
+
+
+def _gain_function(gain):
+    if gain == "exponential":
+        return lambda r: np.expm1(r * np.log(2.0))
+    if gain == "linear":
+        return lambda r: r.copy()
+    if callable(gain):
+        return gain
+    raise ValueError(f"gain must be 'exponential', 'linear' or a callable, got {gain!r}")
+
+
+def _group_weights(sample_weight, group_weight, pointer, n_rows):
+    """Per-row weights: a row weight times its group's weight (empty array = all ones)."""
+    row = sample_weights(sample_weight, n_rows)
+    if group_weight is None:
+        return row
+    per_group = sample_weights(group_weight, pointer.size - 1, "group_weight")
+    expanded = np.repeat(per_group, np.diff(pointer))
+    return expanded * row if row.size else expanded
+
+
+def _weighted_group_losses(losses, weight, pointer):
+    """Group losses times the mean row weight of each group (exact when weights are constant in groups)."""
+    if not weight.size:
+        return losses
+    sizes = np.diff(pointer)
+    return losses * np.add.reduceat(weight, pointer[:-1]) / sizes
+
+
+class ListwiseLoss:
+    """Listwise composite-softmax loss over query groups, with a score transform phi (any link):
+
+        p_i = exp(phi(z_i)) / sum_j exp(phi(z_j))           (per group)
+        loss = sum_i q_i log(q_i / p_i)                     (KL(q || p))
+        grad_i = phi'(z_i) (p_i - q_i)
+        hess_i = phi'(z_i)^2 p_i (1 - p_i)                  ("gauss-newton", always >= 0)
+                 + phi''(z_i) (p_i - q_i)                   ("exact" adds this; floored at hess_min)
+
+    With ``phi(z) = z`` this is the softmax cross-entropy (ListNet); a steep phi among high scores
+    sharpens the order at the top, a flat phi makes the tail cheap; a temperature is a scale on phi
+    (``0.5 * Identity()`` is temperature 2). This multidimensional form is our own construction from
+    Shamir & Warmuth's description, not a formula taken from their paper.
+
+    Targets q: ``target="relevance"``: graded relevance r >= 0 and q_i = gain(r_i) / sum_j gain(r_j),
+    gain ``"exponential"`` (2^r - 1, the default), ``"linear"`` (r) or a callable; ``target="scores"``:
+    distillation from teacher scores s with q = softmax(phi(s)). A group of one item, or whose gains sum
+    to 0, contributes zero gradient and zero hessian.
+
+    Weights: ``sample_weight`` per row multiplies that row's gradient and hessian (LightGBM's
+    convention); ``group_weight`` per group multiplies the whole group (XGBoost's). A group's loss is
+    multiplied by its group weight and by the mean row weight of the group.
+    """
+
+    def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",
+                 hess_min=1e-6, parallel=True):
+        self.transform = _check_link(transform, "transform")
+        self.target = check_choice(target, "target", ("relevance", "scores"))
+        self.gain = gain
+        self._gain = _gain_function(gain)
+        self.hess = check_choice(hess, "hess", _HESSIANS)
+        self.hess_min = check_hess_min(hess_min)
+        self.parallel = _check_parallel(parallel)
+
+    def __repr__(self):
+        return (f"ListwiseLoss(transform={self.transform!r}, target={self.target!r}, gain={self.gain!r}, "
+                f"hess={self.hess!r}, hess_min={self.hess_min!r})")
+
+    def bind(self, y_true, group, sample_weight=None, group_weight=None):
+        """Validate labels, groups and weights once; returns a ``BoundSoftmaxLoss``."""
+        y = as_float_array(y_true, "y_true")
+        pointer = group_pointer(group, y.shape[0])
+        weight = _group_weights(sample_weight, group_weight, pointer, y.shape[0])
+        components, table = self.transform.packed()
+        if self.target == "relevance":
+            if (y < 0).any():
+                raise ValueError(f"y_true (relevance) must be >= 0, found {y.min()}")
+            with np.errstate(over="ignore"):
+                gains = np.asarray(self._gain(y), dtype=np.float64)
+            if gains.shape != y.shape:
+                raise ValueError(f"gain returned shape {gains.shape}, expected {y.shape}")
+            if not np.isfinite(gains).all():
+                raise ValueError(
+                    f"gain overflows for relevance up to {y.max()}: use gain='linear' or smaller labels"
+                )
+            if (gains < 0).any():
+                raise ValueError("gain must be >= 0 for every relevance label")
+            sums = np.add.reduceat(gains, pointer[:-1])
+            if not np.isfinite(sums).all():
+                raise ValueError("the gains of a group overflow when summed: use gain='linear' or smaller labels")
+            sums_per_row = np.repeat(sums, np.diff(pointer))
+            q = np.divide(gains, sums_per_row, out=np.zeros_like(gains), where=sums_per_row > 0)
+        else:
+            q = np.empty_like(y)
+            K.pick(K.group_softmax_parallel, K.group_softmax_serial, self.parallel)(
+                components, table, y, pointer, q
+            )
+        return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],))
+
+    def loss(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
+        """Per-group (weighted) losses."""
+        return self.bind(y_true, group, sample_weight, group_weight).loss(raw_prediction)
+
+    def gradient_hessian(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
+        """(grad, hess) float64 arrays, one value per row."""
+        return self.bind(y_true, group, sample_weight, group_weight).gradient_hessian(raw_prediction)
+
+    def init_score(self, y_true, group, sample_weight=None, group_weight=None):
+        """0.0: a softmax over a group does not change when every score moves by a constant."""
+        self.bind(y_true, group, sample_weight, group_weight)
+        return 0.0
+
+
+class BoundSoftmaxLoss(_BoundLoss):
+    """Composite softmax over consecutive groups of a flat score array (listwise and multi-class)."""
+
+    def __init__(self, spec, q, pointer, weight, shape):
+        self.spec = spec
+        self.q = q
+        self.group_ptr = pointer
+        self.weight = weight
+        self.shape = shape
+        self.n_rows = shape[0]
+        self.components, self.table = spec.transform.packed()
+
+    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
+        z = self._raw(raw_prediction)
+        grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
+        flat = z.ravel()
+        work = np.empty((2, flat.size))
+        kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
+        kernel(self.components, self.table, flat, self.q, self.group_ptr, self.weight,
+               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1],
+               grad_out.reshape(-1), hess_out.reshape(-1))
+        return grad_out, hess_out
+
+    def loss(self, raw_prediction):
+        z = self._raw(raw_prediction)
+        out = np.empty(self.group_ptr.size - 1)
+        kernel = K.pick(K.softmax_loss_parallel, K.softmax_loss_serial, self.spec.parallel)
+        kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, out)
+        return _weighted_group_losses(out, self.weight, self.group_ptr)
+
+
+# ================================================================ pairwise
+
+
+class PairwiseLoss:
+    """Pairwise (contrastive) loss on transformed scores, per query group:
+
+        loss = sum over pairs (i, j) with r_i > r_j of log(1 + exp(-(phi(z_i) - phi(z_j))))
+        grad_i = phi'(z_i) dL/dphi_i,  hess_i = phi'(z_i)^2 sum_pairs sigma(m)(1 - sigma(m))
+                                                [+ phi''(z_i) dL/dphi_i for "exact"]
+
+    All pairs cost O(n^2) per group of n. ``pairs_per_item=k`` (default 16) pairs each item with the
+    k lower-relevance items of highest current transformed score (the hardest ones), at most n k pairs,
+    found in O(n log n + n k) per group; ``pairs_per_item=None`` takes every pair. An item in no pair
+    gets zero gradient and hessian. Weights as in ``ListwiseLoss``.
+    """
+
+    def __init__(self, transform=None, pairs_per_item=16, hess="gauss-newton", hess_min=1e-6, parallel=True):
+        self.transform = _check_link(transform, "transform")
+        if pairs_per_item is not None:
+            if isinstance(pairs_per_item, bool) or not isinstance(pairs_per_item, (int, np.integer)):
+                raise TypeError(f"pairs_per_item must be a positive int or None, got {pairs_per_item!r}")
+            if pairs_per_item < 1:
+                raise ValueError(f"pairs_per_item must be >= 1 (or None for all pairs), got {pairs_per_item!r}")
+        self.pairs_per_item = pairs_per_item
+        self.hess = check_choice(hess, "hess", _HESSIANS)
+        self.hess_min = check_hess_min(hess_min)
+        self.parallel = _check_parallel(parallel)
+
+    def __repr__(self):
+        return (f"PairwiseLoss(transform={self.transform!r}, pairs_per_item={self.pairs_per_item!r}, "
+                f"hess={self.hess!r}, hess_min={self.hess_min!r})")
+
+    def bind(self, y_true, group, sample_weight=None, group_weight=None):
+        y = as_float_array(y_true, "y_true")
+        if (y < 0).any():
+            raise ValueError(f"y_true (relevance) must be >= 0, found {y.min()}")
+        pointer = group_pointer(group, y.shape[0])
+        weight = _group_weights(sample_weight, group_weight, pointer, y.shape[0])
+        return BoundPairwiseLoss(self, y, pointer, weight)
+
+    def loss(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
+        return self.bind(y_true, group, sample_weight, group_weight).loss(raw_prediction)
+
+    def gradient_hessian(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
+        return self.bind(y_true, group, sample_weight, group_weight).gradient_hessian(raw_prediction)
+
+    def init_score(self, y_true, group, sample_weight=None, group_weight=None):
+        """0.0: pairwise differences do not change when every score moves by a constant."""
+        self.bind(y_true, group, sample_weight, group_weight)
+        return 0.0
+
+
+class BoundPairwiseLoss(_BoundLoss):
+    def __init__(self, spec, relevance, pointer, weight):
+        self.spec = spec
+        self.relevance = relevance
+        self.group_ptr = pointer
+        self.weight = weight
+        self.n_rows = relevance.shape[0]
+        self.shape = (self.n_rows,)
+        self.components, self.table = spec.transform.packed()
+        self.k = 0 if spec.pairs_per_item is None else int(spec.pairs_per_item)
+
+    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
+        z = self._raw(raw_prediction)
+        grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
+        work = np.empty((4, self.n_rows))
+        kernel = K.pick(K.pairwise_grad_hess_parallel, K.pairwise_grad_hess_serial, self.spec.parallel)
+        kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.weight, self.k,
+               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2], work[3],
+               grad_out, hess_out)
+        return grad_out, hess_out
+
+    def loss(self, raw_prediction):
+        z = self._raw(raw_prediction)
+        out = np.empty(self.group_ptr.size - 1)
+        work = np.empty(self.n_rows)
+        kernel = K.pick(K.pairwise_loss_parallel, K.pairwise_loss_serial, self.spec.parallel)
+        kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.k, work, out)
+        return _weighted_group_losses(out, self.weight, self.group_ptr)
+
+
+# ================================================================ multi-class
+
+
+class MulticlassLoss:
+    """Multi-class composite softmax: k scores per sample, p = softmax(phi(z)) over the k classes,
+
+        loss = sum_c q_c log(q_c / p_c),  grad_c = phi'(z_c)(p_c - q_c),  hess_c = phi'(z_c)^2 p_c(1 - p_c)
+
+    (``"exact"`` adds phi''(z_c)(p_c - q_c), floored at hess_min). ``y_true`` is either class indices
+    (n,) in [0, k) or probability rows (n, k) summing to 1 (distillation from a teacher's
+    probabilities). ``raw_prediction`` and the gradients have shape (n, k), as both engines expect for
+    multi-output. With the identity transform and class labels this is the softmax cross-entropy.
+    Sample weights multiply every class's gradient and hessian of their sample.
+    """
+
+    def __init__(self, transform=None, hess="gauss-newton", hess_min=1e-6, parallel=True):
+        self.transform = _check_link(transform, "transform")
+        self.hess = check_choice(hess, "hess", _HESSIANS)
+        self.hess_min = check_hess_min(hess_min)
+        self.parallel = _check_parallel(parallel)
+
+    def __repr__(self):
+        return f"MulticlassLoss(transform={self.transform!r}, hess={self.hess!r}, hess_min={self.hess_min!r})"
+
+    def bind(self, y_true, n_classes=None, sample_weight=None):
+        """Validate labels once. ``n_classes`` is needed for class indices unless every class occurs."""
+        y = np.asarray(y_true)
+        if y.ndim == 2:
+            q = as_float_array(y, "y_true", ndim=2)
+            n, k = q.shape
+            if n_classes is not None and n_classes != k:
+                raise ValueError(f"y_true has {k} probability columns but n_classes={n_classes}")
+            if (q < 0).any() or (q > 1).any():
+                raise ValueError("y_true probabilities must lie in [0, 1]")
+            row_sums = q.sum(axis=1)
+            if not np.allclose(row_sums, 1.0, rtol=0, atol=1e-6):
+                bad = int(np.argmax(np.abs(row_sums - 1.0)))
+                raise ValueError(f"y_true probability rows must sum to 1, row {bad} sums to {row_sums[bad]}")
+        else:
+            labels = as_float_array(y, "y_true")
+            if (labels != np.round(labels)).any() or (labels < 0).any():
+                raise ValueError("y_true class labels must be non-negative integers")
+            labels = labels.astype(np.int64)
+            k = int(labels.max()) + 1 if n_classes is None else int(n_classes)
+            if n_classes is not None and labels.max() >= k:
+                raise ValueError(f"y_true holds class {labels.max()} but n_classes={k}")
+            if k < 2:
+                raise ValueError(f"multi-class needs at least 2 classes, got {k}")
+            n = labels.shape[0]
+            q = np.zeros((n, k))
+            q[np.arange(n), labels] = 1.0
+        row_weight = sample_weights(sample_weight, n)
+        weight = np.repeat(row_weight, k) if row_weight.size else row_weight
+        pointer = np.arange(0, n * k + 1, k, dtype=np.int64)
+        bound = BoundSoftmaxLoss(self, np.ascontiguousarray(q).ravel(), pointer, weight, (n, k))
+        bound.row_weight = row_weight
+        return bound
+
+    def loss(self, y_true, raw_prediction, sample_weight=None):
+        """Per-sample (weighted) losses."""
+        raw = np.asarray(raw_prediction)
+        n_classes = raw.shape[1] if raw.ndim == 2 else None
+        return self.bind(y_true, n_classes, sample_weight).loss(raw_prediction)
+
+    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None):
+        """(grad, hess), each of shape (n, k)."""
+        raw = np.asarray(raw_prediction)
+        n_classes = raw.shape[1] if raw.ndim == 2 else None
+        return self.bind(y_true, n_classes, sample_weight).gradient_hessian(raw_prediction)
+
+    def init_score(self, y_true, n_classes=None, sample_weight=None):
+        """Per-class constants c with softmax(phi(c)) = the (weighted) class frequencies, shape (k,).
+
+        Solved as phi(c_k) = log(freq_k) + C, C putting the most frequent class at phi(0); a class that
+        never occurs gets frequency 1e-12. Where phi's range cannot hold a value it is clipped inside.
+        """
+        bound = self.bind(y_true, n_classes, sample_weight)
+        n, k = bound.shape
+        q = bound.q.reshape(n, k)
+        weight = bound.row_weight if bound.row_weight.size else None
+        freq = np.maximum(np.average(q, axis=0, weights=weight), 1e-12)
+        target = np.log(freq) - np.log(freq.max()) + float(self.transform.h(np.array([0.0]))[0])
+        lo, hi = self.transform.range
+        span = hi - lo
+        margin = 1e-9 * span if np.isfinite(span) else 0.0
+        if np.isfinite(lo):
+            target = np.maximum(target, lo + max(margin, 1e-12 * abs(lo), 1e-300))
+        if np.isfinite(hi):
+            target = np.minimum(target, hi - max(margin, 1e-12 * abs(hi), 1e-300))
+        return self.transform.inverse(target)
+
+
+#: Every loss kind by name (tests walk this).
+LOSSES = {
+    "selective": SelectiveLoss,
+    "listwise": ListwiseLoss,
+    "pairwise": PairwiseLoss,
+    "multiclass": MulticlassLoss,
+}
