@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def as_float_array(values, name: str, *, ndim: int | tuple[int, ...] = 1, allow_empty: bool = False):
-    """A float64 array, or a TypeError / ValueError naming ``name``.
+def as_float_array(values, name: str, *, ndim: int | tuple[int, ...] = 1, allow_empty: bool = False,
+                   keep_float32: bool = False):
+    """A float64 array (float32 kept as it is with ``keep_float32``), or a TypeError / ValueError naming
+    ``name``.
 
     Rejects non-numeric dtypes (strings, objects, complex, bool), the wrong number of dimensions,
     empty input and NaN or infinite values.
@@ -21,7 +23,8 @@ def as_float_array(values, name: str, *, ndim: int | tuple[int, ...] = 1, allow_
         raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimension(s), got shape {array.shape}")
     if array.size == 0 and not allow_empty:
         raise ValueError(f"{name} is empty")
-    array = np.ascontiguousarray(array, dtype=np.float64)
+    dtype = np.float32 if keep_float32 and array.dtype == np.float32 else np.float64
+    array = np.ascontiguousarray(array, dtype=dtype)
     if not np.isfinite(array).all():
         bad = np.flatnonzero(~np.isfinite(array.ravel()))
         raise ValueError(

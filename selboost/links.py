@@ -264,7 +264,8 @@ class Sinh(Link):
 
     def d2h(self, z):
         u = self._u(z)
-        return np.where(np.abs(u) > LINEAR_BEYOND, 0.0, np.sinh(np.clip(u, -LINEAR_BEYOND, LINEAR_BEYOND)))
+        inner = np.sinh(np.clip(u, -LINEAR_BEYOND, LINEAR_BEYOND)) / self.scale
+        return np.where(np.abs(u) > LINEAR_BEYOND, 0.0, inner)
 
     def H(self, z):  # noqa: N802
         u = self._u(z)

@@ -62,10 +62,23 @@ class _BoundLoss:
     shape: tuple
 
     def _raw(self, raw_prediction):
-        raw = as_float_array(raw_prediction, "raw_prediction", ndim=len(self.shape))
+        # float32 predictions (XGBoost's) go to the kernels as they are: no float64 copy every round
+        raw = as_float_array(raw_prediction, "raw_prediction", ndim=len(self.shape), keep_float32=True)
         if raw.shape != self.shape:
             raise ValueError(f"raw_prediction has shape {raw.shape}, expected {self.shape}")
         return raw
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_work_buffer", None)
+        return state
+
+    def _work(self, rows):
+        """float64 scratch arrays of shape (rows, n), kept between rounds (no page faults per round)."""
+        work = getattr(self, "_work_buffer", None)
+        if work is None or work.shape[0] != rows:
+            work = self._work_buffer = np.empty((rows, int(np.prod(self.shape))))
+        return work
 
 
 # ================================================================ scalar
@@ -191,11 +204,20 @@ class BoundSelectiveLoss(_BoundLoss):
 # ================================================================ composite softmax over groups
 
 
+def _exponential_gain(r):
+    return np.expm1(r * np.log(2.0))
+
+
+def _linear_gain(r):
+    return r.copy()
+
+
 def _gain_function(gain):
+    # module-level functions, not lambdas, so that a loss pickles (estimators, saved models)
     if gain == "exponential":
-        return lambda r: np.expm1(r * np.log(2.0))
+        return _exponential_gain
     if gain == "linear":
-        return lambda r: r.copy()
+        return _linear_gain
     if callable(gain):
         return gain
     raise ValueError(f"gain must be 'exponential', 'linear' or a callable, got {gain!r}")
@@ -318,7 +340,7 @@ class BoundSoftmaxLoss(_BoundLoss):
         z = self._raw(raw_prediction)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         flat = z.ravel()
-        work = np.empty((2, flat.size))
+        work = self._work(2)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
         kernel(self.components, self.table, flat, self.q, self.group_ptr, self.weight,
                self.spec.hess == "exact", self.spec.hess_min, work[0], work[1],
@@ -399,7 +421,7 @@ class BoundPairwiseLoss(_BoundLoss):
     def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
         z = self._raw(raw_prediction)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
-        work = np.empty((4, self.n_rows))
+        work = self._work(4)
         kernel = K.pick(K.pairwise_grad_hess_parallel, K.pairwise_grad_hess_serial, self.spec.parallel)
         kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.weight, self.k,
                self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2], work[3],
@@ -409,7 +431,7 @@ class BoundPairwiseLoss(_BoundLoss):
     def loss(self, raw_prediction):
         z = self._raw(raw_prediction)
         out = np.empty(self.group_ptr.size - 1)
-        work = np.empty(self.n_rows)
+        work = self._work(4)[0]
         kernel = K.pick(K.pairwise_loss_parallel, K.pairwise_loss_serial, self.spec.parallel)
         kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.k, work, out)
         return _weighted_group_losses(out, self.weight, self.group_ptr)
