@@ -80,7 +80,9 @@ def sinh_minus_x(d):
     return math.sinh(d) - d
 
 
-@register_jitable(inline="always")
+# not inlined: Numba's IR inliner reuses the loop variable's name when this is inlined twice into one
+# function (NumbaIRAssumptionWarning "not in scope") and the piecewise divergence came out wrong
+@register_jitable
 def _piecewise_segment(table, offset, count, z):
     """Index j of the segment holding z: 0 left of the first knot, count right of the last."""
     j = 0
@@ -178,7 +180,7 @@ def component_divergence(kind, center, scale, offset, count, table, z, y):
     else:
         uz = (z - center) / scale
         uy = (y - center) / scale
-        d = uz - uy
+        d = (z - y) / scale  # not uz - uy: z - y is exact for nearby z, y, the rounded u's are not
         s2 = scale * scale
         if kind == KIND_SIGMOID:
             if abs(d) < _TAYLOR_BELOW:
@@ -188,13 +190,24 @@ def component_divergence(kind, center, scale, offset, count, table, z, y):
                 return 4.0 * s2 * q * d * d * (
                     0.5 + d * (1.0 - 2.0 * p) / 6.0 + d * d * (1.0 - 6.0 * q) / 24.0
                 )
-            # the Bernoulli Kullback-Leibler form: large terms are multiplied by small probabilities
             p = sigmoid(uy)
+            if abs(d) <= LINEAR_BEYOND:
+                # KL = softplus(uz) - softplus(uy) - p d = log1p(p expm1(d)) - p d, mirrored so that the
+                # weight is <= 1/2: relative error ~ eps / |d| instead of eps / d^2
+                if p <= 0.5:
+                    kl = math.log1p(p * math.expm1(d)) - p * d
+                else:
+                    kl = math.log1p((1.0 - p) * math.expm1(-d)) + (1.0 - p) * d
+                return 4.0 * s2 * max(kl, 0.0)
+            # the Bernoulli Kullback-Leibler form: large terms are multiplied by small probabilities
             kl = p * (softplus(-uz) - softplus(-uy)) + (1.0 - p) * (softplus(uz) - softplus(uy))
             return 4.0 * s2 * max(kl, 0.0)
         if kind == KIND_EXP:
             if uz <= LINEAR_BEYOND and uy <= LINEAR_BEYOND:
-                return s2 * math.exp(uy) * expm1_minus_x(d)
+                if d < 1.0:
+                    return s2 * math.exp(uy) * expm1_minus_x(d)
+                # e^d overflows for d > 709 while e^uy underflows: no cancellation here anyway
+                return s2 * (math.exp(uz) - math.exp(uy) * (1.0 + d))
         elif kind == KIND_SINH:
             if abs(uz) <= LINEAR_BEYOND and abs(uy) <= LINEAR_BEYOND:
                 half = math.sinh(0.5 * d)

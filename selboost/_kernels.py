@@ -11,11 +11,9 @@ boosting round down (see ``benchmarks/RESULTS.md``).
 """
 
 import math
-import warnings
 
 import numpy as np
 from numba import njit, prange
-from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import register_jitable
 
 from selboost._elementwise import (
@@ -28,10 +26,6 @@ from selboost._elementwise import (
 
 FASTMATH = {"contract", "reassoc", "arcp", "nsz"}
 
-# Inlining the link math at IR level (see _elementwise) trips a pedantic SSA check in Numba that warns
-# about a loop variable's scope; the compiled code is correct (tests compare it with NumPy references).
-warnings.filterwarnings("ignore", message=r"variable '.*' is not in scope", category=NumbaIRAssumptionWarning)
-
 
 def _compile_both(function):
     """(parallel, serial) compilations of one kernel source."""
@@ -41,6 +35,18 @@ def _compile_both(function):
 
 
 # ---------------------------------------------------------------- links, element by element
+
+
+@register_jitable
+def evaluate_link(components, table, z, start, stop, phi, dphi, d2phi):
+    """phi, phi', phi'' at z[start:stop]. Group kernels call this instead of ``link_values`` so that
+    the inlined link math appears once per compiled function (Numba's IR inliner mis-scopes loop
+    variables when one function inlines the same loop twice)."""
+    for i in range(start, stop):
+        a, b, c = link_values(components, table, z[i])
+        phi[i] = a
+        dphi[i] = b
+        d2phi[i] = c
 
 
 def _link_values_kernel(components, table, z, h_out, dh_out, d2h_out):
@@ -90,7 +96,8 @@ scalar_grad_hess_parallel, scalar_grad_hess_serial = _compile_both(_scalar_grad_
 
 
 def _softmax_grad_hess_kernel(
-    components, table, z, q, group_ptr, weight, exact, hess_min, phi_work, dphi_work, grad_out, hess_out
+    components, table, z, q, group_ptr, weight, exact, hess_min, phi_work, dphi_work, d2phi_work,
+    grad_out, hess_out
 ):
     """Per group: p = softmax(phi(z)), grad = w phi'(p - q), hess = w phi'^2 p (1 - p) [+ phi''(p - q)].
 
@@ -108,12 +115,10 @@ def _softmax_grad_hess_kernel(
                 grad_out[i] = 0.0
                 hess_out[i] = 0.0
             continue
+        evaluate_link(components, table, z, start, stop, phi_work, dphi_work, d2phi_work)
         top = -np.inf
         for i in range(start, stop):
-            phi, dphi, _ = link_values(components, table, z[i])
-            phi_work[i] = phi
-            dphi_work[i] = dphi
-            top = max(top, phi)
+            top = max(top, phi_work[i])
         total = 0.0
         for i in range(start, stop):
             e = math.exp(phi_work[i] - top)
@@ -125,7 +130,7 @@ def _softmax_grad_hess_kernel(
             gr = dphi * (p - q[i])
             hs = dphi * dphi * p * (1.0 - p)
             if exact:
-                hs += link_values(components, table, z[i])[2] * (p - q[i])
+                hs += d2phi_work[i] * (p - q[i])
             hs = max(hs, hess_min)
             if weighted:
                 gr *= weight[i]
@@ -134,27 +139,29 @@ def _softmax_grad_hess_kernel(
             hess_out[i] = hs
 
 
-def _softmax_loss_kernel(components, table, z, q, group_ptr, out):
+def _softmax_loss_kernel(components, table, z, q, group_ptr, phi_work, dphi_work, d2phi_work, out):
     """Per group: KL(q || softmax(phi(z))) = sum_i q_i (log q_i - log p_i); 0 for degenerate groups."""
     for g in prange(group_ptr.shape[0] - 1):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
-        top = -np.inf
         q_sum = 0.0
         for i in range(start, stop):
-            top = max(top, link_values(components, table, z[i])[0])
             q_sum += q[i]
         if stop - start < 2 or q_sum <= 0.0:
             out[g] = 0.0
             continue
+        evaluate_link(components, table, z, start, stop, phi_work, dphi_work, d2phi_work)
+        top = -np.inf
+        for i in range(start, stop):
+            top = max(top, phi_work[i])
         total = 0.0
         for i in range(start, stop):
-            total += math.exp(link_values(components, table, z[i])[0] - top)
+            total += math.exp(phi_work[i] - top)
         log_total = math.log(total)
         loss = 0.0
         for i in range(start, stop):
             if q[i] > 0.0:
-                log_p = link_values(components, table, z[i])[0] - top - log_total
+                log_p = phi_work[i] - top - log_total
                 loss += q[i] * (math.log(q[i]) - log_p)
         out[g] = max(loss, 0.0)
 
@@ -265,17 +272,15 @@ def group_pairs(phi, relevance, pairs_per_item):
 
 def _pairwise_grad_hess_kernel(
     components, table, z, relevance, group_ptr, weight, pairs_per_item, exact, hess_min,
-    phi_work, dphi_work, gphi_work, hphi_work, grad_out, hess_out,
+    phi_work, dphi_work, d2phi_work, gphi_work, hphi_work, grad_out, hess_out,
 ):
     """Per pair i > j: loss = softplus(-(phi(z_i) - phi(z_j))); chain rule through phi per item."""
     weighted = weight.shape[0] > 0
     for g in prange(group_ptr.shape[0] - 1):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
+        evaluate_link(components, table, z, start, stop, phi_work, dphi_work, d2phi_work)
         for i in range(start, stop):
-            phi, dphi, _ = link_values(components, table, z[i])
-            phi_work[i] = phi
-            dphi_work[i] = dphi
             gphi_work[i] = 0.0
             hphi_work[i] = 0.0
         first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
@@ -298,7 +303,7 @@ def _pairwise_grad_hess_kernel(
             gr = dphi * gphi_work[i]
             hs = dphi * dphi * hphi_work[i]
             if exact:
-                hs += link_values(components, table, z[i])[2] * gphi_work[i]
+                hs += d2phi_work[i] * gphi_work[i]
             hs = max(hs, hess_min)
             if weighted:
                 gr *= weight[i]
@@ -307,12 +312,13 @@ def _pairwise_grad_hess_kernel(
             hess_out[i] = hs
 
 
-def _pairwise_loss_kernel(components, table, z, relevance, group_ptr, pairs_per_item, phi_work, out):
+def _pairwise_loss_kernel(
+    components, table, z, relevance, group_ptr, pairs_per_item, phi_work, dphi_work, d2phi_work, out
+):
     for g in prange(group_ptr.shape[0] - 1):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
-        for i in range(start, stop):
-            phi_work[i] = link_values(components, table, z[i])[0]
+        evaluate_link(components, table, z, start, stop, phi_work, dphi_work, d2phi_work)
         first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
         loss = 0.0
         for t in range(first.shape[0]):

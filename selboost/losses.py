@@ -138,7 +138,9 @@ class BoundSelectiveLoss(_BoundLoss):
         self.components, self.table = link.packed()
         if loss.target == "score":
             self.y = y
-            self.target_h = link.h(y)
+            # h(y) from the same compiled code as h(z), so that grad(y, y) is exactly 0
+            self.target_h = np.empty_like(y)
+            K.link_values_serial(self.components, self.table, y, self.target_h, np.empty_like(y), np.empty_like(y))
             self.boundary = None
         else:
             lo, hi = link.range
@@ -340,18 +342,19 @@ class BoundSoftmaxLoss(_BoundLoss):
         z = self._raw(raw_prediction)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         flat = z.ravel()
-        work = self._work(2)
+        work = self._work(3)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
         kernel(self.components, self.table, flat, self.q, self.group_ptr, self.weight,
-               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1],
+               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2],
                grad_out.reshape(-1), hess_out.reshape(-1))
         return grad_out, hess_out
 
     def loss(self, raw_prediction):
         z = self._raw(raw_prediction)
         out = np.empty(self.group_ptr.size - 1)
+        work = self._work(3)
         kernel = K.pick(K.softmax_loss_parallel, K.softmax_loss_serial, self.spec.parallel)
-        kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, out)
+        kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, work[0], work[1], work[2], out)
         return _weighted_group_losses(out, self.weight, self.group_ptr)
 
 
@@ -421,19 +424,19 @@ class BoundPairwiseLoss(_BoundLoss):
     def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
         z = self._raw(raw_prediction)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
-        work = self._work(4)
+        work = self._work(5)
         kernel = K.pick(K.pairwise_grad_hess_parallel, K.pairwise_grad_hess_serial, self.spec.parallel)
         kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.weight, self.k,
-               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2], work[3],
+               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2], work[3], work[4],
                grad_out, hess_out)
         return grad_out, hess_out
 
     def loss(self, raw_prediction):
         z = self._raw(raw_prediction)
         out = np.empty(self.group_ptr.size - 1)
-        work = self._work(4)[0]
+        work = self._work(5)
         kernel = K.pick(K.pairwise_loss_parallel, K.pairwise_loss_serial, self.spec.parallel)
-        kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.k, work, out)
+        kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.k, work[0], work[1], work[2], out)
         return _weighted_group_losses(out, self.weight, self.group_ptr)
 
 
