@@ -1,0 +1,91 @@
+"""Shared fixtures: the link catalogue every core test walks, and small reproducible data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selboost.links import LINKS, Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
+
+#: Non-default instances of each basic link (keyed like ``selboost.links.LINKS``).
+NON_DEFAULT = {
+    "identity": [],
+    "sigmoid": [Sigmoid(2.0, 0.5)],
+    "sinh": [Sinh(-1.0, 3.0)],
+    "exp": [Exp(0.5, 2.0), Exp(0.0, -1.5)],
+    "piecewise": [PiecewiseLinear((-1.0, 0.5, 2.0), (0.5, 2.0, 1.0, 3.0))],
+}
+
+SUMS = {
+    "identity+9sigmoid(2,0.5)": Identity() + 9 * Sigmoid(2.0, 0.5),
+    "0.5sinh+2exp(1,-1)": 0.5 * Sinh() + 2 * Exp(1.0, -1.0),
+    "0.25sigmoid": 0.25 * Sigmoid(),
+    "sigmoid+sigmoid(3,2)": Sigmoid() + 2 * Sigmoid(3.0, 2.0),
+    "identity+piecewise": Identity() + PiecewiseLinear((-1.0, 1.0), (1.0, 4.0, 0.5)),
+}
+
+
+def _catalogue():
+    entries = {}
+    for name, cls in LINKS.items():
+        entries[f"{name}()"] = cls()
+        for link in NON_DEFAULT.get(name, []):
+            entries[repr(link)] = link
+    entries.update(SUMS)
+    return entries
+
+
+#: Every link the battery checks: each basic link at default and non-default parameters, and sums.
+CATALOGUE = _catalogue()
+
+#: Extreme parameters: every link must still give finite losses, gradients and hessians.
+EXTREME = {
+    "sigmoid(1e6,1e-6)": Sigmoid(1e6, 1e-6),
+    "sigmoid(-1e6,1e6)": Sigmoid(-1e6, 1e6),
+    "sinh(1e6,1e-6)": Sinh(1e6, 1e-6),
+    "sinh(-1e6,1e6)": Sinh(-1e6, 1e6),
+    "exp(-1e6,1e-6)": Exp(-1e6, 1e-6),
+    "exp(1e6,-1e-6)": Exp(1e6, -1e-6),
+    "exp(1e6,1e6)": Exp(1e6, 1e6),
+    "exp(-1e6,-1e6)": Exp(-1e6, -1e6),
+    "piecewise-wide": PiecewiseLinear((-1e6, 0.0, 1e6), (1e-6, 1.0, 1e6, 1e-6)),
+    "identity+1e6sinh(0,1e-6)": Identity() + 1e6 * Sinh(0.0, 1e-6),
+    "1e-6exp+sigmoid(1e6,1e6)": 1e-6 * Exp(0.0, 1e-6) + Sigmoid(1e6, 1e6),
+}
+
+
+def kinks(link):
+    """Points where h' jumps (piecewise knots; where sinh/exp continue linearly)."""
+    from selboost.links import LINEAR_BEYOND
+
+    points = []
+    for _, term in link._terms():
+        if isinstance(term, PiecewiseLinear):
+            points.extend(term.knots)
+        elif isinstance(term, (Sinh, Exp)):
+            points.extend([term.center + LINEAR_BEYOND * term.scale, term.center - LINEAR_BEYOND * term.scale])
+    return np.asarray(points)
+
+
+def smooth_grid(link, lo=-6.0, hi=6.0, n=241, margin=1e-2):
+    """A grid of scores away from the link's kinks (for finite differences)."""
+    z = np.linspace(lo, hi, n) + 1e-3  # off the knots of the catalogue, which sit on round numbers
+    k = kinks(link)
+    if k.size:
+        z = z[np.min(np.abs(z[:, None] - k[None, :]), axis=1) > margin]
+    return z
+
+
+@pytest.fixture(params=list(CATALOGUE), ids=list(CATALOGUE))
+def link(request):
+    return CATALOGUE[request.param]
+
+
+@pytest.fixture(params=list(EXTREME), ids=list(EXTREME))
+def extreme_link(request):
+    return EXTREME[request.param]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261122)

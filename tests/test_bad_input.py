@@ -1,0 +1,187 @@
+"""Bad input raises a clear ValueError or TypeError that names the offending argument."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh, WeightedSum
+from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
+
+Y = np.array([0.5, 1.0, 2.0, 3.0])
+Z = np.array([0.1, 0.2, 0.3, 0.4])
+REL = np.array([0.0, 1.0, 2.0, 1.0])
+GROUP = [1, 3]
+NAN, INF = float("nan"), float("inf")
+
+
+def with_value(array, index, value):
+    out = np.array(array, dtype=np.float64)
+    out[index] = value
+    return out
+
+
+def scalar(y=Y, z=Z, w=None, link=None, target="score"):
+    return lambda: SelectiveLoss(link, target=target).bind(y, w).gradient_hessian(z)
+
+
+def listwise(y=REL, z=Z, group=GROUP, sw=None, gw=None, **kw):
+    return lambda: ListwiseLoss(**kw).bind(y, group, sw, gw).gradient_hessian(z)
+
+
+def pairwise(y=REL, z=Z, group=GROUP, sw=None, gw=None, **kw):
+    return lambda: PairwiseLoss(**kw).bind(y, group, sw, gw).gradient_hessian(z)
+
+
+def multiclass(y=(0, 1, 2, 1), z=None, n_classes=3, sw=None):
+    z = np.zeros((4, 3)) if z is None else z
+    return lambda: MulticlassLoss().bind(y, n_classes, sw).gradient_hessian(z)
+
+
+CASES = {
+    # NaN / inf in labels, predictions, weights
+    "nan-label": (scalar(y=with_value(Y, 1, NAN)), ValueError, "y_true"),
+    "inf-label": (scalar(y=with_value(Y, 0, -INF)), ValueError, "y_true"),
+    "nan-prediction": (scalar(z=with_value(Z, 2, NAN)), ValueError, "raw_prediction"),
+    "inf-prediction": (scalar(z=with_value(Z, 2, INF)), ValueError, "raw_prediction"),
+    "nan-weight": (scalar(w=with_value(np.ones(4), 3, NAN)), ValueError, "sample_weight"),
+    "inf-weight": (scalar(w=with_value(np.ones(4), 3, INF)), ValueError, "sample_weight"),
+    "nan-relevance": (listwise(y=with_value(REL, 0, NAN)), ValueError, "y_true"),
+    "inf-listwise-prediction": (listwise(z=with_value(Z, 1, INF)), ValueError, "raw_prediction"),
+    "nan-pairwise-prediction": (pairwise(z=with_value(Z, 1, NAN)), ValueError, "raw_prediction"),
+    "nan-group-weight": (listwise(gw=[1.0, NAN]), ValueError, "group_weight"),
+    "nan-multiclass-prediction": (multiclass(z=with_value(np.zeros((4, 3)), (1, 1), NAN)), ValueError,
+                                  "raw_prediction"),
+    # negative weights
+    "negative-weight": (scalar(w=[1.0, -0.5, 1.0, 1.0]), ValueError, "sample_weight"),
+    "negative-listwise-weight": (listwise(sw=[1.0, -0.5, 1.0, 1.0]), ValueError, "sample_weight"),
+    "negative-group-weight": (pairwise(gw=[1.0, -2.0]), ValueError, "group_weight"),
+    "negative-multiclass-weight": (multiclass(sw=[1.0, -1.0, 1.0, 1.0]), ValueError, "sample_weight"),
+    "all-zero-weight": (scalar(w=np.zeros(4)), ValueError, "sample_weight"),
+    # mismatched lengths
+    "short-weight": (scalar(w=np.ones(3)), ValueError, "sample_weight"),
+    "short-prediction": (scalar(z=Z[:3]), ValueError, "raw_prediction"),
+    "long-listwise-prediction": (listwise(z=np.zeros(5)), ValueError, "raw_prediction"),
+    "short-listwise-weight": (listwise(sw=np.ones(5)), ValueError, "sample_weight"),
+    "short-group-weight": (listwise(gw=[1.0, 1.0, 1.0]), ValueError, "group_weight"),
+    "short-multiclass-weight": (multiclass(sw=np.ones(3)), ValueError, "sample_weight"),
+    # groups
+    "groups-sum-short": (listwise(group=[1, 2]), ValueError, "group"),
+    "groups-sum-long": (pairwise(group=[2, 3]), ValueError, "group"),
+    "group-zero-size": (listwise(group=[0, 4]), ValueError, "group"),
+    "group-negative-size": (pairwise(group=[-1, 5]), ValueError, "group"),
+    "group-fractional-size": (listwise(group=[1.5, 2.5]), ValueError, "group"),
+    "group-missing": (listwise(group=None), ValueError, "group"),
+    "group-strings": (listwise(group=["1", "3"]), TypeError, "group"),
+    # relevance and gains
+    "negative-relevance": (listwise(y=[0.0, -1.0, 2.0, 1.0]), ValueError, "y_true"),
+    "negative-pairwise-relevance": (pairwise(y=[0.0, -1.0, 2.0, 1.0]), ValueError, "y_true"),
+    "gain-overflow": (listwise(y=[0.0, 2000.0, 1.0, 1.0]), ValueError, "gain"),
+    "gain-sum-overflow": (listwise(y=[0.0, 1023.5, 1023.5, 1.0], gain="exponential"), ValueError, "gain"),
+    "bad-gain-name": (listwise(gain="square"), ValueError, "gain"),
+    # probabilities (multi-class rows; link targets)
+    "probability-above-one": (multiclass(y=[[1.2, -0.2, 0.0]] * 4), ValueError, "y_true"),
+    "probability-row-sum": (multiclass(y=[[0.5, 0.4, 0.0]] * 4), ValueError, "y_true"),
+    "probability-columns-vs-n-classes": (multiclass(y=[[0.5, 0.5, 0.0]] * 4, n_classes=4), ValueError, "n_classes"),
+    "class-label-beyond-n-classes": (multiclass(y=[0, 1, 3, 1]), ValueError, "n_classes"),
+    "class-label-fractional": (multiclass(y=[0, 1.5, 2, 1]), ValueError, "y_true"),
+    "class-label-negative": (multiclass(y=[0, -1, 2, 1]), ValueError, "y_true"),
+    "link-target-above-sigmoid-range": (scalar(y=[0.2, 1.5, 0.5, 0.0], link=0.25 * Sigmoid(), target="link"),
+                                        ValueError, "y_true"),
+    "link-target-below-exp-range": (scalar(y=[0.0, -3.0, 1.0, 2.0], link=Exp(0.0, 2.0), target="link"),
+                                    ValueError, "y_true"),
+    "link-target-at-open-exp-end": (scalar(y=[0.0, -2.0, 1.0, 2.0], link=Exp(0.0, 2.0), target="link"),
+                                    ValueError, "y_true"),
+    # empty input
+    "empty-labels": (scalar(y=[], z=[]), ValueError, "y_true"),
+    "empty-predictions": (scalar(z=[]), ValueError, "raw_prediction"),
+    "empty-listwise": (listwise(y=[], z=[], group=[]), ValueError, "y_true"),
+    "empty-group": (listwise(group=[]), ValueError, "group"),
+    # wrong dtypes
+    "string-labels": (scalar(y=np.array(["a", "b", "c", "d"])), TypeError, "y_true"),
+    "object-labels": (scalar(y=np.array([1.0, None, 2.0, 3.0], dtype=object)), TypeError, "y_true"),
+    "complex-labels": (scalar(y=Y + 1j), TypeError, "y_true"),
+    "complex-predictions": (scalar(z=Z + 0j), TypeError, "raw_prediction"),
+    "string-predictions": (listwise(z=np.array(["1", "2", "3", "4"])), TypeError, "raw_prediction"),
+    "object-weights": (scalar(w=np.array([1, 2, 3, None], dtype=object)), TypeError, "sample_weight"),
+    "none-labels": (scalar(y=None), TypeError, "y_true"),
+    # raw_prediction of the wrong shape
+    "prediction-2d-for-scalar": (scalar(z=Z[:, None]), ValueError, "raw_prediction"),
+    "prediction-1d-for-multiclass": (multiclass(z=np.zeros(12)), ValueError, "raw_prediction"),
+    "prediction-wrong-class-count": (multiclass(z=np.zeros((4, 4))), ValueError, "raw_prediction"),
+    "prediction-wrong-row-count": (multiclass(z=np.zeros((3, 3))), ValueError, "raw_prediction"),
+    "labels-2d-for-scalar": (scalar(y=Y[:, None]), ValueError, "y_true"),
+    # loss options
+    "bad-target": (lambda: SelectiveLoss(target="probability"), ValueError, "target"),
+    "bad-listwise-target": (lambda: ListwiseLoss(target="labels"), ValueError, "target"),
+    "bad-hess": (lambda: ListwiseLoss(hess="newton"), ValueError, "hess"),
+    "negative-hess-min": (lambda: SelectiveLoss(hess_min=-1.0), ValueError, "hess_min"),
+    "nan-hess-min": (lambda: MulticlassLoss(hess_min=NAN), ValueError, "hess_min"),
+    "string-hess-min": (lambda: PairwiseLoss(hess_min="0.1"), TypeError, "hess_min"),
+    "zero-pairs-per-item": (lambda: PairwiseLoss(pairs_per_item=0), ValueError, "pairs_per_item"),
+    "float-pairs-per-item": (lambda: PairwiseLoss(pairs_per_item=2.5), TypeError, "pairs_per_item"),
+    "parallel-not-bool": (lambda: SelectiveLoss(parallel="yes"), TypeError, "parallel"),
+    "link-not-a-link": (lambda: SelectiveLoss(link=lambda z: z), TypeError, "link"),
+    "transform-not-a-link": (lambda: ListwiseLoss(transform="sigmoid"), TypeError, "transform"),
+}
+
+LINK_CASES = {
+    # invalid link parameters
+    "sigmoid-zero-scale": (lambda: Sigmoid(0.0, 0.0), ValueError, "scale"),
+    "sigmoid-negative-scale": (lambda: Sigmoid(0.0, -1.0), ValueError, "scale"),
+    "sinh-zero-scale": (lambda: Sinh(1.0, 0.0), ValueError, "scale"),
+    "sinh-negative-scale": (lambda: Sinh(1.0, -2.0), ValueError, "scale"),
+    "exp-zero-scale": (lambda: Exp(0.0, 0.0), ValueError, "scale"),
+    "nan-center": (lambda: Sigmoid(NAN, 1.0), ValueError, "center"),
+    "inf-center": (lambda: Exp(INF, 1.0), ValueError, "center"),
+    "inf-scale": (lambda: Sinh(0.0, INF), ValueError, "scale"),
+    "string-center": (lambda: Sinh("0", 1.0), TypeError, "center"),
+    "none-scale": (lambda: Exp(0.0, None), TypeError, "scale"),
+    "bool-scale": (lambda: Sigmoid(0.0, True), TypeError, "scale"),
+    "complex-center": (lambda: Sigmoid(1j, 1.0), TypeError, "center"),
+    "knots-not-increasing": (lambda: PiecewiseLinear((0.0, 0.0), (1.0, 1.0, 1.0)), ValueError, "knots"),
+    "knots-decreasing": (lambda: PiecewiseLinear((1.0, 0.0), (1.0, 1.0, 1.0)), ValueError, "knots"),
+    "no-knots": (lambda: PiecewiseLinear((), (1.0,)), ValueError, "knot"),
+    "slope-zero": (lambda: PiecewiseLinear((0.0,), (1.0, 0.0)), ValueError, "slopes"),
+    "slope-negative": (lambda: PiecewiseLinear((0.0,), (-1.0, 1.0)), ValueError, "slopes"),
+    "slope-count": (lambda: PiecewiseLinear((0.0, 1.0), (1.0, 2.0)), ValueError, "slopes"),
+    "string-knot": (lambda: PiecewiseLinear(("a",), (1.0, 1.0)), TypeError, "knots"),
+    "nan-knot": (lambda: PiecewiseLinear((NAN,), (1.0, 1.0)), ValueError, "knots"),
+    "zero-weight": (lambda: 0 * Sigmoid(), ValueError, "weight"),
+    "negative-weight": (lambda: -1.0 * Identity(), ValueError, "weight"),
+    "negative-weight-in-sum": (lambda: Identity() + (-2.0) * Sinh(), ValueError, "weight"),
+    "nan-weight": (lambda: NAN * Exp(), ValueError, "weight"),
+    "string-weight": (lambda: "2" * Sigmoid(), TypeError, "Sigmoid"),
+    "weighted-sum-zero-weight": (lambda: WeightedSum(((0.0, Identity()),)), ValueError, "weight"),
+    "weighted-sum-empty": (lambda: WeightedSum(()), ValueError, "term"),
+    "weighted-sum-not-a-link": (lambda: WeightedSum(((1.0, "sigmoid"),)), TypeError, "terms"),
+    "add-a-number": (lambda: Identity() + 1.0, TypeError, "Identity"),
+    "inverse-outside-range": (lambda: Sigmoid().inverse(np.array([5.0])), ValueError, "range"),
+}
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize(("case", "error", "name"), list(CASES.values()), ids=list(CASES))
+def test_bad_loss_input_raises_naming_the_argument(case, error, name):
+    with pytest.raises(error, match=name):
+        case()
+
+
+@pytest.mark.parametrize(("case", "error", "name"), list(LINK_CASES.values()), ids=list(LINK_CASES))
+def test_bad_link_parameters_raise_naming_the_parameter(case, error, name):
+    with pytest.raises(error, match=name):
+        case()
+
+
+def test_link_target_allows_the_closed_ends_of_a_sigmoid_range():
+    """0 and 1 are valid targets for 0.25 * Sigmoid() (the logistic loss); only outside values fail."""
+    grad, _ = SelectiveLoss(0.25 * Sigmoid(), target="link").gradient_hessian([0.0, 1.0], [0.0, 0.0])
+    np.testing.assert_allclose(grad, [0.5, -0.5])
+
+
+def test_bad_preallocated_outputs():
+    bound = SelectiveLoss().bind(Y)
+    with pytest.raises(ValueError, match="grad_out"):
+        bound.gradient_hessian(Z, grad_out=np.empty(3))
+    with pytest.raises(ValueError, match="hess_out"):
+        bound.gradient_hessian(Z, hess_out=np.empty((4, 2))[:, 0])

@@ -1,0 +1,103 @@
+"""Property-based checks over the link catalogue (hypothesis): convexity signs, floors, finiteness."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import CATALOGUE
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
+
+FAST = settings(max_examples=50, deadline=None)
+link_names = st.sampled_from(sorted(CATALOGUE))
+scores = st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False)
+wide_scores = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+hess_mins = st.sampled_from([0.0, 1e-6, 1e-2, 1.0])
+
+
+@FAST
+@given(name=link_names, z=arrays(np.float64, 16, elements=scores), y=arrays(np.float64, 16, elements=scores),
+       hess_min=hess_mins, parallel=st.booleans())
+def test_scalar_loss_sign_and_floor(name, z, y, hess_min, parallel):
+    """loss >= 0, sign(grad) = sign(z - y) (h increasing), hess >= hess_min, all finite."""
+    assume(np.all((np.abs(z - y) > 1e-6) | (z == y)))
+    bound = SelectiveLoss(CATALOGUE[name], hess_min=hess_min, parallel=parallel).bind(y)
+    grad, hess = bound.gradient_hessian(z)
+    loss = bound.loss(z)
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)) and np.all(np.isfinite(hess))
+    assert np.all(loss >= 0.0)
+    np.testing.assert_array_equal(np.sign(grad), np.sign(z - y))
+    assert np.all(hess >= hess_min)
+
+
+@FAST
+@given(name=link_names, z=arrays(np.float64, 8, elements=wide_scores), y=arrays(np.float64, 8, elements=wide_scores),
+       w=arrays(np.float64, 8, elements=st.floats(0.0, 1e3)))
+def test_scalar_loss_finite_for_wide_scores(name, z, y, w):
+    assume(w.sum() > 0)
+    bound = SelectiveLoss(CATALOGUE[name]).bind(y, w)
+    grad, hess = bound.gradient_hessian(z)
+    loss = bound.loss(z)
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)) and np.all(np.isfinite(hess))
+    assert np.all(loss >= 0.0) and np.all(hess >= 1e-6 * w)
+
+
+@st.composite
+def grouped_problem(draw, max_groups=4, max_size=6):
+    sizes = draw(st.lists(st.integers(1, max_size), min_size=1, max_size=max_groups))
+    n = sum(sizes)
+    relevance = draw(arrays(np.float64, n, elements=st.integers(0, 4).map(float)))
+    z = draw(arrays(np.float64, n, elements=st.floats(-8.0, 8.0)))
+    return np.asarray(sizes), relevance, z
+
+
+@FAST
+@given(name=link_names, problem=grouped_problem(), kind=st.sampled_from(["listwise", "pairwise"]),
+       hess=st.sampled_from(["gauss-newton", "exact"]), hess_min=st.sampled_from([1e-6, 1e-2, 1.0]),
+       parallel=st.booleans())
+def test_grouped_losses_are_finite_floored_and_balanced(name, problem, kind, hess, hess_min, parallel):
+    """Finite, loss >= 0, hess >= hess_min on every row that takes part, and within a group
+    sum_i grad_i / phi'(z_i) = 0 (every softmax or pair term moves probability, it does not create it)."""
+    sizes, relevance, z = problem
+    link = CATALOGUE[name]
+    if kind == "listwise":
+        loss = ListwiseLoss(link, hess=hess, hess_min=hess_min, parallel=parallel)
+    else:
+        loss = PairwiseLoss(link, pairs_per_item=2, hess=hess, hess_min=hess_min, parallel=parallel)
+    bound = loss.bind(relevance, sizes)
+    grad, hess_values = bound.gradient_hessian(z)
+    losses = bound.loss(z)
+    assert np.all(np.isfinite(losses)) and np.all(np.isfinite(grad)) and np.all(np.isfinite(hess_values))
+    assert np.all(losses >= 0.0)
+    active = hess_values != 0.0  # rows of degenerate groups, or in no pair, get exactly 0
+    assert np.all(hess_values[active] >= hess_min)
+    assert np.all(grad[~active] == 0.0)
+    in_phi = grad / link.dh(z)
+    start = 0
+    for size in sizes:
+        group = slice(start, start + size)
+        start += size
+        scale = 1.0 + np.abs(in_phi[group]).sum()
+        assert abs(in_phi[group].sum()) <= 1e-12 * scale
+
+
+@FAST
+@given(name=link_names, z=arrays(np.float64, (5, 3), elements=st.floats(-8.0, 8.0)),
+       labels=arrays(np.int64, 5, elements=st.integers(0, 2)), hess=st.sampled_from(["gauss-newton", "exact"]))
+def test_multiclass_is_finite_floored_and_balanced(name, z, labels, hess):
+    link = CATALOGUE[name]
+    bound = MulticlassLoss(link, hess=hess).bind(labels, 3)
+    grad, hess_values = bound.gradient_hessian(z)
+    losses = bound.loss(z)
+    assert np.all(np.isfinite(losses)) and np.all(losses >= 0.0)
+    assert np.all(np.isfinite(grad)) and np.all(hess_values >= 1e-6)
+    in_phi = (grad / link.dh(z)).sum(axis=1)
+    assert np.all(np.abs(in_phi) <= 1e-12 * (1.0 + np.abs(grad / link.dh(z)).sum(axis=1)))
+    # the true class's gradient pushes its score up, every other class's down
+    rows = np.arange(5)
+    assert np.all(grad[rows, labels] <= 0.0)
+    others = np.ones_like(grad, dtype=bool)
+    others[rows, labels] = False
+    assert np.all(grad[others] >= 0.0)
