@@ -300,7 +300,8 @@ class ListwiseLoss:
                 )
             if (gains < 0).any():
                 raise ValueError("gain must be >= 0 for every relevance label")
-            sums = np.add.reduceat(gains, pointer[:-1])
+            with np.errstate(over="ignore"):
+                sums = np.add.reduceat(gains, pointer[:-1])
             if not np.isfinite(sums).all():
                 raise ValueError("the gains of a group overflow when summed: use gain='linear' or smaller labels")
             sums_per_row = np.repeat(sums, np.diff(pointer))
@@ -513,16 +514,24 @@ class MulticlassLoss:
     def init_score(self, y_true, n_classes=None, sample_weight=None):
         """Per-class constants c with softmax(phi(c)) = the (weighted) class frequencies, shape (k,).
 
-        Solved as phi(c_k) = log(freq_k) + C, C putting the most frequent class at phi(0); a class that
-        never occurs gets frequency 1e-12. Where phi's range cannot hold a value it is clipped inside.
+        Solved as phi(c_k) = log(freq_k) + C (a class that never occurs gets frequency 1e-12). C puts the
+        most frequent class at phi(0); for a transform bounded below it puts the rarest class there instead,
+        and for a transform bounded on both sides it centres the values in the range. Where the range is
+        too narrow to hold the log-frequency spread, the values are clipped inside it.
         """
         bound = self.bind(y_true, n_classes, sample_weight)
         n, k = bound.shape
         q = bound.q.reshape(n, k)
         weight = bound.row_weight if bound.row_weight.size else None
-        freq = np.maximum(np.average(q, axis=0, weights=weight), 1e-12)
-        target = np.log(freq) - np.log(freq.max()) + float(self.transform.h(np.array([0.0]))[0])
+        log_freq = np.log(np.maximum(np.average(q, axis=0, weights=weight), 1e-12))
         lo, hi = self.transform.range
+        at_zero = float(self.transform.h(np.array([0.0]))[0])
+        if np.isfinite(lo) and np.isfinite(hi):
+            target = log_freq + 0.5 * (lo + hi) - 0.5 * (log_freq.max() + log_freq.min())
+        elif np.isfinite(lo):
+            target = log_freq - log_freq.min() + at_zero
+        else:
+            target = log_freq - log_freq.max() + at_zero
         span = hi - lo
         margin = 1e-9 * span if np.isfinite(span) else 0.0
         if np.isfinite(lo):

@@ -496,10 +496,11 @@ def test_multiclass_weighted_is_weight_times_unweighted(link, rng):
     np.testing.assert_allclose(weighted.loss(z), w * plain.loss(z), rtol=1e-15)
 
 
-@pytest.mark.parametrize("link", [Identity(), Sinh(-1.0, 3.0), Exp(0.5, 2.0), Identity() + 9 * Sigmoid(2.0, 0.5)],
+@pytest.mark.parametrize("link", [Identity(), Sinh(-1.0, 3.0), Exp(0.5, 2.0), Exp(0.0, -1.5),
+                                  Identity() + 9 * Sigmoid(2.0, 0.5), Sigmoid(2.0, 0.5), 2 * Sigmoid()],
                          ids=repr)
 def test_multiclass_init_score_reproduces_class_frequencies(link, rng):
-    """For transforms whose range holds log-frequencies around phi(0) (bounded ones clip, as documented)."""
+    """Bounded transforms too, as long as their range is wider than the log-frequency spread."""
     y = rng.choice(3, 200, p=[0.2, 0.5, 0.3])
     w = rng.uniform(0.5, 2.0, 200)
     c = MulticlassLoss(link).init_score(y, 3, w)
