@@ -80,15 +80,22 @@ def sinh_minus_x(d):
     return math.sinh(d) - d
 
 
-# not inlined: Numba's IR inliner reuses the loop variable's name when this is inlined twice into one
-# function (NumbaIRAssumptionWarning "not in scope") and the piecewise divergence came out wrong
-@register_jitable
+@register_jitable(inline="always")
 def _piecewise_segment(table, offset, count, z):
     """Index j of the segment holding z: 0 left of the first knot, count right of the last."""
     j = 0
     while j < count and z >= table[offset + j]:
         j += 1
     return j
+
+
+@register_jitable
+def _piecewise_segment_call(table, offset, count, z):
+    """The same search as a plain call. Numba's IR inliner mis-scopes a loop inlined twice into one
+    function (the piecewise divergence came out wrong), so a function needing the search more than
+    once calls this; the hot path inlines ``_piecewise_segment``, because even an untaken call in a
+    kernel's loop made the serial kernels 5x slower."""
+    return _piecewise_segment(table, offset, count, z)
 
 
 @register_jitable(inline="always")
@@ -172,8 +179,8 @@ def component_divergence(kind, center, scale, offset, count, table, z, y):
         d = z - y
         return 0.5 * d * d
     if kind == KIND_PIECEWISE:
-        jz = _piecewise_segment(table, offset, count, z)
-        jy = _piecewise_segment(table, offset, count, y)
+        jz = _piecewise_segment_call(table, offset, count, z)
+        jy = _piecewise_segment_call(table, offset, count, y)
         if jz == jy:
             d = z - y
             return 0.5 * table[offset + count + jz] * d * d

@@ -11,6 +11,7 @@ boosting round down (see ``benchmarks/RESULTS.md``).
 """
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -27,10 +28,22 @@ from selboost._elementwise import (
 FASTMATH = {"contract", "reassoc", "arcp", "nsz"}
 
 
+def _renamed(function, suffix):
+    """A copy of ``function`` under another name: Numba's on-disk cache is keyed on the function's
+    qualified name and bytecode, not on ``parallel=``, so the two variants need distinct names."""
+    copy = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__ + suffix, function.__defaults__,
+        function.__closure__,
+    )
+    copy.__qualname__ = function.__qualname__ + suffix
+    copy.__doc__ = function.__doc__
+    return copy
+
+
 def _compile_both(function):
     """(parallel, serial) compilations of one kernel source."""
-    parallel = njit(cache=True, fastmath=FASTMATH, parallel=True)(function)
-    serial = njit(cache=True, fastmath=FASTMATH, parallel=False)(function)
+    parallel = njit(cache=True, fastmath=FASTMATH, parallel=True)(_renamed(function, "_parallel"))
+    serial = njit(cache=True, fastmath=FASTMATH, parallel=False)(_renamed(function, "_serial"))
     return parallel, serial
 
 
