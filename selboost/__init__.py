@@ -2,6 +2,9 @@
 
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh, WeightedSum
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
+from selboost.metrics import NDCG, LossMetric, RegionError, lightgbm_metric, xgboost_metric
+from selboost.objectives import lightgbm_objective, set_init_score, xgboost_objective
+from selboost.estimators import SelectiveClassifier, SelectiveRanker, SelectiveRegressor
 
 __version__ = "0.1.0"
 
@@ -16,4 +19,15 @@ __all__ = [
     "ListwiseLoss",
     "PairwiseLoss",
     "MulticlassLoss",
+    "xgboost_objective",
+    "lightgbm_objective",
+    "set_init_score",
+    "xgboost_metric",
+    "lightgbm_metric",
+    "NDCG",
+    "RegionError",
+    "LossMetric",
+    "SelectiveRegressor",
+    "SelectiveClassifier",
+    "SelectiveRanker",
 ]

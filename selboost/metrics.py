@@ -1,0 +1,368 @@
+"""Evaluation metrics for selective objectives, as plain functions and as engine callables.
+
+Plain functions (NumPy in, float out):
+
+- ``ndcg(y, score, group, k=10, no_relevant="one", gain="exponential")``: mean NDCG@k over queries;
+- ``region_rmse`` / ``region_mae(y, pred, lo, hi, sample_weight=None)``: the error on the rows whose
+  *target* lies in the important score region [lo, hi];
+- ``loss_value(loss, y, raw, group=None, sample_weight=None, group_weight=None)``: the mean selective
+  loss.
+
+Metric objects (``NDCG``, ``RegionError``, ``LossMetric``) carry the same computations plus a name and
+a direction; ``xgboost_metric(metric)`` turns one into a ``custom_metric=`` callable for
+``xgboost.train`` and ``lightgbm_metric(metric)`` into a ``feval=`` callable for ``lightgbm.train``.
+Labels, groups and weights are read from the evaluation data and validated once per data object.
+Both engines pass *raw* scores to these callables when the objective is a custom one, including the
+data's ``base_margin`` / ``init_score``: set it on every validation set (``set_init_score``).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from selboost._validation import as_float_array, check_choice, group_pointer, sample_weights
+from selboost.links import Link
+from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
+
+__all__ = [
+    "ndcg",
+    "ndcg_per_query",
+    "region_rmse",
+    "region_mae",
+    "loss_value",
+    "NDCG",
+    "RegionError",
+    "LossMetric",
+    "xgboost_metric",
+    "lightgbm_metric",
+]
+
+_NO_RELEVANT = ("one", "zero")
+
+
+# ---------------------------------------------------------------- NDCG
+
+
+def _gains(y, gain):
+    if gain == "exponential":
+        if y.max() > 60:
+            raise ValueError(f"relevance up to {y.max()} overflows the exponential gain 2^r - 1: use gain='linear'")
+        return np.expm1(y * np.log(2.0))
+    if gain == "linear":
+        return y
+    raise ValueError(f"gain must be 'exponential' or 'linear', got {gain!r}")
+
+
+def _check_k(k):
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"k must be a positive int or None, got {k!r}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k!r}")
+    return int(k)
+
+
+class _RankingData:
+    """Relevance gains and the ideal DCG@k of every query, computed once."""
+
+    def __init__(self, y, group, k, gain):
+        y = as_float_array(y, "y")
+        if (y < 0).any():
+            raise ValueError(f"y (relevance) must be >= 0, found {y.min()}")
+        self.n_rows = y.shape[0]
+        self.pointer = group_pointer(group, y.shape[0])
+        self.n_groups = self.pointer.size - 1
+        sizes = np.diff(self.pointer)
+        self.group_id = np.repeat(np.arange(self.n_groups), sizes)
+        self.position_base = np.repeat(self.pointer[:-1], sizes)
+        self.k = k
+        self.gain = _gains(y, gain)
+        order = np.lexsort((-self.gain, self.group_id))
+        self.ideal = self._dcg(self.gain[order])
+
+    def _dcg(self, sorted_gain):
+        rank = np.arange(self.n_rows) - self.position_base
+        discount = 1.0 / np.log2(rank + 2.0)
+        if self.k is not None:
+            discount[rank >= self.k] = 0.0
+        return np.bincount(self.group_id, weights=sorted_gain * discount, minlength=self.n_groups)
+
+    def per_query(self, score, no_relevant):
+        score = as_float_array(score, "score")
+        if score.shape[0] != self.n_rows:
+            raise ValueError(f"score has {score.shape[0]} rows, y has {self.n_rows}")
+        # stable: tied scores keep their input order, as LightGBM and XGBoost do
+        order = np.lexsort((-score, self.group_id))
+        dcg = self._dcg(self.gain[order])
+        empty = self.ideal <= 0.0
+        out = np.divide(dcg, self.ideal, out=np.zeros_like(dcg), where=~empty)
+        out[empty] = 1.0 if no_relevant == "one" else 0.0
+        return out
+
+
+def ndcg_per_query(y, score, group, k=10, no_relevant="one", gain="exponential"):
+    """NDCG@k of every query group (an array with one value per group); see ``ndcg``."""
+    check_choice(no_relevant, "no_relevant", _NO_RELEVANT)
+    return _RankingData(y, group, _check_k(k), gain).per_query(score, no_relevant)
+
+
+def ndcg(y, score, group, k=10, no_relevant="one", gain="exponential"):
+    """Mean NDCG@k over query groups.
+
+        DCG@k  = sum_{i < k} gain(r_(i)) / log2(i + 2)      (items sorted by decreasing score)
+        NDCG@k = DCG@k / DCG@k of the ideal order,          gain(r) = 2^r - 1 or r ("linear")
+
+    ``group`` holds the sizes of consecutive query groups; ``k=None`` uses the whole list. Tied
+    scores keep their input order (a stable sort, as LightGBM and XGBoost rank). A query with no
+    relevant document (ideal DCG 0) counts as 1 with ``no_relevant="one"`` (LightGBM's convention,
+    and XGBoost's ``ndcg@k``) or as 0 with ``no_relevant="zero"`` (scikit-learn's ``ndcg_score`` and
+    XGBoost's ``ndcg@k-``). ``sklearn.metrics.ndcg_score`` uses the labels themselves as gains:
+    it equals ``gain="linear", no_relevant="zero"`` when scores have no ties.
+    """
+    return float(ndcg_per_query(y, score, group, k, no_relevant, gain).mean())
+
+
+# ---------------------------------------------------------------- important-region errors
+
+
+def _check_region(lo, hi):
+    for name, value in (("lo", lo), ("hi", hi)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+    lo, hi = float(lo), float(hi)
+    if np.isnan(lo) or np.isnan(hi) or lo > hi:
+        raise ValueError(f"the region needs lo <= hi, got [{lo}, {hi}]")
+    return lo, hi
+
+
+def _region_rows(y, lo, hi):
+    lo, hi = _check_region(lo, hi)
+    inside = (y >= lo) & (y <= hi)
+    if not inside.any():
+        raise ValueError(f"no target lies in the region [{lo}, {hi}]: the region error is undefined")
+    return inside
+
+
+class _RegionData:
+    def __init__(self, y, lo, hi, sample_weight):
+        y = as_float_array(y, "y")
+        self.inside = _region_rows(y, lo, hi)
+        self.y = y[self.inside]
+        weight = sample_weights(sample_weight, y.shape[0])
+        self.weight = weight[self.inside] if weight.size else None
+        if self.weight is not None and not (self.weight > 0).any():
+            raise ValueError("every target in the region has weight 0: the region error is undefined")
+        self.n_rows = y.shape[0]
+
+    def error(self, pred, kind):
+        pred = as_float_array(pred, "pred")
+        if pred.shape[0] != self.n_rows:
+            raise ValueError(f"pred has {pred.shape[0]} rows, y has {self.n_rows}")
+        residual = pred[self.inside] - self.y
+        if kind == "rmse":
+            return float(np.sqrt(np.average(residual * residual, weights=self.weight)))
+        return float(np.average(np.abs(residual), weights=self.weight))
+
+
+def region_rmse(y, pred, lo, hi, sample_weight=None):
+    """RMSE on the rows whose target lies in the important region:
+    sqrt(sum_{lo <= y_i <= hi} w_i (pred_i - y_i)^2 / sum_{lo <= y_i <= hi} w_i).
+    ``lo=-inf`` or ``hi=inf`` leave a side open; a ValueError when no target lies in the region."""
+    return _RegionData(y, lo, hi, sample_weight).error(pred, "rmse")
+
+
+def region_mae(y, pred, lo, hi, sample_weight=None):
+    """Mean absolute error on the rows whose target lies in [lo, hi] (weighted like ``region_rmse``)."""
+    return _RegionData(y, lo, hi, sample_weight).error(pred, "mae")
+
+
+# ---------------------------------------------------------------- the loss itself
+
+
+def _bind_for_metric(loss, y, group, sample_weight, group_weight, n_classes=None):
+    from selboost.objectives import bind_loss
+
+    return bind_loss(loss, y, group, sample_weight, group_weight, n_classes)
+
+
+def _mean_loss(bound, raw, loss):
+    values = bound.loss(raw)
+    if isinstance(loss, (SelectiveLoss, MulticlassLoss)):
+        weight = bound.weight if isinstance(loss, SelectiveLoss) else getattr(bound, "row_weight", None)
+        total = weight.sum() if weight is not None and weight.size else values.size
+        return float(values.sum() / total)
+    return float(values.mean())
+
+
+def loss_value(loss, y, raw, group=None, sample_weight=None, group_weight=None):
+    """The mean selective loss of raw scores: sum_i w_i loss_i / sum_i w_i over rows (scalar and
+    multi-class losses) or the mean over query groups of the (weighted) group losses (listwise and
+    pairwise)."""
+    raw_array = np.asarray(raw)
+    n_classes = raw_array.shape[1] if isinstance(loss, MulticlassLoss) and raw_array.ndim == 2 else None
+    bound = _bind_for_metric(loss, y, group, sample_weight, group_weight, n_classes)
+    return _mean_loss(bound, raw, loss)
+
+
+# ---------------------------------------------------------------- metric objects
+
+
+class _Metric:
+    name: str
+    higher_is_better: bool
+
+    def __init__(self):
+        self._cache = weakref.WeakKeyDictionary()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cache", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache = weakref.WeakKeyDictionary()
+
+    def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        """Validate labels once; returns an object whose ``evaluate(raw)`` gives the metric."""
+        raise NotImplementedError
+
+    def __call__(self, y, raw, group=None, sample_weight=None, group_weight=None):
+        raw_array = np.asarray(raw)
+        n_classes = raw_array.shape[1] if raw_array.ndim == 2 else None
+        return self.prepare(y, group, sample_weight, group_weight, n_classes).evaluate(raw)
+
+    def _prepared_for(self, data, preds):
+        prepared = self._cache.get(data)
+        if prepared is None:
+            from selboost.objectives import read_data
+
+            label, group, sample_weight, group_weight = read_data(data)
+            n_classes = preds.shape[1] if np.ndim(preds) == 2 else None
+            prepared = self._cache[data] = self.prepare(label, group, sample_weight, group_weight, n_classes)
+        return prepared
+
+
+class _Prepared:
+    def __init__(self, function):
+        self.evaluate = function
+
+
+class NDCG(_Metric):
+    """NDCG@k over query groups (see ``ndcg``); higher is better. Named ``ndcg@k`` (``ndcg@k-`` for
+    ``no_relevant="zero"``, XGBoost's spelling), so XGBoost's early stopping maximises it."""
+
+    higher_is_better = True
+
+    def __init__(self, k=10, no_relevant="one", gain="exponential"):
+        super().__init__()
+        self.k = _check_k(k)
+        self.no_relevant = check_choice(no_relevant, "no_relevant", _NO_RELEVANT)
+        _gains(np.zeros(1), gain)
+        self.gain = gain
+        self.name = ("ndcg" if self.k is None else f"ndcg@{self.k}") + ("-" if no_relevant == "zero" else "")
+
+    def __repr__(self):
+        return f"NDCG(k={self.k!r}, no_relevant={self.no_relevant!r}, gain={self.gain!r})"
+
+    def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        data = _RankingData(y, group, self.k, self.gain)
+        if group_weight is not None:
+            weight = sample_weights(group_weight, data.n_groups, "group_weight")
+            return _Prepared(lambda raw: float(np.average(data.per_query(raw, self.no_relevant), weights=weight)))
+        return _Prepared(lambda raw: float(data.per_query(raw, self.no_relevant).mean()))
+
+
+class RegionError(_Metric):
+    """RMSE (``kind="rmse"``) or MAE (``kind="mae"``) over the rows whose target lies in [lo, hi]
+    (see ``region_rmse``); lower is better. ``link``: predictions are ``link.h(raw)`` (for losses
+    with ``target="link"``); by default the raw score is the prediction.
+
+    The rows are chosen by their *target*, so a constant at the region's centre already scores
+    well: when the initial score lies inside [lo, hi], watch this metric rather than early-stop on it.
+    """
+
+    higher_is_better = False
+
+    def __init__(self, lo, hi, kind="rmse", link=None):
+        super().__init__()
+        self.lo, self.hi = _check_region(lo, hi)
+        self.kind = check_choice(kind, "kind", ("rmse", "mae"))
+        if link is not None and not isinstance(link, Link):
+            raise TypeError(f"link must be a selboost link or None, got {link!r}")
+        self.link = link
+        self.name = f"region_{kind}"
+
+    def __repr__(self):
+        return f"RegionError(lo={self.lo!r}, hi={self.hi!r}, kind={self.kind!r}, link={self.link!r})"
+
+    def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        if group_weight is not None:
+            sample_weight = np.repeat(np.asarray(group_weight, dtype=np.float64), np.asarray(group))
+        data = _RegionData(y, self.lo, self.hi, sample_weight)
+        link = self.link
+        return _Prepared(lambda raw: data.error(raw if link is None else link.h(np.asarray(raw, float)), self.kind))
+
+
+class LossMetric(_Metric):
+    """The mean selective loss itself (see ``loss_value``); lower is better. Named ``selective_loss``
+    unless ``name`` is given."""
+
+    higher_is_better = False
+
+    def __init__(self, loss, name="selective_loss"):
+        super().__init__()
+        from selboost.objectives import check_loss
+
+        self.loss = check_loss(loss)
+        self.name = str(name)
+
+    def __repr__(self):
+        return f"LossMetric({self.loss!r})"
+
+    def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        bound = _bind_for_metric(self.loss, y, group, sample_weight, group_weight, n_classes)
+        loss = self.loss
+        return _Prepared(lambda raw: _mean_loss(bound, raw, loss))
+
+
+def _as_metric(metric):
+    if isinstance(metric, _Metric):
+        return metric
+    if isinstance(metric, (SelectiveLoss, ListwiseLoss, PairwiseLoss, MulticlassLoss)):
+        return LossMetric(metric)
+    raise TypeError(f"metric must be a selboost metric (NDCG, RegionError, LossMetric) or loss, got {metric!r}")
+
+
+def xgboost_metric(metric):
+    """A ``custom_metric=`` callable for ``xgboost.train``: ``f(preds, dmatrix) -> (name, value)``.
+
+    With a custom objective XGBoost passes raw margins (including the DMatrix's base margin). Early
+    stopping: XGBoost maximises metrics whose name starts with ``ndcg``; pass ``maximize=`` to
+    ``xgboost.train`` or ``xgboost.callback.EarlyStopping`` otherwise.
+    """
+    metric = _as_metric(metric)
+
+    def custom_metric(preds, dmatrix):
+        return metric.name, metric._prepared_for(dmatrix, preds).evaluate(preds)
+
+    custom_metric.metric = metric
+    return custom_metric
+
+
+def lightgbm_metric(metric):
+    """A ``feval=`` callable for ``lightgbm.train``: ``f(preds, dataset) -> (name, value, higher_is_better)``.
+
+    With a custom objective LightGBM passes raw scores, which include the Dataset's ``init_score``.
+    Set ``"metric": "None"`` in the parameters so that only this metric drives early stopping.
+    """
+    metric = _as_metric(metric)
+
+    def feval(preds, dataset):
+        return metric.name, metric._prepared_for(dataset, preds).evaluate(preds), metric.higher_is_better
+
+    feval.metric = metric
+    return feval

@@ -1,0 +1,272 @@
+"""The scikit-learn estimators: sklearn's estimator checks, ranking, errors, persistence."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from selboost import (
+    NDCG,
+    Identity,
+    ListwiseLoss,
+    MulticlassLoss,
+    PairwiseLoss,
+    RegionError,
+    SelectiveClassifier,
+    SelectiveLoss,
+    SelectiveRanker,
+    SelectiveRegressor,
+    Sigmoid,
+)
+from selboost.estimators import check_gpu
+from selboost.metrics import ndcg
+
+pytest.importorskip("xgboost")
+pytest.importorskip("lightgbm")
+
+BACKENDS = ["xgboost", "lightgbm"]
+# one thread: the machine's cores are shared, and OpenMP pools spinning on tiny data cost more than they give
+FAST = {"n_estimators": 10, "learning_rate": 0.3, "n_jobs": 1}
+
+
+_FLOAT32_WEIGHTS = (
+    "XGBoost multi-class: weight 2 and a repeated row give the same trees, but the float32 gradient "
+    "histograms are summed in a different order: probabilities agree to ~2e-7 relative, the check asks "
+    "1e-7 (test_classifier_weights_equal_repeated_rows checks it at float32 precision)"
+)
+
+
+def _expected_failures(estimator):
+    if isinstance(estimator, SelectiveClassifier) and estimator.backend == "xgboost":
+        return {"check_sample_weight_equivalence_on_dense_data": _FLOAT32_WEIGHTS,
+                "check_sample_weight_equivalence_on_sparse_data": _FLOAT32_WEIGHTS}
+    return {}
+
+
+@parametrize_with_checks(
+    [SelectiveRegressor(backend=b, **FAST) for b in BACKENDS]
+    + [SelectiveClassifier(backend=b, **FAST) for b in BACKENDS],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+def test_classifier_weights_equal_repeated_rows():
+    """XGBoost: a weight w is w repeated rows up to float32 rounding. (LightGBM builds its bins and
+    counts min_data_in_leaf over rows, so there only sklearn's small check data agrees.)"""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = np.digitize(X[:, 0] + 0.3 * rng.normal(size=60), [-0.5, 0.5])
+    weight = rng.integers(0, 4, size=60)
+    weighted = SelectiveClassifier(**FAST).fit(X, y, sample_weight=weight).predict_proba(X)
+    repeated = SelectiveClassifier(**FAST).fit(np.repeat(X, weight, axis=0), np.repeat(y, weight)).predict_proba(X)
+    np.testing.assert_allclose(weighted, repeated, rtol=1e-5, atol=1e-7)
+
+
+def _regression(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = 2 * X[:, 0] + X[:, 1] ** 2 + 0.2 * rng.normal(size=n)
+    return X, y
+
+
+def _ranking(n_groups=40, size=10, seed=0):
+    rng = np.random.default_rng(seed)
+    n = n_groups * size
+    X = rng.normal(size=(n, 4))
+    y = np.clip(np.round(X[:, 0] + 0.5 * rng.normal(size=n) + 1.5), 0, 4)
+    return X, y, np.full(n_groups, size), np.repeat(np.arange(n_groups) * 7, size)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_pipeline_gridsearch_and_cross_val(backend):
+    X, y = _regression()
+    pipe = make_pipeline(StandardScaler(), SelectiveRegressor(backend=backend, **FAST))
+    assert pipe.fit(X, y).score(X, y) > 0.8
+    scores = cross_val_score(SelectiveRegressor(backend=backend, **FAST), X, y, cv=3)
+    assert scores.shape == (3,) and (scores > 0.5).all()
+    search = GridSearchCV(SelectiveClassifier(backend=backend, **FAST), {"max_depth": [2, 3]}, cv=2)
+    search.fit(X, (y > 1).astype(int))
+    assert search.best_params_["max_depth"] in (2, 3) and search.best_score_ > 0.8
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_regressor_default_is_square_loss_and_starts_at_the_mean(backend):
+    X, y = _regression()
+    model = SelectiveRegressor(backend=backend, n_estimators=1, learning_rate=1e-12, n_jobs=1).fit(X, y)
+    assert model.init_score_ == pytest.approx(y.mean())
+    np.testing.assert_allclose(model.predict(X), y.mean(), rtol=1e-6)
+    assert model.loss_.link == Identity()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_regressor_important_region_and_early_stopping(backend):
+    X, y = _regression(600)
+    Xv, yv = _regression(300, seed=1)
+    loss = SelectiveLoss(Identity() + 9 * Sigmoid(center=3.0, scale=0.5))
+    model = SelectiveRegressor(loss, backend=backend, n_estimators=300, learning_rate=0.3, n_jobs=1,
+                               early_stopping_rounds=5, eval_metric=RegionError(2.0, 4.0))
+    model.fit(X, y, eval_set=[(Xv, yv)])
+    history = model.evals_result_["eval_0"]["region_rmse"]
+    assert model.best_iteration_ is not None and len(history) < 300
+    assert history[model.best_iteration_] == pytest.approx(min(history))
+    from selboost.metrics import region_rmse
+
+    assert region_rmse(yv, model.predict(Xv), 2.0, 4.0) == pytest.approx(min(history), rel=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_classifier_binary_and_multiclass(backend):
+    X, y = _regression()
+    labels = np.where(y > 1, "high", "low")
+    clf = SelectiveClassifier(backend=backend, **FAST).fit(X, labels)
+    proba = clf.predict_proba(X)
+    assert list(clf.classes_) == ["high", "low"] and proba.shape == (len(y), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert clf.score(X, labels) > 0.9
+    # the default binary loss starts at the log-odds of the class frequency
+    p = np.mean(labels == "low")
+    assert clf.init_score_ == pytest.approx(np.log(p / (1 - p)))
+    classes = np.digitize(y, [0.0, 1.0, 2.5])
+    clf = SelectiveClassifier(backend=backend, **FAST).fit(X, classes)
+    assert isinstance(clf.loss_, MulticlassLoss) and clf.predict_proba(X).shape == (len(y), 4)
+    assert clf.score(X, classes) > 0.8
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("loss", [None, PairwiseLoss(pairs_per_item=4)], ids=["listwise", "pairwise"])
+def test_ranker_with_group_or_qid(backend, loss):
+    X, y, group, qid = _ranking()
+    ranker = SelectiveRanker(loss, backend=backend, **FAST)
+    with_group = ranker.fit(X, y, group=group).predict(X)
+    with_qid = SelectiveRanker(loss, backend=backend, **FAST).fit(X, y, qid=qid).predict(X)
+    np.testing.assert_allclose(with_group, with_qid)
+    untrained = ndcg(y, np.zeros(len(y)), group, k=5)
+    assert ranker.score(X, y, group=group, k=5) > untrained + 0.1
+    assert ranker.score(X, y, qid=qid, k=5) == pytest.approx(ndcg(y, with_group, group, k=5))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ranker_eval_set_early_stopping_on_ndcg(backend):
+    X, y, group, qid = _ranking(60)
+    Xv, yv, gv, _ = _ranking(30, seed=1)
+    ranker = SelectiveRanker(backend=backend, n_estimators=200, learning_rate=0.5, n_jobs=1,
+                             early_stopping_rounds=3, eval_metric=NDCG(k=5))
+    ranker.fit(X, y, qid=qid, eval_set=[(Xv, yv)], eval_group=[gv])
+    history = ranker.evals_result_["eval_0"]["ndcg@5"]
+    assert len(history) < 200 and history[ranker.best_iteration_] == pytest.approx(max(history))
+    assert ranker.score(Xv, yv, group=gv, k=5) == pytest.approx(max(history))
+
+
+def test_ranker_input_errors():
+    X, y, group, qid = _ranking()
+    ranker = SelectiveRanker(**FAST)
+    with pytest.raises(ValueError, match="needs query groups"):
+        ranker.fit(X, y)
+    shuffled = qid.copy()
+    shuffled[[0, -1]] = shuffled[[-1, 0]]
+    with pytest.raises(ValueError, match="qid must be sorted"):
+        ranker.fit(X, y, qid=shuffled)
+    with pytest.raises(ValueError, match="sum to"):
+        ranker.fit(X, y, group=group[:-1])
+    with pytest.raises(ValueError, match="either group"):
+        ranker.fit(X, y, group=group, qid=qid)
+    with pytest.raises(ValueError, match="eval_group"):
+        ranker.fit(X, y, group=group, eval_set=[(X, y)], eval_group=[group[:-1]])
+    with pytest.raises(ValueError, match=">= 0"):
+        ranker.fit(X, -y - 1, group=group)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_input_is_a_clear_error_at_fit(backend):
+    X, y = _regression(50)
+    with pytest.raises(ValueError, match="backend must be"):
+        SelectiveRegressor(backend="catboost").fit(X, y)
+    with pytest.raises(ValueError, match="device must be"):
+        SelectiveRegressor(backend=backend, device="tpu").fit(X, y)
+    with pytest.raises(TypeError, match="loss must be a selboost loss"):
+        SelectiveRegressor("squared_error", backend=backend).fit(X, y)
+    with pytest.raises(TypeError, match="needs a SelectiveLoss"):
+        SelectiveRegressor(ListwiseLoss(), backend=backend).fit(X, y)
+    with pytest.raises(ValueError, match="n_estimators"):
+        SelectiveRegressor(backend=backend, n_estimators=0).fit(X, y)
+    bad = y.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SelectiveRegressor(backend=backend).fit(X, bad)
+    with pytest.raises(ValueError, match="eval_set"):
+        SelectiveRegressor(backend=backend, **FAST).fit(X, y, eval_set=[(X, y[:-1])])
+    with pytest.raises(ValueError, match="features"):
+        SelectiveRegressor(backend=backend, **FAST).fit(X, y, eval_set=[(X[:, :2], y)])
+    with pytest.raises(ValueError, match="needs an eval_set"):
+        SelectiveRegressor(backend=backend, early_stopping_rounds=3, **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="objective"):
+        SelectiveRegressor(backend=backend, engine_params={"objective": "huber"}).fit(X, y)
+    with pytest.raises(ValueError, match="link"):
+        SelectiveClassifier(SelectiveLoss(Identity()), backend=backend).fit(X, y > 0)
+    with pytest.raises(ValueError, match="range"):
+        SelectiveRegressor(SelectiveLoss(Sigmoid(), target="link"), backend=backend).fit(X, y + 10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cuda_without_gpu_is_a_clear_error(backend):
+    if check_gpu(backend) is None:
+        pytest.skip(f"{backend} has a usable GPU here")
+    X, y = _regression(50)
+    with pytest.raises(ValueError, match="device='cuda' needs a usable CUDA GPU"):
+        SelectiveRegressor(backend=backend, device="cuda").fit(X, y)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_save_load_and_pickle(backend, tmp_path):
+    X, y = _regression()
+    loss = SelectiveLoss(Identity() + 4 * Sigmoid(center=1.0, scale=0.5))
+    model = SelectiveRegressor(loss, backend=backend, **FAST).fit(X, y)
+    path = tmp_path / "model.json"
+    model.save_model(path)
+    loaded = SelectiveRegressor().load_model(path)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert loaded.backend == backend and repr(loaded.loss) == repr(loss)
+    clone = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(clone.predict(X), model.predict(X))
+
+    labels = np.digitize(y, [0.0, 2.0])
+    clf = SelectiveClassifier(backend=backend, **FAST).fit(X, labels)
+    clf.save_model(path)
+    np.testing.assert_array_equal(SelectiveClassifier().load_model(path).predict_proba(X), clf.predict_proba(X))
+    with pytest.raises(ValueError, match="holds a SelectiveClassifier"):
+        SelectiveRegressor().load_model(path)
+
+    Xr, yr, group, _ = _ranking()
+    ranker = SelectiveRanker(backend=backend, **FAST).fit(Xr, yr, group=group)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ranker)).predict(Xr), ranker.predict(Xr))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pandas_feature_names(backend):
+    pd = pytest.importorskip("pandas")
+    X, y = _regression()
+    frame = pd.DataFrame(X, columns=["age", "income", "tenure", "visits"])
+    model = SelectiveRegressor(backend=backend, **FAST).fit(frame, pd.Series(y))
+    assert list(model.feature_names_in_) == ["age", "income", "tenure", "visits"]
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        from_array = model.predict(X)
+    np.testing.assert_allclose(model.predict(frame), from_array)
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(frame[["income", "age", "tenure", "visits"]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_link_target_regressor_predicts_in_the_link_range(backend):
+    X, y = _regression()
+    p = 1 / (1 + np.exp(-(y - 1)))
+    model = SelectiveRegressor(SelectiveLoss(0.25 * Sigmoid(), target="link"), backend=backend, **FAST).fit(X, p)
+    pred = model.predict(X)
+    assert ((pred > 0) & (pred < 1)).all() and model.score(X, p) > 0.8
