@@ -1,31 +1,171 @@
-"""Command line: ``selboost bench`` (placeholder until the benchmark lands: evaluates the core losses)."""
+"""selboost command line.
+
+    selboost bench                      LambdaMART comparison on the bundled LightGBM example data
+    selboost bench --data DIR           ... on LETOR folds (Fold1..Fold5 dirs, or S1..S5 files)
+    selboost bench regression           selectivity study on the bundled UCI bike-sharing data
+    selboost plot-link --link "identity + 9*sigmoid(2, 0.5)"    draw a link, h' and the loss
+
+Results go to ``--out`` (default ``selboost-results/``): JSON, Markdown and PNG.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
+import time
+
+DEFAULT_OUT = "selboost-results"
 
 
-def _bench(args) -> int:
-    import numpy as np
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
-    from selboost import Identity, SelectiveLoss, Sigmoid
 
-    rng = np.random.default_rng(0)
-    y = rng.gamma(2.0, 1.0, size=1000)
-    z = y + rng.normal(size=y.size)
-    loss = SelectiveLoss(Identity() + 9 * Sigmoid(center=4.0, scale=0.5))
-    grad, hess = loss.gradient_hessian(y, z)
-    print(f"mean loss {loss.loss(y, z).mean():.4f}, mean |grad| {np.abs(grad).mean():.4f}")
+def _command_line(argv):
+    return "selboost " + " ".join(shlex.quote(a) for a in argv)
+
+
+def _run_ranking(args, argv) -> int:
+    from selboost.bench import ranking
+    from selboost.bench.letor import load_bundled, load_folds
+
+    if args.data is None:
+        folds = load_bundled(max_queries=args.max_queries)
+        data = "bundled LightGBM lambdarank example (examples/lambdarank, MIT)"
+    else:
+        folds = load_folds(args.data, max_queries=args.max_queries)
+        data = f"{args.data} ({len(folds)} fold(s))"
+    engines = tuple(e.strip() for e in args.engines.split(","))
+    for engine in engines:
+        if engine not in ("xgboost", "lightgbm"):
+            raise SystemExit(f"selboost bench: --engines takes xgboost and/or lightgbm, got {engine!r}")
+    methods = ranking.select_methods(args.methods, engines)
+    folds_text = "; ".join(f"{f.name}: {f.train.n_queries}/{f.valid.n_queries}/{f.test.n_queries} queries "
+                           f"train/valid/test ({f.note})" for f in folds)
+    protocol = (
+        f"Protocol: each method gets the same tuning budget on the validation split: "
+        f"{len(methods[0].grid)} configurations (learning rate in {list(ranking.LEARNING_RATES)} times two "
+        f"values of one method-specific setting), each trained up to {args.max_rounds} rounds with early "
+        f"stopping (patience {args.patience}) on validation NDCG@10; the best is scored on test. "
+        f"NDCG: gains 2^r - 1, log2 discount, tied scores averaged (selboost.bench.ndcg, equal to "
+        f"sklearn.metrics.ndcg_score). Seconds per round: training time over all of a method's fits "
+        f"divided by the rounds they ran, {args.threads} thread(s). Folds: {folds_text}.\n"
+    )
+    meta = {"data": data, "command": _command_line(argv), "protocol": protocol,
+            "max_rounds": args.max_rounds, "patience": args.patience, "threads": args.threads,
+            "methods": [m.name for m in methods]}
+    start = time.perf_counter()
+    results = ranking.run_benchmark(folds, methods, max_rounds=args.max_rounds, patience=args.patience,
+                                    threads=args.threads, progress=not args.no_progress)
+    meta["wall_seconds"] = time.perf_counter() - start
+    _, text = ranking.write_outputs(results, folds, args.out, meta, save_predictions=args.save_predictions)
+    print(text)
+    print(f"wrote {os.path.join(args.out, 'results.json')}, results.md, ndcg.png "
+          f"({meta['wall_seconds']:.0f} s)")
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="selboost", description=__doc__)
+def _run_regression(args, argv) -> int:
+    from selboost.bench import regression
+
+    meta = {"command": _command_line(argv)}
+    text = regression.run(data=args.data, out_dir=args.out, rounds=args.rounds, threads=args.threads,
+                          max_rows=args.max_rows, progress=not args.no_progress, meta=meta)
+    print(text)
+    print(f"wrote {os.path.join(args.out, 'regression.json')}, regression.md, regression-*.png")
+    return 0
+
+
+def _run_plot_link(args, argv) -> int:
+    from selboost.bench.plot_link import parse_floats, parse_link, plot_link
+
+    link = parse_link(args.link)
+    targets = parse_floats(args.targets, "--targets")
+    span = parse_floats(args.range, "--range") if args.range else None
+    if span is not None and (len(span) != 2 or span[0] >= span[1]):
+        raise SystemExit(f"selboost plot-link: --range needs two increasing numbers 'lo,hi', got {args.range!r}")
+    path = plot_link(link, args.out, targets=targets, span=span, title=args.link)
+    print(f"{link!r}\nwrote {path}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="selboost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("bench", help="run the main benchmark")
+
+    bench = sub.add_parser("bench", help="LambdaMART comparison (default) or the regression study",
+                           description="LambdaMART comparison: built-in ranking objectives against selboost "
+                                       "listwise and pairwise losses.")
+    bench.add_argument("--data", default=None,
+                       help="directory of LETOR folds (Fold1..Fold5 with train/vali/test.txt, or S1..S5.txt); "
+                            "default: the bundled LightGBM example")
+    bench.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT}/)")
+    bench.add_argument("--methods", default="default",
+                       help="comma-separated method names (see --list-methods), or 'default' / 'all'")
+    bench.add_argument("--list-methods", action="store_true", help="list the method names and exit")
+    bench.add_argument("--engines", default="xgboost,lightgbm", help="engines to run (default both)")
+    bench.add_argument("--max-rounds", "--rounds", dest="max_rounds", type=_positive_int, default=500,
+                       help="most boosting rounds per fit (default 500)")
+    bench.add_argument("--patience", type=_positive_int, default=50,
+                       help="early-stopping patience in rounds (default 50)")
+    bench.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
+                       help="engine threads (default: all cores)")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.add_argument("--max-queries", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    bench.add_argument("--save-predictions", action="store_true", help=argparse.SUPPRESS)
+
+    bench_sub = bench.add_subparsers(dest="bench_command")
+    reg = bench_sub.add_parser("regression", help="selective links vs square loss on a heavy-tailed target",
+                               description="Error inside the important region (top decile of the target) "
+                                           "against error outside it, for square loss, up-weighted square "
+                                           "loss and selective links, on UCI bike sharing (hourly).")
+    reg.add_argument("--data", default=None,
+                     help="path to the bike-sharing hour.csv (or .csv.gz); default: the bundled copy")
+    reg.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT}/)")
+    reg.add_argument("--rounds", type=_positive_int, default=400, help="boosting rounds (default 400)")
+    reg.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1)
+    reg.add_argument("--no-progress", action="store_true")
+    reg.add_argument("--max-rows", type=_positive_int, default=None, help=argparse.SUPPRESS)
+
+    plot = sub.add_parser("plot-link", help="draw a link h, its sensitivity h' and the loss around targets",
+                          description="Link grammar: a sum of terms 'w*name(args)', names identity, "
+                                      "sigmoid(center, scale), sinh(center, scale), exp(center, scale), "
+                                      "piecewise([knots], [slopes]); e.g. \"identity + 9*sigmoid(2, 0.5)\".")
+    plot.add_argument("--link", required=True, help='e.g. "identity + 9*sigmoid(2, 0.5)"')
+    plot.add_argument("--targets", default=None, help="comma-separated targets y for the loss panel "
+                                                      "(default: three points across the range)")
+    plot.add_argument("--range", default=None, help="score range 'lo,hi' (default: around the link's centres)")
+    plot.add_argument("--out", default="link.png", help="PNG path (default link.png)")
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     args = parser.parse_args(argv)
-    return _bench(args)
+    try:
+        if args.command == "plot-link":
+            return _run_plot_link(args, argv)
+        if args.bench_command == "regression":
+            return _run_regression(args, argv)
+        if args.list_methods:
+            from selboost.bench import ranking
+
+            for method in ranking.all_methods(("xgboost", "lightgbm")):
+                print(f"{method.name:34s} {'(default)' if method.default else ''}")
+            return 0
+        return _run_ranking(args, argv)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.exit(2, f"selboost {args.command}: error: {exc}\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,136 @@
+"""The command line on tiny slices: files written, NDCG as sklearn computes it, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.metrics import ndcg_score
+
+from selboost.cli import main
+
+TINY = ["--max-queries", "12", "--rounds", "4", "--patience", "2", "--threads", "1", "--no-progress"]
+
+
+def _check_reported_ndcg(document):
+    """Every per-query NDCG in the JSON equals sklearn's on the saved predictions (relevant queries)."""
+    checked = 0
+    for name, per_fold in document["results"].items():
+        for fold_name, result in per_fold.items():
+            data = document["test_data"][fold_name]
+            y, group, prediction = np.array(data["y"]), data["group"], np.array(result["prediction"])
+            pointer = np.concatenate([[0], np.cumsum(group)])
+            for k in (1, 3, 5, 10):
+                reported = result["per_query"][f"ndcg@{k}"]
+                for q in range(len(group)):
+                    yq = y[pointer[q]:pointer[q + 1]]
+                    sq = prediction[pointer[q]:pointer[q + 1]]
+                    if yq.max() == 0 or yq.size == 1:
+                        assert reported[q] is None or yq.size == 1
+                        continue
+                    expected = ndcg_score([2.0 ** yq - 1], [sq], k=k)
+                    assert reported[q] == pytest.approx(expected, abs=1e-9), (name, fold_name, k, q)
+                    checked += 1
+            kept = [v for v in result["per_query"]["ndcg@10"] if v is not None]
+            n_none = len(result["per_query"]["ndcg@10"]) - len(kept)
+            assert result["test"]["excluded"]["ndcg@10"] == pytest.approx(np.mean(kept))
+            assert result["test"]["as-one"]["ndcg@10"] == pytest.approx((np.sum(kept) + n_none) / len(group))
+    assert checked > 0
+
+
+def test_bench_on_bundled_slice(tmp_path, capsys):
+    out = tmp_path / "res"
+    methods = "xgb rank:ndcg,lgb lambdarank,xgb selboost softmax,lgb selboost pairwise"
+    assert main(["bench", *TINY, "--save-predictions", "--methods", methods, "--out", str(out)]) == 0
+    for name in ("results.json", "results.md", "ndcg.png"):
+        assert (out / name).stat().st_size > 0
+    document = json.loads((out / "results.json").read_text())
+    assert list(document["results"]) == methods.split(",")
+    summary = document["summary"]
+    assert summary["reference"] in ("xgb rank:ndcg", "lgb lambdarank")
+    for name, method in summary["methods"].items():
+        assert set(method["test"]) == {"excluded", "as-one"}
+        assert method["seconds_per_round"] > 0
+        assert len(document["results"][name]["lgb-rank"]["trials"]) == 6  # equal tuning budget
+    assert summary["paired"][summary["reference"]]["ndcg@10"]["mean_diff"] == 0.0
+    _check_reported_ndcg(document)
+    text = (out / "results.md").read_text()
+    assert "| method | NDCG@1 | NDCG@3 | NDCG@5 | NDCG@10 | s/round |" in text
+    assert "Paired per-query comparison" in text
+    assert "NDCG@10" in capsys.readouterr().out
+
+
+def _write_letor(path, qids, rng):
+    lines = []
+    for q in qids:
+        for _ in range(6):
+            rel = int(rng.integers(0, 3))
+            features = rng.random(5) + 0.3 * rel
+            lines.append(f"{rel} qid:{q} " + " ".join(f"{i + 1}:{v:.4f}" for i, v in enumerate(features))
+                         + f" #docid = D{q}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_bench_on_letor_folds(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "letor"
+    data.mkdir()
+    for k in range(1, 6):
+        _write_letor(data / f"S{k}.txt", [100 * k + j for j in range(8)], rng)
+    out = tmp_path / "res"
+    assert main(["bench", "--data", str(data), *TINY, "--save-predictions",
+                 "--methods", "lgb lambdarank,lgb selboost softmax", "--out", str(out)]) == 0
+    document = json.loads((out / "results.json").read_text())
+    assert sorted(document["results"]["lgb lambdarank"]) == [f"Fold{k}" for k in range(1, 6)]
+    _check_reported_ndcg(document)
+    pooled = document["summary"]["paired"]["lgb selboost softmax"]["ndcg@10"]
+    n_relevant = sum(v is not None for r in document["results"]["lgb lambdarank"].values()
+                     for v in r["per_query"]["ndcg@10"])
+    assert pooled["n_queries"] == n_relevant == pooled["wins"] + pooled["ties"] + pooled["losses"]
+
+
+def test_bench_regression_slice(tmp_path):
+    out = tmp_path / "reg"
+    assert main(["bench", "regression", "--max-rows", "600", "--rounds", "3", "--threads", "1",
+                 "--no-progress", "--out", str(out)]) == 0
+    document = json.loads((out / "regression.json").read_text())
+    assert set(document["results"]) == {"cnt", "casual"}
+    for result in document["results"].values():
+        families = {row["family"] for row in result["rows"]}
+        assert {"square", "weighted square", "sigmoid bump", "identity + exp", "piecewise"} <= families
+        assert all(np.isfinite(row["rmse_inside"]) and np.isfinite(row["rmse_outside"]) for row in result["rows"])
+    assert "Fanaee-T" in (out / "regression.md").read_text()
+    assert (out / "regression-cnt.png").stat().st_size > 0
+
+
+def test_plot_link(tmp_path):
+    path = tmp_path / "link.png"
+    assert main(["plot-link", "--link", "identity + 9*sigmoid(2, 0.5)", "--targets", "0,2,3",
+                 "--out", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["plot-link", "--link", "identity + __import__('os')"], "unexpected character"),
+    (["plot-link", "--link", "sigmoid(1, -2)"], "scale must be > 0"),
+    (["plot-link", "--link", "identity", "--targets", "a,b"], "--targets"),
+    (["bench", "--data", "/nonexistent/letor"], "not a directory"),
+    (["bench", "--methods", "no such method"], "unknown method"),
+])
+def test_clear_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_module_entry_point(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "selboost", "bench", "--list-methods"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
+    assert result.returncode == 0, result.stderr
+    assert "xgb rank:ndcg" in result.stdout and "lgb selboost softmax" in result.stdout

@@ -1,0 +1,170 @@
+"""LETOR loading (S-files, Fold directories, qid grouping, comments, bad input) and the benchmark's NDCG."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+from sklearn.metrics import ndcg_score
+
+from selboost.bench.letor import load_bundled, load_folds, read_letor, split_by_query
+from selboost.bench.ndcg import mean_ndcg, ndcg_per_query
+
+
+def _line(rel, qid, features, comment=True):
+    text = f"{rel} qid:{qid} " + " ".join(f"{i + 1}:{v:g}" for i, v in enumerate(features))
+    return text + (f" #docid = GX{qid:03d}-{rel} inc = 1 prob = 0.5" if comment else "")
+
+
+def _write_part(path, qids, rng, rows_per_query=3):
+    lines = []
+    for q in qids:
+        for _ in range(rows_per_query):
+            lines.append(_line(int(rng.integers(0, 3)), q, rng.random(4)))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def s_files(tmp_path):
+    rng = np.random.default_rng(0)
+    for k in range(1, 6):
+        _write_part(tmp_path / f"S{k}.txt", [10 * k + j for j in range(k + 1)], rng)
+    return tmp_path
+
+
+def test_s_files_make_the_letor_folds(s_files):
+    folds = load_folds(s_files)
+    assert [f.name for f in folds] == [f"Fold{k}" for k in range(1, 6)]
+    parts = [read_letor(s_files / f"S{k}.txt") for k in range(1, 6)]
+    # Fold2 trains on S2, S3, S4, validates on S5 and tests on S1
+    fold2 = folds[1]
+    np.testing.assert_array_equal(fold2.train.qid, np.concatenate([parts[i].qid for i in (1, 2, 3)]))
+    np.testing.assert_array_equal(fold2.valid.qid, parts[4].qid)
+    np.testing.assert_array_equal(fold2.test.qid, parts[0].qid)
+    np.testing.assert_array_equal(fold2.test.X, parts[0].X)
+    assert fold2.note == "S2+S3+S4 / S5 / S1"
+    for fold in folds:  # every query tested exactly once over the five folds
+        assert fold.train.X.shape[1] == 4
+    tested = np.sort(np.concatenate([f.test.qid for f in folds]))
+    np.testing.assert_array_equal(tested, np.sort(np.concatenate([p.qid for p in parts])))
+
+
+def test_fold_directories(tmp_path):
+    rng = np.random.default_rng(1)
+    for k in range(1, 6):
+        d = tmp_path / f"Fold{k}"
+        d.mkdir()
+        for j, name in enumerate(("train", "vali", "test")):
+            _write_part(d / f"{name}.txt", [100 * k + 10 * j + i for i in range(2)], rng)
+    folds = load_folds(tmp_path)
+    assert len(folds) == 5
+    assert folds[2].valid.qid.tolist() == [310, 311]
+    assert folds[2].note == "official train/vali/test files"
+    one = load_folds(tmp_path / "Fold4")
+    assert len(one) == 1 and one[0].test.qid.tolist() == [420, 421]
+
+
+def test_rows_are_grouped_by_qid_and_comments_dropped(tmp_path):
+    path = tmp_path / "mixed.txt"
+    path.write_text("\n".join([
+        _line(2, 7, [0.1, 0.2]),
+        _line(0, 3, [0.3, 0.4]),
+        _line(1, 7, [0.5, 0.6]),
+        "# a comment line",
+        _line(0, 3, [0.7, 0.8]),
+        _line(1, 9, [0.9, 1.0], comment=False),
+    ]) + "\n")
+    data = read_letor(path)
+    assert data.qid.tolist() == [7, 3, 9]  # order of first appearance
+    assert data.group.tolist() == [2, 2, 1]
+    np.testing.assert_array_equal(data.y, [2, 1, 0, 0, 1])
+    np.testing.assert_allclose(data.X[:, 0], [0.1, 0.5, 0.3, 0.7, 0.9])
+    sub = data.subset([2, 0])
+    assert sub.qid.tolist() == [9, 7] and sub.group.tolist() == [1, 2]
+    np.testing.assert_array_equal(sub.y, [1, 2, 1])
+
+
+def test_gzip_file(tmp_path):
+    path = tmp_path / "S.txt.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(_line(1, 1, [0.5]) + "\n" + _line(0, 1, [0.25]) + "\n")
+    assert read_letor(path).group.tolist() == [2]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("1 1:0.5 2:0.25\n0 1:0.1 2:0.2\n", "qid"),
+    ("1 qid:1 1:abc\n", "not a LETOR/svmlight file"),
+    ("-1 qid:1 1:0.5\n", "non-negative integers"),
+    ("1.5 qid:1 1:0.5\n", "non-negative integers"),
+])
+def test_bad_files_raise_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        read_letor(path)
+
+
+def test_bad_directories(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        load_folds(tmp_path / "missing")
+    (tmp_path / "S1.txt").write_text(_line(1, 1, [0.5]) + "\n")
+    with pytest.raises(ValueError, match="Fold1..Fold5"):
+        load_folds(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_letor(tmp_path / "S9.txt")
+
+
+def test_bundled_data_and_validation_split():
+    (fold,) = load_bundled()
+    assert fold.train.n_queries + fold.valid.n_queries == 201
+    assert fold.train.X.shape[0] + fold.valid.X.shape[0] == 3005
+    assert fold.test.n_queries == 50 and fold.test.X.shape == (768, 300)
+    assert not set(fold.train.qid) & set(fold.valid.qid)
+    again = load_bundled()[0]
+    np.testing.assert_array_equal(fold.valid.qid, again.valid.qid)  # fixed seed
+    small = load_bundled(max_queries=5)[0]
+    assert small.train.n_queries == small.valid.n_queries == small.test.n_queries == 5
+    with pytest.raises(ValueError, match="fraction"):
+        split_by_query(fold.test, 1.5)
+
+
+def test_ndcg_matches_sklearn_with_ties():
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(2, 15, size=60)
+    y = rng.integers(0, 4, size=sizes.sum()).astype(float)
+    score = rng.integers(0, 5, size=sizes.sum()).astype(float)  # many ties
+    pointer = np.concatenate([[0], np.cumsum(sizes)])
+    for k in (1, 3, 5, 10):
+        ours = ndcg_per_query(y, score, sizes, k)
+        for q in range(sizes.size):
+            yq, sq = y[pointer[q]:pointer[q + 1]], score[pointer[q]:pointer[q + 1]]
+            if yq.max() == 0:
+                assert np.isnan(ours[q])
+            else:
+                assert ours[q] == pytest.approx(ndcg_score([2.0 ** yq - 1], [sq], k=k), abs=1e-12)
+
+
+def test_ndcg_conventions():
+    per_query = np.array([0.5, np.nan, 1.0, np.nan])
+    assert mean_ndcg(per_query, "excluded") == pytest.approx(0.75)
+    assert mean_ndcg(per_query, "as-one") == pytest.approx(0.875)
+    with pytest.raises(ValueError, match="convention"):
+        mean_ndcg(per_query, "zero")
+    # a single-document query with a relevant document is perfectly ranked
+    assert ndcg_per_query([1.0], [0.3], [1], 10)[0] == 1.0
+    with pytest.raises(ValueError, match="group sizes"):
+        ndcg_per_query([1.0, 0.0], [0.1, 0.2], [3], 10)
+
+
+def test_ndcg_agrees_with_selboost_metrics_without_ties():
+    from selboost.metrics import ndcg_per_query as engine_convention
+
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(1, 12, size=40)
+    y = rng.integers(0, 3, size=sizes.sum()).astype(float)
+    score = rng.normal(size=sizes.sum())  # no ties: tie handling is the only difference
+    for k in (1, 5, 10):
+        ours = ndcg_per_query(y, score, sizes, k)
+        theirs = engine_convention(y, score, sizes, k, no_relevant="one")
+        np.testing.assert_allclose(np.where(np.isnan(ours), 1.0, ours), theirs, rtol=0, atol=1e-12)
