@@ -56,6 +56,13 @@ def sigmoid(u):
 
 
 @register_jitable
+def pair_curvature(margin):
+    """sigma(m) sigma(-m) from e^-|m|: the form s (1 - s) rounds to 0 once |m| > 37."""
+    e = math.exp(-abs(margin))
+    return e / ((1.0 + e) * (1.0 + e))
+
+
+@register_jitable
 def softplus(u):
     """log(1 + e**u) without overflow or loss of precision for large |u|."""
     if u > 0.0:

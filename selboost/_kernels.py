@@ -21,6 +21,7 @@ from selboost._elementwise import (
     link_divergence,
     link_primitive,
     link_values,
+    pair_curvature,
     sigmoid,
     softplus,
 )
@@ -285,7 +286,7 @@ def group_pairs(phi, relevance, pairs_per_item):
 
 def _pairwise_grad_hess_kernel(
     components, table, z, relevance, group_ptr, weight, pairs_per_item, exact, hess_min,
-    phi_work, dphi_work, d2phi_work, gphi_work, hphi_work, grad_out, hess_out,
+    phi_work, dphi_work, d2phi_work, gphi_work, hphi_work, pairs_work, grad_out, hess_out,
 ):
     """Per pair i > j: loss = softplus(-(phi(z_i) - phi(z_j))); chain rule through phi per item."""
     weighted = weight.shape[0] > 0
@@ -296,6 +297,7 @@ def _pairwise_grad_hess_kernel(
         for i in range(start, stop):
             gphi_work[i] = 0.0
             hphi_work[i] = 0.0
+            pairs_work[i] = 0.0
         first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
         for t in range(first.shape[0]):
             i = start + first[t]
@@ -304,11 +306,13 @@ def _pairwise_grad_hess_kernel(
             s = sigmoid(-margin)
             gphi_work[i] -= s
             gphi_work[j] += s
-            c = s * (1.0 - s)
+            c = pair_curvature(margin)
             hphi_work[i] += c
             hphi_work[j] += c
+            pairs_work[i] += 1.0
+            pairs_work[j] += 1.0
         for i in range(start, stop):
-            if hphi_work[i] == 0.0:
+            if pairs_work[i] == 0.0:
                 grad_out[i] = 0.0
                 hess_out[i] = 0.0
                 continue

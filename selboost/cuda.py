@@ -195,6 +195,7 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
     device = _device_functions()
     link_values = device["link_values"]
     sigmoid = device["sigmoid"]
+    pair_curvature = device["pair_curvature"]
 
     def block_reduce(buffer, value, take_max):
         """max (take_max) or sum of ``value`` over the block; every thread gets the result."""
@@ -362,6 +363,7 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                 phi_x = phi_work[x]
                 gphi = 0.0
                 hphi = 0.0
+                paired = 0
                 if k == 0:
                     for i in range(start, stop):
                         if i == x:
@@ -369,11 +371,13 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                                 if rel_x > relevance[j]:
                                     s = sigmoid(-(phi_x - phi_work[j]))
                                     gphi -= s
-                                    hphi += s * (1.0 - s)
+                                    hphi += pair_curvature(phi_x - phi_work[j])
+                                    paired += 1
                         elif relevance[i] > rel_x:
                             s = sigmoid(-(phi_work[i] - phi_x))
                             gphi += s
-                            hphi += s * (1.0 - s)
+                            hphi += pair_curvature(phi_work[i] - phi_x)
+                            paired += 1
                 else:
                     taken = 0
                     r = 0
@@ -382,7 +386,8 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                         if relevance[j] < rel_x:
                             s = sigmoid(-(phi_x - phi_work[j]))
                             gphi -= s
-                            hphi += s * (1.0 - s)
+                            hphi += pair_curvature(phi_x - phi_work[j])
+                            paired += 1
                             taken += 1
                         r += 1
                     rank_x = rank_work[x]
@@ -407,9 +412,10 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                             if relevance[i] == above:
                                 s = sigmoid(-(phi_work[i] - phi_x))
                                 gphi += s
-                                hphi += s * (1.0 - s)
+                                hphi += pair_curvature(phi_work[i] - phi_x)
+                                paired += 1
                         level = above
-                if hphi == 0.0:
+                if paired == 0:
                     grad_out[x] = 0.0
                     hess_out[x] = 0.0
                     continue

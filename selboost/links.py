@@ -179,20 +179,21 @@ class Identity(Link):
 
 
 @dataclass(frozen=True)
-class Sigmoid(Link):
-    """h(z) = 4 s sigma(u), u = (z - c) / s; h' = 4 sigma (1 - sigma); H = 4 s^2 softplus(u).
-
-    Sensitive near the centre c (slope 1 there), flat far from it; range (0, 4 s).
-    ``0.25 * Sigmoid()`` with targets in {0, 1} given in the link's range is the logistic loss.
-    """
+class _CenteredLink(Link):
+    """A link of u = (z - center) / scale; subclasses define the unit function."""
 
     center: float = 0.0
     scale: float = 1.0
-    _kind = KIND_SIGMOID
 
     def __post_init__(self):
-        object.__setattr__(self, "center", _real(self.center, "center", "Sigmoid"))
-        object.__setattr__(self, "scale", _positive(self.scale, "scale", "Sigmoid"))
+        name = type(self).__name__
+        object.__setattr__(self, "center", _real(self.center, "center", name))
+        object.__setattr__(self, "scale", self._checked_scale(_real(self.scale, "scale", name)))
+
+    def _checked_scale(self, scale):
+        if scale <= 0.0:
+            raise ValueError(f"{type(self).__name__}: scale must be > 0, got {scale!r}")
+        return scale
 
     @property
     def _center(self):
@@ -204,6 +205,17 @@ class Sigmoid(Link):
 
     def _u(self, z):
         return (_as_float(z) - self.center) / self.scale
+
+
+@dataclass(frozen=True)
+class Sigmoid(_CenteredLink):
+    """h(z) = 4 s sigma(u), u = (z - c) / s; h' = 4 sigma (1 - sigma); H = 4 s^2 softplus(u).
+
+    Sensitive near the centre c (slope 1 there), flat far from it; range (0, 4 s).
+    ``0.25 * Sigmoid()`` with targets in {0, 1} given in the link's range is the logistic loss.
+    """
+
+    _kind = KIND_SIGMOID
 
     def h(self, z):
         return 4.0 * self.scale * expit(self._u(z))
@@ -228,31 +240,14 @@ class Sigmoid(Link):
 
 
 @dataclass(frozen=True)
-class Sinh(Link):
+class Sinh(_CenteredLink):
     """h(z) = s sinh(u), u = (z - c) / s; h' = cosh(u); H = s^2 cosh(u).
 
     Sensitive far from c (slope 1 at c, growing like e^|u|). Beyond |u| = LINEAR_BEYOND (30) h
     continues linearly with slope cosh(30), so values stay finite for any finite score.
     """
 
-    center: float = 0.0
-    scale: float = 1.0
     _kind = KIND_SINH
-
-    def __post_init__(self):
-        object.__setattr__(self, "center", _real(self.center, "center", "Sinh"))
-        object.__setattr__(self, "scale", _positive(self.scale, "scale", "Sinh"))
-
-    @property
-    def _center(self):
-        return self.center
-
-    @property
-    def _scale(self):
-        return self.scale
-
-    def _u(self, z):
-        return (_as_float(z) - self.center) / self.scale
 
     def h(self, z):
         u = self._u(z)
@@ -287,7 +282,7 @@ class Sinh(Link):
 
 
 @dataclass(frozen=True)
-class Exp(Link):
+class Exp(_CenteredLink):
     """h(z) = s (e^u - 1), u = (z - c) / s; h' = e^u; H = s^2 e^u - s z.
 
     s > 0: sensitive to high scores, lenient below c; s < 0: the mirror image (u grows as z falls).
@@ -295,27 +290,12 @@ class Exp(Link):
     (-inf, -s) for s < 0.
     """
 
-    center: float = 0.0
-    scale: float = 1.0
     _kind = KIND_EXP
 
-    def __post_init__(self):
-        object.__setattr__(self, "center", _real(self.center, "center", "Exp"))
-        scale = _real(self.scale, "scale", "Exp")
+    def _checked_scale(self, scale):
         if scale == 0.0:
             raise ValueError(f"Exp: scale must be non-zero, got {scale!r}")
-        object.__setattr__(self, "scale", scale)
-
-    @property
-    def _center(self):
-        return self.center
-
-    @property
-    def _scale(self):
-        return self.scale
-
-    def _u(self, z):
-        return (_as_float(z) - self.center) / self.scale
+        return scale
 
     def h(self, z):
         u = self._u(z)

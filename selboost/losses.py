@@ -243,7 +243,24 @@ def _weighted_group_losses(losses, weight, pointer):
     return losses * np.add.reduceat(weight, pointer[:-1]) / sizes
 
 
-class ListwiseLoss:
+class _GroupedLoss:
+    """The one-step conveniences of the losses over query groups (listwise, pairwise)."""
+
+    def loss(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
+        """Per-group (weighted) losses."""
+        return self.bind(y_true, group, sample_weight, group_weight).loss(raw_prediction)
+
+    def gradient_hessian(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
+        """(grad, hess) float64 arrays, one value per row."""
+        return self.bind(y_true, group, sample_weight, group_weight).gradient_hessian(raw_prediction)
+
+    def init_score(self, y_true, group, sample_weight=None, group_weight=None):
+        """0.0: the loss does not change when every score of a group moves by the same constant."""
+        self.bind(y_true, group, sample_weight, group_weight)
+        return 0.0
+
+
+class ListwiseLoss(_GroupedLoss):
     """Listwise composite-softmax loss over query groups, with a score transform phi (any link):
 
         p_i = exp(phi(z_i)) / sum_j exp(phi(z_j))           (per group)
@@ -313,20 +330,6 @@ class ListwiseLoss:
             )
         return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],))
 
-    def loss(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
-        """Per-group (weighted) losses."""
-        return self.bind(y_true, group, sample_weight, group_weight).loss(raw_prediction)
-
-    def gradient_hessian(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
-        """(grad, hess) float64 arrays, one value per row."""
-        return self.bind(y_true, group, sample_weight, group_weight).gradient_hessian(raw_prediction)
-
-    def init_score(self, y_true, group, sample_weight=None, group_weight=None):
-        """0.0: a softmax over a group does not change when every score moves by a constant."""
-        self.bind(y_true, group, sample_weight, group_weight)
-        return 0.0
-
-
 class BoundSoftmaxLoss(_BoundLoss):
     """Composite softmax over consecutive groups of a flat score array (listwise and multi-class)."""
 
@@ -362,7 +365,7 @@ class BoundSoftmaxLoss(_BoundLoss):
 # ================================================================ pairwise
 
 
-class PairwiseLoss:
+class PairwiseLoss(_GroupedLoss):
     """Pairwise (contrastive) loss on transformed scores, per query group:
 
         loss = sum over pairs (i, j) with r_i > r_j of log(1 + exp(-(phi(z_i) - phi(z_j))))
@@ -399,18 +402,6 @@ class PairwiseLoss:
         weight = _group_weights(sample_weight, group_weight, pointer, y.shape[0])
         return BoundPairwiseLoss(self, y, pointer, weight)
 
-    def loss(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
-        return self.bind(y_true, group, sample_weight, group_weight).loss(raw_prediction)
-
-    def gradient_hessian(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
-        return self.bind(y_true, group, sample_weight, group_weight).gradient_hessian(raw_prediction)
-
-    def init_score(self, y_true, group, sample_weight=None, group_weight=None):
-        """0.0: pairwise differences do not change when every score moves by a constant."""
-        self.bind(y_true, group, sample_weight, group_weight)
-        return 0.0
-
-
 class BoundPairwiseLoss(_BoundLoss):
     def __init__(self, spec, relevance, pointer, weight):
         self.spec = spec
@@ -425,17 +416,17 @@ class BoundPairwiseLoss(_BoundLoss):
     def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
         z = self._raw(raw_prediction)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
-        work = self._work(5)
+        work = self._work(6)
         kernel = K.pick(K.pairwise_grad_hess_parallel, K.pairwise_grad_hess_serial, self.spec.parallel)
         kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.weight, self.k,
-               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2], work[3], work[4],
+               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2], work[3], work[4], work[5],
                grad_out, hess_out)
         return grad_out, hess_out
 
     def loss(self, raw_prediction):
         z = self._raw(raw_prediction)
         out = np.empty(self.group_ptr.size - 1)
-        work = self._work(5)
+        work = self._work(6)
         kernel = K.pick(K.pairwise_loss_parallel, K.pairwise_loss_serial, self.spec.parallel)
         kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.k, work[0], work[1], work[2], out)
         return _weighted_group_losses(out, self.weight, self.group_ptr)

@@ -221,7 +221,7 @@ def pairwise(transform, y, z, group, sample_weight=None, group_weight=None, pair
     for sl in _sizes_to_slices(group):
         zg, rg = z[sl], y[sl]
         phi, dphi, d2phi = transform.h(zg), transform.dh(zg), transform.d2h(zg)
-        g_phi, h_phi = np.zeros(len(zg)), np.zeros(len(zg))
+        g_phi, h_phi, paired = np.zeros(len(zg)), np.zeros(len(zg)), np.zeros(len(zg), dtype=bool)
         loss = 0.0
         for i, j in select_pairs(phi, rg, pairs_per_item):
             margin = phi[i] - phi[j]
@@ -229,14 +229,16 @@ def pairwise(transform, y, z, group, sample_weight=None, group_weight=None, pair
             s = _sigmoid(-margin)
             g_phi[i] -= s
             g_phi[j] += s
-            h_phi[i] += s * (1.0 - s)
-            h_phi[j] += s * (1.0 - s)
+            curvature = _sigmoid(margin) * _sigmoid(-margin)
+            h_phi[i] += curvature
+            h_phi[j] += curvature
+            paired[i] = paired[j] = True
         gg = dphi * g_phi
         hh = dphi**2 * h_phi
         if exact:
             hh = hh + d2phi * g_phi
         hh = np.maximum(hh, hess_min)
-        unused = h_phi == 0.0
+        unused = ~paired
         gg[unused] = 0.0
         hh[unused] = 0.0
         losses.append(loss * w[sl].mean())

@@ -547,3 +547,14 @@ def test_extreme_scores_and_parameters_stay_finite(link, parallel):
     bound = SelectiveLoss(link, target="link", parallel=parallel).bind(t[inside])
     grad, hess_values = bound.gradient_hessian(z[inside])
     assert _finite(bound.loss(z[inside]), grad, hess_values)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_pairwise_far_apart_pair_keeps_its_gradient(parallel):
+    """A badly ordered pair with a huge margin: sigma(m) sigma(-m) must not round to 0 and the pair must
+    still count (it once looked unpaired and got a zero gradient)."""
+    loss = PairwiseLoss(Identity(), parallel=parallel)
+    grad, hess = loss.gradient_hessian(np.array([0.0, 1.0]), np.array([0.0, -300.0]), [2])
+    np.testing.assert_allclose(grad, [1.0, -1.0])
+    assert (hess > 0).all()
+    np.testing.assert_allclose(hess, 1e-6)  # Gauss-Newton curvature e^-300 is below hess_min
