@@ -44,7 +44,7 @@ _LOSS_TYPES = (SelectiveLoss, ListwiseLoss, PairwiseLoss, MulticlassLoss)
 
 #: The objectives run the serial kernels by default: the engines' OpenMP threads already occupy
 #: every core during a round, and a parallel Numba kernel next to them was slower per boosting round
-#: (see ``benchmarks/RESULTS_engines.md``). ``parallel=True`` on the objective overrides it.
+#: (see ``benchmarks/RESULTS.md``). ``parallel=True`` on the objective overrides it.
 DEFAULT_PARALLEL = False
 
 

@@ -31,30 +31,12 @@ def data():
     return X, y
 
 
-def _lambdarank_paths():
-    """{split: (data file, query file)}: the copy bundled in selboost/data, else the shared original."""
-    bundled = Path(selboost.__file__).parent / "data"
-    shared = Path("/work/shared/data/lightgbm-lambdarank")
-    for data, query in ((bundled / "lgb-rank.{}.gz", bundled / "lgb-rank.{}.query"),
-                        (shared / "rank.{}", shared / "rank.{}.query")):
-        paths = {split: (Path(str(data).format(split)), Path(str(query).format(split))) for split in ("train", "test")}
-        if all(d.exists() and q.exists() for d, q in paths.values()):
-            return paths
-    return None
-
-
 @pytest.fixture(scope="module")
 def lambdarank():
-    paths = _lambdarank_paths()
-    if paths is None:
-        pytest.skip("the LightGBM lambdarank sample data is not available")
-    from sklearn.datasets import load_svmlight_file
+    """{split: (X, relevance, group sizes)} of the LightGBM lambdarank sample bundled in selboost/data."""
+    from selboost.bench.letor import load_bundled_sets
 
-    out = {}
-    for split, (data, query) in paths.items():
-        X, y = load_svmlight_file(str(data), n_features=300)  # .gz is decompressed on the fly
-        out[split] = (X.toarray(), y, np.loadtxt(query, dtype=np.int64))
-    return out
+    return {split: (s.X, s.y, s.group) for split, s in load_bundled_sets().items()}
 
 
 # ---------------------------------------------------------------- parity with built-in objectives

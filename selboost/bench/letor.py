@@ -24,6 +24,7 @@ from sklearn.datasets import load_svmlight_file, load_svmlight_files
 __all__ = [
     "RankingSet",
     "Fold",
+    "load_bundled_sets",
     "read_letor",
     "load_folds",
     "load_bundled",
@@ -233,17 +234,23 @@ VALIDATION_FRACTION = 0.2
 VALIDATION_SEED = 0
 
 
-def load_bundled(max_queries=None) -> list[Fold]:
-    """The LightGBM lambdarank example bundled in ``selboost/data`` as one fold.
-
-    It has no validation file: 20 % of the training queries (seed 0) are held out for validation.
-    """
+def load_bundled_sets() -> dict[str, RankingSet]:
+    """The LightGBM lambdarank example bundled in ``selboost/data``: {"train": ..., "test": ...}."""
     root = resources.files("selboost") / "data"
     sets = {}
     for split in ("train", "test"):
         with (root / f"lgb-rank.{split}.gz").open("rb") as raw, gzip.open(raw) as data, \
                 (root / f"lgb-rank.{split}.query").open("rb") as query:
             sets[split] = _read_lightgbm_pair(data, query, 300, f"bundled lgb-rank.{split}")
+    return sets
+
+
+def load_bundled(max_queries=None) -> list[Fold]:
+    """The LightGBM lambdarank example bundled in ``selboost/data`` as one fold.
+
+    It has no validation file: 20 % of the training queries (seed 0) are held out for validation.
+    """
+    sets = load_bundled_sets()
     train, valid = split_by_query(sets["train"], VALIDATION_FRACTION, VALIDATION_SEED)
     test = sets["test"]
     if max_queries is not None:

@@ -15,7 +15,7 @@ Protocol, the same for every method:
   NDCG@10): mean difference, Wilcoxon signed-rank and paired t-test p-values, wins/ties/losses.
 
 ``default_methods`` is the comparison ``selboost bench`` runs; ``extra_methods`` holds the further
-designs tried on MQ2008 (``--methods all`` or by name; see ``benchmarks/RESULTS_bench.md``).
+designs tried on MQ2008 (``--methods all`` or by name; see ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
