@@ -74,7 +74,6 @@ from selboost.objectives import LightGBMObjective, XGBoostObjective, bind_loss, 
 __all__ = [
     "xgboost_dask_objective",
     "lightgbm_sklearn_objective",
-    "DaskXGBoostObjective",
     "LightGBMSklearnObjective",
     "init_score",
     "init_margin",
@@ -89,45 +88,6 @@ _BACKENDS = ("xgboost", "lightgbm")
 
 
 # ================================================================ objectives that travel to workers
-
-
-class DaskXGBoostObjective:
-    """``obj=`` for ``xgboost.dask.train``: ``f(preds, dtrain) -> (grad, hess)`` on each worker.
-
-    The same computation as ``selboost.objectives.XGBoostObjective`` (the loss bound once per worker
-    DMatrix, float32 buffers allocated once, weights applied by the loss), in a form that pickles:
-    only the loss and the options travel; each process builds its own ``XGBoostObjective`` on first
-    use. With threaded workers (``processes=False``) one instance may serve several workers at once;
-    its bindings are keyed by DMatrix, so each worker keeps its own.
-    """
-
-    def __init__(self, loss, *, parallel=None, hess_scale=1.0):
-        self._inner = XGBoostObjective(loss, parallel=parallel, hess_scale=hess_scale)  # validates
-        self.loss = loss
-        self.parallel = parallel
-        self.hess_scale = hess_scale
-        self._lock = threading.Lock()
-
-    def __repr__(self):
-        return f"DaskXGBoostObjective({self.loss!r}, hess_scale={self.hess_scale!r})"
-
-    def __getstate__(self):
-        return {"loss": self.loss, "parallel": self.parallel, "hess_scale": self.hess_scale}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._inner = None
-        self._lock = threading.Lock()
-
-    def _objective(self):
-        if self._inner is None:
-            with self._lock:
-                if self._inner is None:
-                    self._inner = XGBoostObjective(self.loss, parallel=self.parallel, hess_scale=self.hess_scale)
-        return self._inner
-
-    def __call__(self, preds, dtrain):
-        return self._objective()(preds, dtrain)
 
 
 class LightGBMSklearnObjective:
@@ -192,9 +152,11 @@ class LightGBMSklearnObjective:
 
 
 def xgboost_dask_objective(loss, *, parallel=None, hess_scale=1.0):
-    """A selboost loss as ``obj=`` for ``xgboost.dask.train`` (see ``DaskXGBoostObjective``); it also
-    works with plain ``xgboost.train``."""
-    return DaskXGBoostObjective(loss, parallel=parallel, hess_scale=hess_scale)
+    """A selboost loss as ``obj=`` for ``xgboost.dask.train``: ``selboost.xgboost_objective`` itself.
+
+    It pickles to its loss and options; each worker binds the loss once to its own DMatrix (labels,
+    groups and weights validated there) and reuses its float32 buffers every round."""
+    return XGBoostObjective(loss, parallel=parallel, hess_scale=hess_scale)
 
 
 def lightgbm_sklearn_objective(loss, *, parallel=None, hess_scale=1.0):
