@@ -10,9 +10,13 @@ Common parameters:
 - ``loss``: a selboost loss object (defaults: ``SelectiveLoss(Identity())`` -> square loss;
   ``ListwiseLoss()``; binary ``SelectiveLoss(0.25 * Sigmoid(), target="link")`` -> logistic loss,
   multi-class ``MulticlassLoss()`` -> softmax cross-entropy);
-- ``backend``: ``"xgboost"`` or ``"lightgbm"``; ``device``: ``"cpu"`` or ``"cuda"`` (XGBoost
-  ``device="cuda"``; LightGBM ``device_type="cuda"``, which needs a CUDA build of LightGBM and copies
-  the custom gradients from the host every round). Without a usable GPU ``fit`` raises a ValueError;
+- ``backend``: ``"xgboost"`` or ``"lightgbm"``; ``device``: ``"cpu"``, ``"cuda"`` (XGBoost
+  ``device="cuda"``, with the gradients computed on the GPU by ``selboost.cuda``; LightGBM
+  ``device_type="cuda"``, which needs a CUDA build of LightGBM) or ``"gpu"`` (LightGBM's OpenCL
+  ``device_type="gpu"`` of the PyPI wheel). LightGBM takes custom gradients only from the host: it
+  copies them to the device every round (gradient and hessian, 8 bytes per row and output; its
+  cost has not been measured on a GPU yet).
+  Without a usable device ``fit`` raises a ValueError;
 - ``n_estimators``, ``learning_rate``, ``max_depth``, ``num_leaves``, ``min_child_weight``,
   ``subsample``, ``colsample_bytree``, ``reg_lambda``, ``random_state``, ``n_jobs``: mapped to each
   engine's names (``None`` keeps the engine's default);
@@ -50,7 +54,7 @@ from selboost.objectives import (
 __all__ = ["SelectiveRegressor", "SelectiveClassifier", "SelectiveRanker", "check_gpu"]
 
 _BACKENDS = ("xgboost", "lightgbm")
-_DEVICES = ("cpu", "cuda")
+_DEVICES = ("cpu", "cuda", "gpu")
 _MODEL_FORMAT = "selboost-model"
 
 
@@ -74,23 +78,25 @@ def _probe_xgboost_gpu():
     return None
 
 
-def _probe_lightgbm_gpu():
+def _probe_lightgbm_gpu(device_type="cuda"):
     import lightgbm as lgb
 
     rng = np.random.default_rng(0)
     data = lgb.Dataset(rng.normal(size=(64, 2)), label=rng.normal(size=64), params={"verbose": -1})
     try:
-        lgb.train({"device_type": "cuda", "verbose": -1, "num_leaves": 2}, data, 1)
-    except Exception as error:  # LightGBMError: no CUDA in this build, or no device
-        return f"LightGBM cannot train on CUDA: {str(error).splitlines()[0]}"
+        lgb.train({"device_type": device_type, "verbose": -1, "num_leaves": 2}, data, 1)
+    except Exception as error:  # LightGBMError: no such device support in this build, or no device
+        return f"LightGBM cannot train with device_type={device_type!r}: {str(error).splitlines()[0]}"
     return None
 
 
-def check_gpu(backend):
-    """None when ``backend`` can train on a CUDA GPU here, else the reason (a tiny trial, cached)."""
-    if backend not in _GPU_STATUS:
-        _GPU_STATUS[backend] = _probe_xgboost_gpu() if backend == "xgboost" else _probe_lightgbm_gpu()
-    return _GPU_STATUS[backend]
+def check_gpu(backend, device="cuda"):
+    """None when ``backend`` can train on ``device`` ("cuda", or LightGBM's OpenCL "gpu") here, else
+    the reason (a tiny trial, cached)."""
+    key = (backend, device)
+    if key not in _GPU_STATUS:
+        _GPU_STATUS[key] = _probe_xgboost_gpu() if backend == "xgboost" else _probe_lightgbm_gpu(device)
+    return _GPU_STATUS[key]
 
 
 # ---------------------------------------------------------------- parameter checks
@@ -261,10 +267,15 @@ class _SelectiveBoosting(BaseEstimator):
                     raise ValueError(f"engine_params must not set {key!r}: the objective is the loss (loss=)")
         if self.loss is not None:
             check_loss(self.loss)
-        if self.device == "cuda":
-            reason = check_gpu(self.backend)
+        if self.device == "gpu" and self.backend != "lightgbm":
+            raise ValueError("device='gpu' is LightGBM's OpenCL build; use device='cuda' with backend='xgboost'")
+        if self.device != "cpu":
+            reason = check_gpu(self.backend, self.device)
             if reason is not None:
-                raise ValueError(f"device='cuda' needs a usable CUDA GPU for backend={self.backend!r}: {reason}")
+                kind = "CUDA" if self.device == "cuda" else "OpenCL"
+                raise ValueError(
+                    f"device={self.device!r} needs a usable {kind} GPU for backend={self.backend!r}: {reason}"
+                )
         try:
             __import__(self.backend)
         except ImportError as error:  # pragma: no cover - both engines are test dependencies
@@ -322,8 +333,8 @@ class _SelectiveBoosting(BaseEstimator):
                 params["num_class"] = n_outputs
         else:
             params = {"learning_rate": self.learning_rate, "verbose": -1, "metric": "None"}
-            if self.device == "cuda":
-                params["device_type"] = "cuda"
+            if self.device != "cpu":
+                params["device_type"] = self.device
             optional = {"max_depth": self.max_depth, "num_leaves": self.num_leaves,
                         "min_sum_hessian_in_leaf": self.min_child_weight, "lambda_l2": self.reg_lambda,
                         "seed": seed, "num_threads": self._threads()}

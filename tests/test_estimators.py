@@ -224,6 +224,16 @@ def test_cuda_without_gpu_is_a_clear_error(backend):
         SelectiveRegressor(backend=backend, device="cuda").fit(X, y)
 
 
+def test_opencl_gpu_device_is_lightgbm_only_and_checked():
+    X, y = _regression(50)
+    with pytest.raises(ValueError, match="device='gpu' is LightGBM's OpenCL build"):
+        SelectiveRegressor(backend="xgboost", device="gpu").fit(X, y)
+    if check_gpu("lightgbm", "gpu") is None:
+        pytest.skip("LightGBM has a usable OpenCL GPU here")
+    with pytest.raises(ValueError, match="device='gpu' needs a usable OpenCL GPU"):
+        SelectiveRegressor(backend="lightgbm", device="gpu").fit(X, y)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_and_pickle(backend, tmp_path):
     X, y = _regression()
