@@ -62,6 +62,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from selboost._validation import check_choice
+from selboost.estimators import check_engine_params
 from selboost.losses import (
     BoundSelectiveLoss,
     ListwiseLoss,
@@ -572,12 +573,7 @@ class _DaskSelectiveModel(BaseEstimator):
         _check_number(self.random_state, "random_state", 0, integer=True, allow_none=True)
         if not isinstance(self.init_score, (bool, np.bool_)):
             raise TypeError(f"init_score must be True or False, got {self.init_score!r}")
-        if self.engine_params is not None:
-            if not isinstance(self.engine_params, dict):
-                raise TypeError(f"engine_params must be a dict or None, got {self.engine_params!r}")
-            for key in ("objective", "obj", "fobj"):
-                if key in self.engine_params:
-                    raise ValueError(f"engine_params must not set {key!r}: the objective is the loss (loss=)")
+        check_engine_params(self.engine_params)
         self.backend_ = self.backend
         return loss
 

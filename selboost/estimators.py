@@ -102,6 +102,17 @@ def check_gpu(backend, device="cuda"):
 # ---------------------------------------------------------------- parameter checks
 
 
+def check_engine_params(engine_params):
+    """``engine_params``: None or a dict that leaves the objective to the loss."""
+    if engine_params is None:
+        return
+    if not isinstance(engine_params, dict):
+        raise TypeError(f"engine_params must be a dict or None, got {engine_params!r}")
+    for key in ("objective", "obj", "fobj"):
+        if key in engine_params:
+            raise ValueError(f"engine_params must not set {key!r}: the objective is the loss (loss=)")
+
+
 def _check_int(value, name, low, allow_none=False):
     if value is None and allow_none:
         return None
@@ -259,12 +270,7 @@ class _SelectiveBoosting(BaseEstimator):
         _check_int(self.early_stopping_rounds, "early_stopping_rounds", 1, allow_none=True)
         if self.n_jobs is not None and self.n_jobs != -1:
             _check_int(self.n_jobs, "n_jobs", 1)
-        if self.engine_params is not None:
-            if not isinstance(self.engine_params, dict):
-                raise TypeError(f"engine_params must be a dict or None, got {self.engine_params!r}")
-            for key in ("objective", "obj", "fobj"):
-                if key in self.engine_params:
-                    raise ValueError(f"engine_params must not set {key!r}: the objective is the loss (loss=)")
+        check_engine_params(self.engine_params)
         if self.loss is not None:
             check_loss(self.loss)
         if self.device == "gpu" and self.backend != "lightgbm":

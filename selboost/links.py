@@ -364,7 +364,6 @@ class PiecewiseLinear(Link):
     def _anchors(self):
         """(x, h, H) at the left end of each region (the first knot for region 0)."""
         knots = np.asarray(self.knots)
-        slopes = np.asarray(self.slopes)
         anchor_x = np.concatenate([[knots[0]], knots])
         # integrate h and H from 0 to each anchor along the piecewise slope
         h_at = np.empty_like(anchor_x)

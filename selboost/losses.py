@@ -19,7 +19,6 @@ from selboost._validation import (
     as_float_array,
     check_choice,
     check_hess_min,
-    check_length,
     group_pointer,
     sample_weights,
 )
