@@ -119,7 +119,34 @@ def _gpu_problem():
             f"the CUDA compiler library libNVVM was not found ({' '.join(str(error).split())}); "
             "install it with pip install 'selboost[gpu]' or point CUDA_HOME at a CUDA toolkit"
         )
-    return None
+    return _compile_problem()
+
+
+_COMPILE_CHECKED = []
+
+
+def _compile_problem():
+    """None when a trivial kernel compiles, else why not; checked once per process.
+
+    A driver and libNVVM are not enough: numba-cuda 0.30.4, for one, cannot load its own typing
+    registries under NumPy 2.5 (it registers ``np.row_stack``, which NumPy 2.5 removed), and that
+    would otherwise surface as a traceback from deep inside the first kernel launch.
+    """
+    if not _COMPILE_CHECKED:
+        def _probe(out):
+            out[0] = 1.0
+
+        try:
+            cuda.jit("void(float32[:])")(_probe)
+        except Exception as error:  # pragma: no cover - depends on the installation
+            detail = " ".join(f"{type(error).__name__}: {error}".split())
+            hint = ""
+            if "row_stack" in detail:
+                hint = f" (this numba-cuda does not support NumPy {np.__version__}: install 'numpy<2.5')"
+            _COMPILE_CHECKED.append(f"Numba's CUDA target cannot compile a kernel: {detail}{hint}")
+        else:
+            _COMPILE_CHECKED.append(None)
+    return _COMPILE_CHECKED[0]
 
 
 def is_available() -> bool:

@@ -72,6 +72,11 @@ def _softmax_term_scales(bound, raw):
     return grad_scale.reshape(bound.shape), hess_scale.reshape(bound.shape)
 
 
+def _to_host(array):
+    """A device result as a NumPy array: CuPy arrays where CuPy is installed, else Numba's."""
+    return array.copy_to_host() if hasattr(array, "copy_to_host") else array.get()
+
+
 def _compare(name, got, expected, rtol=None, term_scale=None):
     rtol = _rtol if rtol is None else rtol
     got = np.asarray(got, dtype=np.float64)
@@ -109,8 +114,8 @@ def _check(name, bound, raw, float32=False, **options):
     grad_scale = hess_scale = None
     if hasattr(bound, "q"):
         grad_scale, hess_scale = _softmax_term_scales(bound, raw)
-    worst = max(_compare(f"{name} grad", grad.copy_to_host(), expected_g, term_scale=grad_scale),
-                _compare(f"{name} hess", hess.copy_to_host(), expected_h, term_scale=hess_scale))
+    worst = max(_compare(f"{name} grad", _to_host(grad), expected_g, term_scale=grad_scale),
+                _compare(f"{name} hess", _to_host(hess), expected_h, term_scale=hess_scale))
     grad_again, _ = device.gradient_hessian(raw)
     assert grad_again is grad, "gradient buffers must be allocated once and reused"
     if float32:
@@ -122,9 +127,9 @@ def _check(name, bound, raw, float32=False, **options):
         device32 = sbcuda.to_device(bound, **options)
         grad32, hess32 = device32.gradient_hessian(cuda.to_device(raw32))
         assert grad32.dtype == np.float32 and grad32.shape == bound.shape, (grad32.dtype, grad32.shape)
-        _compare(f"{name} grad float32", grad32.copy_to_host(), expected_g32, rtol=1e-6,
+        _compare(f"{name} grad float32", _to_host(grad32), expected_g32, rtol=1e-6,
                  term_scale=None if grad_scale is None else _softmax_term_scales(bound, raw32)[0])
-        _compare(f"{name} hess float32", hess32.copy_to_host(), expected_h32, rtol=1e-6,
+        _compare(f"{name} hess float32", _to_host(hess32), expected_h32, rtol=1e-6,
                  term_scale=None if hess_scale is None else _softmax_term_scales(bound, raw32)[1])
     print(f"ok {name}: max relative error {worst:.2g} ({time.perf_counter() - started:.1f} s)", flush=True)
 
