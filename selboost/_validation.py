@@ -6,12 +6,12 @@ import numpy as np
 
 
 def as_float_array(values, name: str, *, ndim: int | tuple[int, ...] = 1, allow_empty: bool = False,
-                   keep_float32: bool = False):
+                   keep_float32: bool = False, check_finite: bool = True):
     """A float64 array (float32 kept as it is with ``keep_float32``), or a TypeError / ValueError naming
     ``name``.
 
     Rejects non-numeric dtypes (strings, objects, complex, bool), the wrong number of dimensions,
-    empty input and NaN or infinite values.
+    empty input and (unless ``check_finite`` is False: the caller checks) NaN or infinite values.
     """
     if values is None:
         raise TypeError(f"{name} must be an array of numbers, got None")
@@ -25,12 +25,15 @@ def as_float_array(values, name: str, *, ndim: int | tuple[int, ...] = 1, allow_
         raise ValueError(f"{name} is empty")
     dtype = np.float32 if keep_float32 and array.dtype == np.float32 else np.float64
     array = np.ascontiguousarray(array, dtype=dtype)
-    if not np.isfinite(array).all():
-        bad = np.flatnonzero(~np.isfinite(array.ravel()))
-        raise ValueError(
-            f"{name} must be finite: {bad.size} NaN or infinite value(s), first at flat index {bad[0]}"
-        )
+    if check_finite and not np.isfinite(array).all():
+        raise_nonfinite(array, name)
     return array
+
+
+def raise_nonfinite(array, name: str):
+    """The ValueError for an array holding NaN or infinite values."""
+    bad = np.flatnonzero(~np.isfinite(array.ravel()))
+    raise ValueError(f"{name} must be finite: {bad.size} NaN or infinite value(s), first at flat index {bad[0]}")
 
 
 def check_length(array, n: int, name: str, what: str = "rows"):

@@ -20,6 +20,7 @@ from selboost._validation import (
     check_choice,
     check_hess_min,
     group_pointer,
+    raise_nonfinite,
     sample_weights,
 )
 from selboost.links import Identity, Link
@@ -60,12 +61,21 @@ class _BoundLoss:
     n_rows: int
     shape: tuple
 
-    def _raw(self, raw_prediction):
-        # float32 predictions (XGBoost's) go to the kernels as they are: no float64 copy every round
-        raw = as_float_array(raw_prediction, "raw_prediction", ndim=len(self.shape), keep_float32=True)
+    def _raw(self, raw_prediction, check_finite=True):
+        # float32 predictions (XGBoost's) go to the kernels as they are: no float64 copy every round.
+        # The gradient kernels count non-finite scores themselves (check_finite=False, then
+        # _check_nonfinite): a separate pass would cost a third of the scalar kernel's time.
+        raw = as_float_array(raw_prediction, "raw_prediction", ndim=len(self.shape), keep_float32=True,
+                             check_finite=check_finite)
         if raw.shape != self.shape:
             raise ValueError(f"raw_prediction has shape {raw.shape}, expected {self.shape}")
         return raw
+
+    @staticmethod
+    def _check_nonfinite(finite_check, raw):
+        """``finite_check``: a gradient kernel's sum of z * 0, NaN when some score is not finite."""
+        if finite_check != 0.0 and not np.isfinite(raw).all():
+            raise_nonfinite(raw, "raw_prediction")
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -162,10 +172,12 @@ class BoundSelectiveLoss(_BoundLoss):
 
     def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
         """(grad, hess) for raw scores z; ``grad_out``/``hess_out`` may be preallocated (float32 too)."""
-        z = self._raw(raw_prediction)
+        z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.scalar_grad_hess_parallel, K.scalar_grad_hess_serial, self.spec.parallel)
-        kernel(self.components, self.table, z, self.target_h, self.weight, self.spec.hess_min, grad_out, hess_out)
+        finite_check = kernel(self.components, self.table, z, self.target_h, self.weight, self.spec.hess_min,
+                              grad_out, hess_out)
+        self._check_nonfinite(finite_check, z)
         return grad_out, hess_out
 
     def loss(self, raw_prediction):
@@ -342,14 +354,13 @@ class BoundSoftmaxLoss(_BoundLoss):
         self.components, self.table = spec.transform.packed()
 
     def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
-        z = self._raw(raw_prediction)
+        z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
-        flat = z.ravel()
-        work = self._work(3)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
-        kernel(self.components, self.table, flat, self.q, self.group_ptr, self.weight,
-               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2],
-               grad_out.reshape(-1), hess_out.reshape(-1))
+        finite_check = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
+                              self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
+                              hess_out.reshape(-1))
+        self._check_nonfinite(finite_check, z)
         return grad_out, hess_out
 
     def loss(self, raw_prediction):
