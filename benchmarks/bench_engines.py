@@ -14,7 +14,15 @@ Tasks: ``regression`` (a selective loss ``Identity() + 9 Sigmoid`` against ``reg
 LightGBM ``huber``: non-constant hessians), ``binary`` (``0.25 Sigmoid`` link, target="link",
 against ``binary:logistic`` / ``binary``), ``ranking`` (``ListwiseLoss()`` against LightGBM
 ``rank_xendcg`` and ``lambdarank`` and XGBoost ``rank:ndcg``, groups of ``--group-size`` rows).
-Each selboost objective runs with the serial and with the parallel kernels.
+Each selboost objective runs with the serial and with the parallel kernels. For regression and binary,
+``xgb obj=numpy ...`` is the built-in objective's own mathematics as a plain NumPy ``obj=`` callable:
+what XGBoost's custom-objective path (margins handed to Python, gradients handed back) costs any
+custom objective; and ``xgb obj=numpy selective`` is the selboost loss itself in NumPy (through the
+link's NumPy functions): the same trees as the selboost objective, so the difference is the objective's
+own cost. A different loss grows different trees, whose histogram work differs (XGBoost builds the
+smaller child's histogram): compare the selboost objective with a built-in of the same mathematics
+(``binary``: ``0.25 Sigmoid`` with link-range targets is exactly ``binary:logistic``) to see its
+overhead. ``objective ms/round`` is the time spent inside the objective callable.
 """
 
 from __future__ import annotations
@@ -48,7 +56,48 @@ def make_data(task, rows, features, group_size, seed=0):
     return X, y, group
 
 
-def configurations(task, threads):
+def numpy_pseudo_huber(preds, dtrain):
+    """reg:pseudohubererror (huber_slope 1) as a NumPy objective: r / sqrt(1 + r^2), (1 + r^2)^-3/2."""
+    r = preds - dtrain.get_label()
+    scale = 1.0 + r * r
+    root = np.sqrt(scale)
+    return r / root, 1.0 / (scale * root)
+
+
+def numpy_logistic(preds, dtrain):
+    """binary:logistic as a NumPy objective: p - y, p (1 - p)."""
+    p = 1.0 / (1.0 + np.exp(-preds))
+    return p - dtrain.get_label(), p * (1.0 - p)
+
+
+def numpy_selective(loss, label):
+    """The same selective loss as a NumPy objective, through the link's NumPy functions: the trees are
+    those of the selboost objective, so the difference is the objective's own cost."""
+    link = loss.link
+    target = link.h(label.astype(np.float64)) if loss.target == "score" else label.astype(np.float64)
+
+    def objective(preds, data):
+        z = preds.astype(np.float64)
+        return link.h(z) - target, np.maximum(link.dh(z), loss.hess_min)
+
+    return objective
+
+
+class TimedObjective:
+    """An objective callable that adds up the seconds spent inside it."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self.seconds = 0.0
+
+    def __call__(self, preds, data):
+        start = time.perf_counter()
+        result = self.objective(preds, data)
+        self.seconds += time.perf_counter() - start
+        return result
+
+
+def configurations(task, threads, y):
     import selboost
 
     if task == "regression":
@@ -62,16 +111,26 @@ def configurations(task, threads):
         loss = selboost.ListwiseLoss()
         xgb_builtin, lgb_builtin = {"objective": "rank:ndcg"}, {"objective": "rank_xendcg"}
     configs = [("xgboost", "xgb " + xgb_builtin["objective"], xgb_builtin, None)]
+    if task in ("regression", "binary"):
+        numpy_objective = numpy_pseudo_huber if task == "regression" else numpy_logistic
+        configs.append(("xgboost", f"xgb obj=numpy {xgb_builtin['objective']}", {},
+                        TimedObjective(numpy_objective)))
+        configs.append(("xgboost", "xgb obj=numpy selective", {}, TimedObjective(numpy_selective(loss, y))))
     for parallel in (False, True):
         configs.append(("xgboost", f"xgb selboost {'parallel' if parallel else 'serial'}", {},
-                        selboost.xgboost_objective(loss, parallel=parallel)))
+                        TimedObjective(selboost.xgboost_objective(loss, parallel=parallel))))
     configs.append(("lightgbm", "lgb " + lgb_builtin["objective"], lgb_builtin, None))
     if task == "ranking":
         configs.append(("lightgbm", "lgb lambdarank", {"objective": "lambdarank"}, None))
     for parallel in (False, True):
         configs.append(("lightgbm", f"lgb selboost {'parallel' if parallel else 'serial'}", {},
-                        selboost.lightgbm_objective(loss, parallel=parallel)))
+                        TimedObjective(selboost.lightgbm_objective(loss, parallel=parallel))))
     return loss, configs
+
+
+def _restart_timing(objective):
+    if isinstance(objective, TimedObjective):
+        objective.seconds = 0.0
 
 
 class Runner:
@@ -100,6 +159,7 @@ class Runner:
                     "verbosity": 0, "base_score": 0.0, **params}
             booster = self.xgb.Booster(full, [self.dtrain])
             booster.update(self.dtrain, 0, fobj=objective)  # warm-up: first round allocations
+            _restart_timing(objective)
             start, cpu = time.perf_counter(), time.process_time()
             for i in range(1, rounds + 1):
                 booster.update(self.dtrain, i, fobj=objective)
@@ -118,10 +178,42 @@ class Runner:
                 booster.update(fobj=fobj)
 
         step()
+        _restart_timing(fobj)
         start, cpu = time.perf_counter(), time.process_time()
         for _ in range(rounds):
             step()
         return (time.perf_counter() - start) / rounds, (time.process_time() - cpu) / rounds
+
+
+def tree_cost_at_same_margins(runner, loss, reps):
+    """XGBoost's boosting step alone, from the same margins, given the selboost loss's gradients and
+    given reg:pseudohubererror's: the trees, and with them the histogram work, follow the gradients."""
+    import inspect
+
+    import selboost
+
+    xgb, dtrain = runner.xgb, runner.dtrain
+    params = {"tree_method": "hist", "max_depth": 6, "eta": 0.1, "nthread": runner.threads, "verbosity": 0,
+              "base_score": 0.0}
+    objective = selboost.xgboost_objective(loss)
+    booster = xgb.train(params, dtrain, 3, obj=objective)
+    margins = booster.predict(dtrain, output_margin=True, training=True)
+    gradients = {"selboost": [a.copy() for a in objective(margins, dtrain)],
+                 "reg:pseudohubererror": [a.astype(np.float32) for a in numpy_pseudo_huber(margins, dtrain)]}
+    with_iteration = "iteration" in inspect.signature(xgb.Booster.boost).parameters
+    seconds = {name: [] for name in gradients}
+    for _ in range(reps):
+        for name, (grad, hess) in gradients.items():
+            copy = booster.copy()
+            start = time.perf_counter()
+            if with_iteration:
+                copy.boost(dtrain, 3, grad=grad, hess=hess)
+            else:
+                copy.boost(dtrain, grad, hess)
+            seconds[name].append(time.perf_counter() - start)
+    print("\nXGBoost's boosting step alone (Booster.boost) from the same margins, by whose gradients:")
+    for name, values in seconds.items():
+        print(f"  {name}: median {statistics.median(values):.4f} s, min {min(values):.4f} s")
 
 
 def main(argv=None):
@@ -136,31 +228,38 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     X, y, group = make_data(args.task, args.rows, args.features, args.group_size)
-    loss, configs = configurations(args.task, args.threads)
+    loss, configs = configurations(args.task, args.threads, y)
     runner = Runner(X, y, group, args.threads)
     times = {name: [] for _, name, _, _ in configs}
     cpu_times = {name: [] for _, name, _, _ in configs}
+    objective_times = {name: [] for _, name, _, _ in configs}
     for rep in range(args.reps):
         shift = rep % len(configs)
         for engine, name, params, objective in configs[shift:] + configs[:shift]:
             wall, cpu = runner.seconds_per_round(engine, name, params, objective, args.rounds)
             times[name].append(wall)
             cpu_times[name].append(cpu)
+            if objective is not None:  # timed from after the warm-up round
+                objective_times[name].append(objective.seconds / args.rounds)
     print(f"# task={args.task} rows={X.shape[0]} features={X.shape[1]} rounds={args.rounds} reps={args.reps} "
           f"threads={args.threads} OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')} "
           f"NUMBA_THREADING_LAYER={os.environ.get('NUMBA_THREADING_LAYER', '(default)')} "
           f"python={platform.python_version()}")
     baselines = {"xgboost": configs[0][1], "lightgbm": next(c[1] for c in configs if c[0] == "lightgbm")}
     print("| configuration | wall s/round: median | min | ratio: median of paired | ratio of mins "
-          "| CPU s/round: median | CPU ratio of medians |")
-    print("|---|---|---|---|---|---|---|")
+          "| CPU s/round: median | CPU ratio of medians | objective ms/round |")
+    print("|---|---|---|---|---|---|---|---|")
     for engine, name, _, _ in configs:
         base, base_cpu = times[baselines[engine]], cpu_times[baselines[engine]]
         ratios = [t / b for t, b in zip(times[name], base)]
+        objective_ms = (f"{1e3 * statistics.median(objective_times[name]):.1f}"
+                        if objective_times[name] else "(built in)")
         print(f"| {name} | {statistics.median(times[name]):.4f} | {min(times[name]):.4f} | "
               f"{statistics.median(ratios):.3f} | {min(times[name]) / min(base):.3f} | "
               f"{statistics.median(cpu_times[name]):.4f} | "
-              f"{statistics.median(cpu_times[name]) / statistics.median(base_cpu):.3f} |")
+              f"{statistics.median(cpu_times[name]) / statistics.median(base_cpu):.3f} | {objective_ms} |")
+    if args.task == "regression":
+        tree_cost_at_same_margins(runner, loss, max(args.reps, 5))
 
 
 if __name__ == "__main__":

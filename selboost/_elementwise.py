@@ -351,8 +351,9 @@ def link_values(components, table, z):
 
 
 @register_jitable(inline="always")
-def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
-    """(h, h', h'') of the whole link at z[start:stop], written to h[i - base], dh[i - base], d2h[i - base].
+def link_values_range(components, table, z, start, stop, h, dh, d2h, base, second=True):
+    """(h, h', h'') of the whole link at z[start:stop], written to h[i - base], dh[i - base], d2h[i - base]
+    (d2h left as it is unless ``second``).
 
     Term by term, each term's loop specialised for its kind so that LLVM vectorises it (the per-element
     ``link_values`` dispatches on the kind inside the loop, which does not vectorise). The loops run
@@ -368,7 +369,9 @@ def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
     for i in range(zs.shape[0]):
         hs[i] = 0.0
         dhs[i] = 0.0
-        d2hs[i] = 0.0
+    if second:
+        for i in range(zs.shape[0]):
+            d2hs[i] = 0.0
     for k in range(components.shape[0]):
         kind = int(components[k, 0])
         w = components[k, 1]
@@ -383,19 +386,22 @@ def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
                 v, dv, d2v = sigmoid_values(center, scale, zs[i])
                 hs[i] += w * v
                 dhs[i] += w * dv
-                d2hs[i] += w * d2v
+                if second:
+                    d2hs[i] += w * d2v
         elif kind == KIND_SINH:
             for i in range(zs.shape[0]):
                 v, dv, d2v = sinh_values(center, scale, zs[i])
                 hs[i] += w * v
                 dhs[i] += w * dv
-                d2hs[i] += w * d2v
+                if second:
+                    d2hs[i] += w * d2v
         elif kind == KIND_EXP:
             for i in range(zs.shape[0]):
                 v, dv, d2v = exp_values(center, scale, zs[i])
                 hs[i] += w * v
                 dhs[i] += w * dv
-                d2hs[i] += w * d2v
+                if second:
+                    d2hs[i] += w * d2v
         else:
             offset = int(components[k, 4])
             count = int(components[k, 5])
@@ -403,7 +409,8 @@ def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
                 v, dv, d2v = piecewise_values(table, offset, count, zs[i])
                 hs[i] += w * v
                 dhs[i] += w * dv
-                d2hs[i] += w * d2v
+                if second:
+                    d2hs[i] += w * d2v
 
 
 @register_jitable

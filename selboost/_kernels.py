@@ -129,7 +129,7 @@ def _scalar_grad_hess_kernel(components, table, z, target_h, weight, hess_min, g
         chunk_check = 0.0
         for start in range(chunk * CHUNK, min((chunk + 1) * CHUNK, n), TILE):
             stop = min(start + TILE, n)
-            link_values_range(components, table, z, start, stop, h, dh, d2h, start)
+            link_values_range(components, table, z, start, stop, h, dh, d2h, start, False)
             # slices indexed from 0 (see link_values_range)
             zs = z[start:stop]
             targets = target_h[start:stop]
@@ -192,7 +192,7 @@ def _softmax_grad_hess_kernel(components, table, z, q, group_ptr, weight, exact,
                     grads[i] = 0.0
                     hessians[i] = 0.0
                 continue
-            link_values_range(components, table, z, start, stop, phi, dphi, d2phi, start)
+            link_values_range(components, table, z, start, stop, phi, dphi, d2phi, start, exact)
             top = -np.inf
             for i in range(size):
                 top = max(top, phi[i])
