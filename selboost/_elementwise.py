@@ -29,8 +29,8 @@ which keeps every value finite for any finite score and keeps the loss convex.
 
 On the gradient path every exponential is ``fast_exp``: ``math.exp`` is a libm call per element, which
 keeps LLVM from vectorising a loop (this Numba has no SVML), while ``fast_exp`` is plain arithmetic
-that vectorises (relative error below 4e-16). ``link_values_range`` evaluates a link over a slice term
-by term, each term's loop specialised for its kind, so that those loops vectorise. The CUDA kernels
+that vectorises (relative error below 4e-16). ``selboost._kernels.link_values_range`` evaluates a link
+over a slice term by term, each term's loop specialised for its kind, so that those loops vectorise. The CUDA kernels
 compile the same functions with ``fast_exp`` bound to libdevice's ``exp``.
 """
 
@@ -247,7 +247,7 @@ def component_values_call(kind, center, scale, offset, count, table, z):
 
 @register_jitable
 def sigmoid_call(u):
-    """``sigmoid`` as a plain call, for kernels that also inline ``link_values_range``."""
+    """``sigmoid`` as a plain call, for a kernel that inlines ``sigmoid`` elsewhere."""
     return sigmoid(u)
 
 
@@ -348,69 +348,6 @@ def link_values(components, table, z):
         dh += w * dv
         d2h += w * d2v
     return h, dh, d2h
-
-
-@register_jitable(inline="always")
-def link_values_range(components, table, z, start, stop, h, dh, d2h, base, second=True):
-    """(h, h', h'') of the whole link at z[start:stop], written to h[i - base], dh[i - base], d2h[i - base]
-    (d2h left as it is unless ``second``).
-
-    Term by term, each term's loop specialised for its kind so that LLVM vectorises it (the per-element
-    ``link_values`` dispatches on the kind inside the loop, which does not vectorise). The loops run
-    over slices from index 0: an index that might be negative gets Numba's wrap-around select, and
-    then LLVM cannot see that the accesses are consecutive. A function that inlines this must not
-    also inline ``link_values``: the piecewise search would be inlined twice (see
-    ``_piecewise_segment_call``).
-    """
-    zs = z[start:stop]
-    hs = h[start - base:stop - base]
-    dhs = dh[start - base:stop - base]
-    d2hs = d2h[start - base:stop - base]
-    for i in range(zs.shape[0]):
-        hs[i] = 0.0
-        dhs[i] = 0.0
-    if second:
-        for i in range(zs.shape[0]):
-            d2hs[i] = 0.0
-    for k in range(components.shape[0]):
-        kind = int(components[k, 0])
-        w = components[k, 1]
-        center = components[k, 2]
-        scale = components[k, 3]
-        if kind == KIND_IDENTITY:
-            for i in range(zs.shape[0]):
-                hs[i] += w * zs[i]
-                dhs[i] += w
-        elif kind == KIND_SIGMOID:
-            for i in range(zs.shape[0]):
-                v, dv, d2v = sigmoid_values(center, scale, zs[i])
-                hs[i] += w * v
-                dhs[i] += w * dv
-                if second:
-                    d2hs[i] += w * d2v
-        elif kind == KIND_SINH:
-            for i in range(zs.shape[0]):
-                v, dv, d2v = sinh_values(center, scale, zs[i])
-                hs[i] += w * v
-                dhs[i] += w * dv
-                if second:
-                    d2hs[i] += w * d2v
-        elif kind == KIND_EXP:
-            for i in range(zs.shape[0]):
-                v, dv, d2v = exp_values(center, scale, zs[i])
-                hs[i] += w * v
-                dhs[i] += w * dv
-                if second:
-                    d2hs[i] += w * d2v
-        else:
-            offset = int(components[k, 4])
-            count = int(components[k, 5])
-            for i in range(zs.shape[0]):
-                v, dv, d2v = piecewise_values(table, offset, count, zs[i])
-                hs[i] += w * v
-                dhs[i] += w * dv
-                if second:
-                    d2hs[i] += w * d2v
 
 
 @register_jitable
