@@ -109,3 +109,27 @@ def test_linear_extension_is_continuous(link):
             f = getattr(link, name)
             below, above = f(np.array([edge - step, edge + step]))
             assert abs(above - below) <= 1e-5 * max(1.0, abs(below)), (name, edge, below, above)
+
+
+def test_fast_exp_is_exp_to_the_last_bits():
+    """The kernels' polynomial exp against NumPy's: relative error below 4 ulp-ish (5e-16) over the
+    whole normal range, exactly 1 at 0, and 0 where e**x would be subnormal."""
+    from numba import njit
+
+    from selboost._elementwise import fast_exp, power_of_two
+
+    @njit
+    def apply(x):
+        out = np.empty_like(x)
+        for i in range(x.shape[0]):
+            out[i] = fast_exp(x[i])
+        return out
+
+    half_ln2 = 0.5 * math.log(2.0)
+    x = np.concatenate([np.linspace(-708.0, 709.0, 400_001), np.linspace(-1.0, 1.0, 20_001),
+                        [-half_ln2, half_ln2, -1e-300, 1e-300, 30.0]])
+    exact = np.exp(x)
+    assert np.max(np.abs(apply(x) - exact) / exact) < 5e-16
+    assert apply(np.array([0.0]))[0] == 1.0
+    np.testing.assert_array_equal(apply(np.array([-708.5, -745.0, -1e6, -np.inf])), 0.0)
+    assert [power_of_two(n) for n in (-1022, -1, 0, 1, 1023)] == [2.0 ** n for n in (-1022, -1, 0, 1, 1023)]
