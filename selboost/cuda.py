@@ -60,6 +60,7 @@ else:
     _IMPORT_ERROR = None
 
 from selboost import _elementwise
+from selboost._validation import raise_nonfinite
 
 __all__ = [
     "DeviceLoss",
@@ -467,11 +468,20 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                 hess_out[x] = hs
             cuda.syncthreads()  # rank and by_rank of this group are read until here
 
+    def count_nonfinite(z, count):
+        """count[0] += the number of NaN or infinite scores (an atomic add only where there is one)."""
+        start = cuda.grid(1)
+        step = cuda.gridsize(1)
+        for i in range(start, z.shape[0], step):
+            if not math.isfinite(z[i]):
+                cuda.atomic.add(count, 0, 1)
+
     return {
         "scalar_grad_hess": scalar_grad_hess,
         "softmax_grad_hess_threads": softmax_grad_hess_threads,
         "softmax_grad_hess_blocks": softmax_grad_hess_blocks,
         "pairwise_grad_hess": pairwise_grad_hess,
+        "count_nonfinite": count_nonfinite,
     }
 
 
@@ -495,6 +505,7 @@ def kernel_signatures(raw_dtype="float64", out_dtype="float32"):
             f"void({links}, {z}, {f64}, int64[::1], {f64}, boolean, int64, boolean, float64, "
             f"{f64}, {f64}, {f64}, int64[::1], int64[::1], {out}, {out})"
         ),
+        "count_nonfinite": f"void({z}, int32[::1])",
     }
 
 
@@ -568,6 +579,7 @@ class DeviceLoss:
         self.shape = tuple(bound.shape)
         self.n_rows = int(np.prod(self.shape))
         self._kernels = _kernels(self.block_size)
+        self._nonfinite = cuda.device_array(1, np.int32)
         components, table = bound.components, bound.table
         self._components = cuda.to_device(np.ascontiguousarray(components, dtype=np.float64))
         self._table = cuda.to_device(np.ascontiguousarray(table, dtype=np.float64))
@@ -643,12 +655,6 @@ class DeviceLoss:
         if array.dtype != np.float32:
             array = array.astype(np.float64, copy=False)
         array = np.ascontiguousarray(array).reshape(self.n_rows)
-        if not np.isfinite(array).all():
-            bad = np.flatnonzero(~np.isfinite(array))
-            raise ValueError(
-                f"raw_prediction must be finite: {bad.size} NaN or infinite value(s), "
-                f"first at flat index {bad[0]}"
-            )
         buffer = self._raw_buffers.get(array.dtype)
         if buffer is None:
             buffer = cuda.device_array(self.n_rows, array.dtype)
@@ -656,11 +662,21 @@ class DeviceLoss:
         buffer.copy_to_device(array)
         return buffer
 
+    def _check_finite(self, z):
+        """A clear error for NaN or infinite scores, checked on the device: a NumPy pass over host
+        scores took as long as copying them to the device."""
+        self._nonfinite.copy_to_device(np.zeros(1, np.int32))
+        blocks = max(1, min(math.ceil(self.n_rows / _SCALAR_BLOCK), 65535))
+        self._kernels["count_nonfinite"][blocks, _SCALAR_BLOCK](z, self._nonfinite)
+        if self._nonfinite.copy_to_host()[0]:
+            raise_nonfinite(z.copy_to_host(), "raw_prediction")
+
     # ------------------------------------------------------------ rounds
 
     def gradient_hessian(self, raw_prediction):
         """(grad, hess) device arrays of ``shape`` for raw scores z (host or device, float32 or float64)."""
         z = self._raw(raw_prediction)
+        self._check_finite(z)
         grad, hess = self._grad_flat, self._hess_flat
         kernels = self._kernels
         if self.kind == "selective":

@@ -229,7 +229,12 @@ def run_checks(simulated):
 
     # ---- errors are clear, not crashes
     device = sbcuda.to_device(SelectiveLoss().bind(np.zeros(5)))
+    from numba import cuda
+
+    nan_on_device = cuda.to_device(np.array([0, 1, np.nan, 0, 0.0]))
+    inf_on_device = cuda.to_device(np.array([0, 0, 0, 0, -np.inf], dtype=np.float32))
     for bad, error in ((np.zeros(4), ValueError), (np.array([0, 1, np.nan, 0, 0.0]), ValueError),
+                       (nan_on_device, ValueError), (inf_on_device, ValueError),
                        (np.array(["a"] * 5), TypeError)):
         try:
             device.gradient_hessian(bad)
