@@ -29,9 +29,9 @@ which keeps every value finite for any finite score and keeps the loss convex.
 
 On the gradient path every exponential is ``fast_exp``: ``math.exp`` is a libm call per element, which
 keeps LLVM from vectorising a loop (this Numba has no SVML), while ``fast_exp`` is plain arithmetic
-that vectorises (relative error below 4e-16). ``selboost._kernels.link_values_range`` evaluates a link
-over a slice term by term, each term's loop specialised for its kind, so that those loops vectorise. The CUDA kernels
-compile the same functions with ``fast_exp`` bound to libdevice's ``exp``.
+that vectorises (relative error below 5e-16). ``selboost._kernels.link_values_range`` evaluates a link
+over a slice term by term, each term's loop specialised for its kind, so that those loops vectorise.
+The CUDA kernels compile the same functions with ``fast_exp`` bound to libdevice's ``exp``.
 """
 
 import math
@@ -181,7 +181,7 @@ def _piecewise_anchor(table, offset, count, j):
 @register_jitable(inline="always")
 def sigmoid_values(center, scale, z):
     """(h, h', h'') of the unit sigmoid term: 4 s sigma(u), 4 sigma (1 - sigma), its derivative."""
-    inverse_scale = 1.0 / scale  # loop-invariant in a kernel: hoisted, one division per call, not per element
+    inverse_scale = 1.0 / scale  # invariant in a kernel's loop: one division per loop, not per element
     p = sigmoid((z - center) * inverse_scale)
     q = p * (1.0 - p)
     return 4.0 * scale * p, 4.0 * q, 4.0 * q * (1.0 - 2.0 * p) * inverse_scale

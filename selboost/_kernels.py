@@ -36,9 +36,9 @@ from selboost._elementwise import (
     link_values,
     pair_curvature,
     piecewise_values,
+    sigmoid_call,
     sigmoid_values,
     sinh_values,
-    sigmoid_call,
     softplus,
 )
 
@@ -135,8 +135,6 @@ def link_values_range(components, table, z, start, stop, h, dh, d2h, base, secon
                 dhs[i] += w * dv
                 if second:
                     d2hs[i] += w * d2v
-
-
 
 
 @register_jitable(inline="always")
