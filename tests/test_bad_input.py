@@ -185,3 +185,25 @@ def test_bad_preallocated_outputs():
         bound.gradient_hessian(Z, grad_out=np.empty(3))
     with pytest.raises(ValueError, match="hess_out"):
         bound.gradient_hessian(Z, hess_out=np.empty((4, 2))[:, 0])
+
+
+@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bad", [NAN, INF, -INF])
+def test_kernels_catch_a_non_finite_score_in_any_tile(parallel, dtype, bad):
+    """The gradient kernels check finiteness themselves, tile by tile and group by group: a bad score
+    in a late chunk, behind finite ones, is still a clear error naming its index."""
+    rng = np.random.default_rng(0)
+    n = 50_000  # more than one parallel chunk of the scalar kernel
+    index = 41_234
+    z = rng.normal(size=n).astype(dtype)
+    z[index] = bad
+    scalar_loss = SelectiveLoss(Identity() + 9 * Sigmoid(1.0, 0.5), parallel=parallel).bind(rng.normal(size=n))
+    listwise_loss = ListwiseLoss(Identity() + 4 * Sigmoid(2.0, 0.5), parallel=parallel).bind(
+        rng.integers(0, 5, size=n).astype(np.float64), np.full(n // 100, 100))
+    for bound in (scalar_loss, listwise_loss):
+        with pytest.raises(ValueError, match=f"raw_prediction must be finite: 1 .*index {index}"):
+            bound.gradient_hessian(z)
+        z_ok = np.where(np.isfinite(z), z, 0.0).astype(dtype)
+        grad, hess = bound.gradient_hessian(z_ok)
+        assert np.isfinite(grad).all() and np.isfinite(hess).all()
