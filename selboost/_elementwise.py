@@ -78,7 +78,7 @@ def _bits_to_float(typingctx, bits):
     return types.float64(types.int64), codegen
 
 
-@overload(power_of_two, inline="always")
+@overload(power_of_two)
 def _power_of_two_compiled(n):
     def implementation(n):
         return _bits_to_float((np.int64(n) + 1023) << 52)
@@ -86,7 +86,7 @@ def _power_of_two_compiled(n):
     return implementation
 
 
-@register_jitable(inline="always")
+@register_jitable
 def fast_exp(x):
     """e**x for x <= 709 as arithmetic only: x = n ln2 + r with |r| <= ln2 / 2, e**x = 2**n e**r, e**r
     by its Taylor polynomial of degree 13 (truncation below 1e-17). 0 below -708 (where e**x is
@@ -112,7 +112,7 @@ def fast_exp(x):
     return value if x >= -708.0 else 0.0
 
 
-@register_jitable(inline="always")
+@register_jitable
 def sigmoid(u):
     """Logistic function from e^-|u|: one exp, no overflow, no branch (the choice is a select)."""
     e = fast_exp(-abs(u))
@@ -178,7 +178,7 @@ def _piecewise_anchor(table, offset, count, j):
     return table[offset + j - 1]
 
 
-@register_jitable(inline="always")
+@register_jitable
 def sigmoid_values(center, scale, z):
     """(h, h', h'') of the unit sigmoid term: 4 s sigma(u), 4 sigma (1 - sigma), its derivative."""
     inverse_scale = 1.0 / scale  # invariant in a kernel's loop: one division per loop, not per element
@@ -187,7 +187,7 @@ def sigmoid_values(center, scale, z):
     return 4.0 * scale * p, 4.0 * q, 4.0 * q * (1.0 - 2.0 * p) * inverse_scale
 
 
-@register_jitable(inline="always")
+@register_jitable
 def sinh_values(center, scale, z):
     """(h, h', h'') of the unit sinh term, continued linearly beyond |u| = LINEAR_BEYOND."""
     inverse_scale = 1.0 / scale
@@ -204,7 +204,7 @@ def sinh_values(center, scale, z):
     return sign * scale * (sinh + cosh * beyond), cosh, d2h
 
 
-@register_jitable(inline="always")
+@register_jitable
 def exp_values(center, scale, z):
     """(h, h', h'') of the unit exp term s (e^u - 1), continued linearly beyond u = LINEAR_BEYOND."""
     inverse_scale = 1.0 / scale

@@ -72,9 +72,9 @@ class _BoundLoss:
         return raw
 
     @staticmethod
-    def _check_nonfinite(finite_check, raw):
-        """``finite_check``: a gradient kernel's sum of z * 0, NaN when some score is not finite."""
-        if finite_check != 0.0 and not np.isfinite(raw).all():
+    def _check_nonfinite(nonfinite, raw):
+        """``nonfinite``: a gradient kernel's count of scores that are not finite."""
+        if nonfinite:
             raise_nonfinite(raw, "raw_prediction")
 
     def __getstate__(self):
@@ -147,9 +147,11 @@ class BoundSelectiveLoss(_BoundLoss):
         self.components, self.table = link.packed()
         if loss.target == "score":
             self.y = y
-            # h(y) from the same compiled code as h(z), so that grad(y, y) is exactly 0
+            # h(y) as the gradient kernel's h(y) - 0, from the same compiled loops as h(z) - h(y) in
+            # every later call (parallel or serial), so that grad(y, y) is exactly 0
             self.target_h = np.empty_like(y)
-            K.link_values_serial(self.components, self.table, y, self.target_h, np.empty_like(y), np.empty_like(y))
+            K.scalar_grad_hess_serial(self.components, self.table, y, np.zeros_like(y), np.empty(0), 0.0,
+                                      self.target_h, np.empty_like(y))
             self.boundary = None
         else:
             lo, hi = link.range
@@ -175,9 +177,9 @@ class BoundSelectiveLoss(_BoundLoss):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.scalar_grad_hess_parallel, K.scalar_grad_hess_serial, self.spec.parallel)
-        finite_check = kernel(self.components, self.table, z, self.target_h, self.weight, self.spec.hess_min,
+        nonfinite = kernel(self.components, self.table, z, self.target_h, self.weight, self.spec.hess_min,
                               grad_out, hess_out)
-        self._check_nonfinite(finite_check, z)
+        self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
     def loss(self, raw_prediction):
@@ -357,10 +359,10 @@ class BoundSoftmaxLoss(_BoundLoss):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
-        finite_check = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
+        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
                               self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
                               hess_out.reshape(-1))
-        self._check_nonfinite(finite_check, z)
+        self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
     def loss(self, raw_prediction):
