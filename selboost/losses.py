@@ -178,7 +178,7 @@ class BoundSelectiveLoss(_BoundLoss):
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.scalar_grad_hess_parallel, K.scalar_grad_hess_serial, self.spec.parallel)
         nonfinite = kernel(self.components, self.table, z, self.target_h, self.weight, self.spec.hess_min,
-                              grad_out, hess_out)
+                           grad_out, hess_out)
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
@@ -360,8 +360,8 @@ class BoundSoftmaxLoss(_BoundLoss):
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
         nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
-                              self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
-                              hess_out.reshape(-1))
+                           self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
+                           hess_out.reshape(-1))
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
