@@ -88,6 +88,27 @@ def _power_of_two_compiled(n):
     return implementation
 
 
+def multiply_add(a, b, c):
+    """a * b + c; compiled, one fused multiply-add that the kernels' ``reassoc`` cannot regroup."""
+    return a * b + c
+
+
+@intrinsic
+def _fused_multiply_add(typingctx, a, b, c):
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@overload(multiply_add)
+def _multiply_add_compiled(a, b, c):
+    def implementation(a, b, c):
+        return _fused_multiply_add(np.float64(a), np.float64(b), np.float64(c))
+
+    return implementation
+
+
 @register_jitable
 def fast_exp(x):
     """e**x for x <= 709 as arithmetic only: x = n ln2 + r with |r| <= ln2 / 2, e**x = 2**n e**r, e**r
@@ -95,7 +116,9 @@ def fast_exp(x):
     subnormal), e**709 above 709: the kernels never ask for more than e**30."""
     clipped = min(max(x, -708.0), 709.0)
     n = math.floor(clipped * _LOG2_E + 0.5)
-    r = clipped - n * _LN2_HIGH - n * _LN2_LOW
+    # Cody-Waite in fused multiply-adds: under ``reassoc`` the plain form may be regrouped into
+    # clipped - n * ln2, which loses the low bits (measured: relative error 2e-14 at x = 700)
+    r = multiply_add(-n, _LN2_LOW, multiply_add(-n, _LN2_HIGH, clipped))
     p = 1.0 / 6227020800.0
     p = 1.0 / 479001600.0 + r * p
     p = 1.0 / 39916800.0 + r * p
