@@ -114,24 +114,24 @@ _TERM_VALUES = (_identity_term, _sigmoid_term, _sinh_term, _exp_term, _piecewise
 
 def _add_term_loop(term_values):
     """A compiled loop adding w * (h, h', h'') of one term over z[start:stop] to h[i - base], dh[i - base]
-    and, unless ``d2h`` is None, d2h[i - base]."""
+    and, unless ``d2h`` is None, d2h[i - base]; ``first``: store instead of adding (no zeroing pass)."""
 
-    def add_term(center, scale, offset, count, table, w, z, start, stop, h, dh, d2h, base):
+    def add_term(center, scale, offset, count, table, w, z, start, stop, h, dh, d2h, base, first):
         zs = z[start:stop]
         hs = h[start - base:stop - base]
         dhs = dh[start - base:stop - base]
         if d2h is None:
             for i in range(zs.shape[0]):
                 v, dv, _ = term_values(center, scale, offset, count, table, zs[i])
-                hs[i] += w * v
-                dhs[i] += w * dv
+                hs[i] = (0.0 if first else hs[i]) + w * v
+                dhs[i] = (0.0 if first else dhs[i]) + w * dv
         else:
             d2hs = d2h[start - base:stop - base]
             for i in range(zs.shape[0]):
                 v, dv, d2v = term_values(center, scale, offset, count, table, zs[i])
-                hs[i] += w * v
-                dhs[i] += w * dv
-                d2hs[i] += w * d2v
+                hs[i] = (0.0 if first else hs[i]) + w * v
+                dhs[i] = (0.0 if first else dhs[i]) + w * dv
+                d2hs[i] = (0.0 if first else d2hs[i]) + w * d2v
 
     # Numba's cache keys a closure on the values it captures as well as on its name and code
     return njit(cache=True, fastmath=FASTMATH, error_model="numpy")(add_term)
@@ -152,21 +152,11 @@ def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
     2.5x slower). The loops run over slices from index 0: an index that might be negative gets Numba's
     wrap-around select, and then LLVM cannot see that the accesses are consecutive.
     """
-    zs = z[start:stop]
-    hs = h[start - base:stop - base]
-    dhs = dh[start - base:stop - base]
-    for i in range(zs.shape[0]):
-        hs[i] = 0.0
-        dhs[i] = 0.0
-    if d2h is not None:
-        d2hs = d2h[start - base:stop - base]
-        for i in range(zs.shape[0]):
-            d2hs[i] = 0.0
     for k in range(components.shape[0]):
         kind = int(components[k, 0])
         arguments = (
             components[k, 2], components[k, 3], int(components[k, 4]), int(components[k, 5]), table,
-            components[k, 1], z, start, stop, h, dh, d2h, base,
+            components[k, 1], z, start, stop, h, dh, d2h, base, k == 0,
         )
         if kind == KIND_IDENTITY:
             _add_identity(*arguments)
@@ -347,16 +337,17 @@ def _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hes
         local = start - block_start  # the group's first row in phi, dphi, d2phi
         top = _largest(phi, local, size)
         total = 0.0
+        q_sum = 0.0
         for i in range(size):
             e = fast_exp(phi[local + i] - top)
             phi[local + i] = e
             total += e
+            # read here, where the arithmetic hides the wait for memory, not in the next loop
+            q_sum += q[start + i]
         inverse_total = 1.0 / total
-        q_sum = 0.0
         for i in range(size):
             row = start + i
             nonfinite += z[row] - z[row] != 0.0  # inf - inf and NaN - NaN are NaN
-            q_sum += q[row]
             p = phi[local + i] * inverse_total
             d = dphi[local + i]
             gr = d * (p - q[row])
