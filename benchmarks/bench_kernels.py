@@ -9,7 +9,8 @@ For each loss kind and size it times, interleaved in one process on the same dat
   * ``copy``: a Numba kernel that reads the same input bytes and writes the same output bytes with no
     arithmetic: the memory-bandwidth bound.
 Reported: the best of ``--repeats`` runs, in million samples per second, and selboost as a fraction of
-the copy bound.
+the copy bound. The parallel kernel, the serial kernel and the copy take turns within each round, so
+that the ratio compares times taken close together.
 """
 
 from __future__ import annotations
@@ -46,13 +47,16 @@ def numpy_softmax(transform, z, q, pointer):
     return (dphi * (p - q)).astype(np.float32), (dphi * dphi * p * (1.0 - p)).astype(np.float32)
 
 
-def best_time(function, repeats):
-    times = []
+def best_times(functions, repeats):
+    """The best time of each function over ``repeats`` rounds, the functions taking turns within a
+    round, so that a slow spell of this shared machine hits them all alike."""
+    best = [float("inf")] * len(functions)
     for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for k, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best
 
 
 def cases(n, rng):
@@ -114,10 +118,12 @@ def main(argv=None):
             run(True), run(False), copy_two_in_two_out(flat_z, flat_other, grad.ravel(), hess.ravel())
             if numpy_version is not None:
                 numpy_version()
-            t_par = best_time(lambda: run(True), args.repeats)
-            t_ser = best_time(lambda: run(False), args.repeats)
-            t_copy = best_time(lambda: copy_two_in_two_out(flat_z, flat_other, grad.ravel(), hess.ravel()), args.repeats)
-            t_np = best_time(numpy_version, max(2, args.repeats // 3)) if numpy_version is not None else float("nan")
+            t_par, t_ser, t_copy = best_times(
+                [lambda: run(True), lambda: run(False),
+                 lambda: copy_two_in_two_out(flat_z, flat_other, grad.ravel(), hess.ravel())],
+                args.repeats,
+            )
+            t_np = best_times([numpy_version], max(2, args.repeats // 3))[0] if numpy_version is not None else float("nan")
             spec.parallel = True
             rate = lambda t: size / t / 1e6  # noqa: E731
             print(
