@@ -108,7 +108,7 @@ def _piecewise_term(center, scale, offset, count, table, z):
     return piecewise_values(table, offset, count, z)
 
 
-#: indexed by a term's kind
+#: in the order of the names the compiled loops are unpacked to below
 _TERM_VALUES = (_identity_term, _sigmoid_term, _sinh_term, _exp_term, _piecewise_term)
 
 
@@ -149,7 +149,7 @@ def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
     ``link_values`` dispatches on the kind inside the loop, which does not vectorise). Whether h'' is
     wanted is decided at compile time: Numba compiles a separate version for ``d2h=None`` and prunes
     the ``is None`` branches, because a run-time test inside a loop kept it from vectorising (measured:
-    2.5x slower). The loops run over slices from index 0: an index that might be negative gets Numba's
+    2.3x slower). The loops run over slices from index 0: an index that might be negative gets Numba's
     wrap-around select, and then LLVM cannot see that the accesses are consecutive.
     """
     for k in range(components.shape[0]):
