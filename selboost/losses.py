@@ -150,7 +150,7 @@ class BoundSelectiveLoss(_BoundLoss):
             # h(y) as the gradient kernel's h(y) - 0, from the same compiled loops as h(z) - h(y) in
             # every later call (parallel or serial), so that grad(y, y) is exactly 0
             self.target_h = np.empty_like(y)
-            K.scalar_grad_hess_serial(self.components, self.table, y, np.zeros_like(y), np.empty(0), 0.0,
+            K.scalar_grad_hess_serial(self.components, self.table, y, np.zeros_like(y), None, 0.0,
                                       self.target_h, np.empty_like(y))
             self.boundary = None
         else:
@@ -177,8 +177,8 @@ class BoundSelectiveLoss(_BoundLoss):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.scalar_grad_hess_parallel, K.scalar_grad_hess_serial, self.spec.parallel)
-        nonfinite = kernel(self.components, self.table, z, self.target_h, self.weight, self.spec.hess_min,
-                           grad_out, hess_out)
+        nonfinite = kernel(self.components, self.table, z, self.target_h, self.weight if self.weight.size else None,
+                           self.spec.hess_min, grad_out, hess_out)
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
@@ -359,9 +359,9 @@ class BoundSoftmaxLoss(_BoundLoss):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
-        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
-                           self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
-                           hess_out.reshape(-1))
+        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr,
+                           self.weight if self.weight.size else None, self.spec.hess == "exact",
+                           self.spec.hess_min, grad_out.reshape(-1), hess_out.reshape(-1))
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
