@@ -21,7 +21,7 @@ import math
 import types
 
 import numpy as np
-from numba import literally, njit, prange
+from numba import njit, prange
 from numba.extending import register_jitable
 
 from selboost._elementwise import (
@@ -388,25 +388,27 @@ def _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hes
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def softmax_block(components, table, z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min,
                   grad_out, hess_out):
-    """Link values of groups first..last - 1 in one call, then their outputs (``_softmax_outputs``)."""
+    """Link values of groups first..last - 1 in one call, then their outputs (``_softmax_outputs``);
+    an empty ``weight`` means unweighted."""
     start = group_ptr[first]
     link_values_range(components, table, z, start, group_ptr[last], phi, dphi, d2phi, start)
-    return _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min, grad_out, hess_out)
+    if weight.shape[0] == 0:
+        return _softmax_outputs(z, q, group_ptr, first, last, None, phi, dphi, d2phi, hess_min, grad_out,
+                                hess_out)
+    return _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min, grad_out,
+                            hess_out)
 
 
 def _softmax_grad_hess_kernel(components, table, z, q, group_ptr, weight, exact, hess_min, grad_out, hess_out):
     """Per group: p = softmax(phi(z)), grad = w phi'(p - q), hess = w phi'^2 p (1 - p) [+ phi''(p - q)].
 
-    A group of one item, or whose target q sums to 0, gets zero gradient and zero hessian; ``weight=None``
-    means unweighted. Returns the number of scores that are not finite (when not 0, the outputs are
-    meaningless).
+    A group of one item, or whose target q sums to 0, gets zero gradient and zero hessian. Returns the
+    number of scores that are not finite (when not 0, the outputs are meaningless).
 
     The work goes in blocks of consecutive groups (up to ``BLOCK_ROWS`` rows, or one larger group): the
-    link is evaluated over a block in one call. ``exact`` and whether there are weights are settled at
-    compile time (``literally``, None), because a test inside a loop keeps it from vectorising, and so
-    that only the variant in use is compiled.
+    link is evaluated over a block in one call, and the branches on ``exact`` and on the weights are
+    taken once per block, at compile time, because a test inside a loop keeps it from vectorising.
     """
-    literally(exact)
     n_groups = group_ptr.shape[0] - 1
     largest = 0
     for g in range(n_groups):

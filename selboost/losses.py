@@ -359,9 +359,9 @@ class BoundSoftmaxLoss(_BoundLoss):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
-        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr,
-                           self.weight if self.weight.size else None, self.spec.hess == "exact",
-                           self.spec.hess_min, grad_out.reshape(-1), hess_out.reshape(-1))
+        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
+                           self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
+                           hess_out.reshape(-1))
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
