@@ -177,8 +177,9 @@ class BoundSelectiveLoss(_BoundLoss):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.scalar_grad_hess_parallel, K.scalar_grad_hess_serial, self.spec.parallel)
-        nonfinite = kernel(self.components, self.table, z, self.target_h, self.weight if self.weight.size else None,
-                           self.spec.hess_min, grad_out, hess_out)
+        weight = self.weight if self.weight.size else None
+        nonfinite = kernel(self.components, self.table, z, self.target_h, weight, self.spec.hess_min, grad_out,
+                           hess_out)
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
