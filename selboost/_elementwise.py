@@ -5,7 +5,8 @@ A link is packed into two float64 arrays so that one compiled kernel serves ever
 * ``components``, shape (m, 6): one row per term of the weighted sum,
   ``[kind, weight, center, scale, offset, count]``;
 * ``table``: the piecewise-linear data, ``knots`` (count), ``slopes`` (count + 1),
-  ``h`` at the segment anchors (count + 1) and ``H`` at the anchors (count + 1), starting at ``offset``.
+  ``h`` at the segment anchors (count + 1), ``H`` at the anchors (count + 1) and the anchors themselves
+  (count + 1: each segment's point nearest 0), starting at ``offset``.
 
 The functions here use ``math`` calls only and are registered with ``numba.extending.register_jitable``:
 the same source is compiled into the CPU kernels (``selboost._kernels``) and into the CUDA kernels
@@ -110,10 +111,10 @@ def _multiply_add_compiled(a, b, c):
 
 
 @register_jitable
-def fast_exp(x):
-    """e**x for x <= 709 as arithmetic only: x = n ln2 + r with |r| <= ln2 / 2, e**x = 2**n e**r, e**r
-    by its Taylor polynomial of degree 13 (truncation below 1e-17). 0 below -708 (where e**x is
-    subnormal), e**709 above 709: the kernels never ask for more than e**30."""
+def _exp_parts(x):
+    """(2**n, e**r - 1) with x = n ln2 + r, |r| <= ln2 / 2, for x clipped to [-708, 709]: e**r - 1 by
+    its Taylor polynomial of degree 13 (truncation below 1e-17), without the leading 1, so that
+    e**x - 1 keeps its digits near x = 0."""
     clipped = min(max(x, -708.0), 709.0)
     n = math.floor(clipped * _LOG2_E + 0.5)
     # Cody-Waite in fused multiply-adds: under ``reassoc`` the plain form may be regrouped into
@@ -132,9 +133,29 @@ def fast_exp(x):
     p = 1.0 / 6.0 + r * p
     p = 0.5 + r * p
     p = 1.0 + r * p
-    p = 1.0 + r * p
-    value = p * power_of_two(n)
+    return power_of_two(n), r * p
+
+
+@register_jitable
+def fast_exp(x):
+    """e**x for x <= 709 as arithmetic only (``_exp_parts``): 0 below -708 (where e**x is subnormal),
+    e**709 above 709: the kernels never ask for more than e**30."""
+    scale, r_part = _exp_parts(x)
+    value = multiply_add(scale, r_part, scale)
     return value if x >= -708.0 else 0.0
+
+
+@register_jitable
+def fast_exp_expm1(x):
+    """(e**x, e**x - 1) as arithmetic only, from one polynomial (``_exp_parts``): e**x - 1 as
+    2**n (e**r - 1) + (2**n - 1), the last exact, keeps its digits near x = 0, where e**x - 1 would
+    cancel; (0, -1) below -708."""
+    scale, r_part = _exp_parts(x)
+    value = multiply_add(scale, r_part, scale)
+    minus_one = multiply_add(scale, r_part, scale - 1.0)
+    if x >= -708.0:
+        return value, minus_one
+    return 0.0, -1.0
 
 
 @register_jitable
@@ -153,6 +174,24 @@ def pair_curvature(margin):
 
 
 @register_jitable
+def pair_margin(phi_i, phi_j):
+    """phi_i - phi_j of a pair, and 0 for two equal infinite transformed scores (inf - inf is NaN):
+    the pair is a tie in the limit."""
+    margin = phi_i - phi_j
+    return margin if margin == margin else 0.0
+
+
+@register_jitable
+def softmax_exponent(phi, top):
+    """phi - top, the exponent of a softmax term with the group's largest transformed score ``top``;
+    for an infinite ``top`` (phi = +inf somewhere, or -inf everywhere) the softmax's limit: equal mass
+    on the scores equal to ``top`` (exponent 0), none elsewhere."""
+    if top - top != 0.0:
+        return 0.0 if phi == top else -math.inf
+    return phi - top
+
+
+@register_jitable
 def softplus(u):
     """log(1 + e**u) without overflow or loss of precision for large |u|."""
     if u > 0.0:
@@ -166,15 +205,6 @@ def expm1_minus_x(d):
     if abs(d) < 1e-2:
         return d * d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0 + d * (1.0 / 120.0 + d / 720.0))))
     return math.expm1(d) - d
-
-
-@register_jitable
-def sinh_minus_x(d):
-    """sinh(d) - d, accurate for small |d|."""
-    if abs(d) < 1e-2:
-        d2 = d * d
-        return d * d2 * (1.0 / 6.0 + d2 * (1.0 / 120.0 + d2 / 5040.0))
-    return math.sinh(d) - d
 
 
 @register_jitable(inline="always")
@@ -197,31 +227,37 @@ def _piecewise_segment_call(table, offset, count, z):
 
 @register_jitable(inline="always")
 def _piecewise_anchor(table, offset, count, j):
-    """Left end of segment j, where h and H are tabulated (the first knot for segment 0)."""
-    if j == 0:
-        return table[offset]
-    return table[offset + j - 1]
+    """The point of segment j nearest 0 (0 itself if the segment holds it), where h and H are tabulated:
+    h(z) = h(a) + m (z - a) then adds two terms of one sign, which cannot cancel."""
+    return table[offset + 4 * count + 3 + j]
 
 
 @register_jitable
 def sigmoid_values(center, scale, z):
-    """(h, h', h'') of the unit sigmoid term: 4 s sigma(u), 4 sigma (1 - sigma), its derivative."""
+    """(h, h', h'') of the unit sigmoid term: 4 s sigma(u), 4 sigma(u) sigma(-u), its derivative; both
+    sigma(u) and sigma(-u) from e^-|u| (never 1 - sigma from sigma ~ 1, which loses the far tail)."""
     inverse_scale = 1.0 / scale  # invariant in a kernel's loop: one division per loop, not per element
-    p = sigmoid((z - center) * inverse_scale)
-    q = p * (1.0 - p)
-    return 4.0 * scale * p, 4.0 * q, 4.0 * q * (1.0 - 2.0 * p) * inverse_scale
+    u = (z - center) * inverse_scale
+    e = fast_exp(-abs(u))
+    inverse = 1.0 / (1.0 + e)
+    small = e * inverse
+    p = inverse if u >= 0.0 else small
+    p_bar = small if u >= 0.0 else inverse
+    q = small * inverse
+    return 4.0 * scale * p, 4.0 * q, 4.0 * q * (p_bar - p) * inverse_scale
 
 
 @register_jitable
 def sinh_values(center, scale, z):
-    """(h, h', h'') of the unit sinh term, continued linearly beyond |u| = LINEAR_BEYOND."""
+    """(h, h', h'') of the unit sinh term, continued linearly beyond |u| = LINEAR_BEYOND; sinh from
+    expm1, so that it keeps its digits near the centre."""
     inverse_scale = 1.0 / scale
     u = (z - center) * inverse_scale
     # min and max spelled out: the two-argument builtins fail in Numba's CUDA target (numba/numba#10753)
     beyond = abs(u) - LINEAR_BEYOND if abs(u) > LINEAR_BEYOND else 0.0
-    e = fast_exp(LINEAR_BEYOND if abs(u) > LINEAR_BEYOND else abs(u))
+    e, em1 = fast_exp_expm1(LINEAR_BEYOND if abs(u) > LINEAR_BEYOND else abs(u))
     inverse = 1.0 / e
-    sinh = 0.5 * (e - inverse)
+    sinh = 0.5 * em1 * (1.0 + inverse)  # (e - 1/e) / 2 without the cancellation
     cosh = 0.5 * (e + inverse)
     sign = 1.0 if u >= 0.0 else -1.0
     # for |u| <= LINEAR_BEYOND: beyond = 0, the plain sinh; past it the tangent line
@@ -231,12 +267,13 @@ def sinh_values(center, scale, z):
 
 @register_jitable
 def exp_values(center, scale, z):
-    """(h, h', h'') of the unit exp term s (e^u - 1), continued linearly beyond u = LINEAR_BEYOND."""
+    """(h, h', h'') of the unit exp term s (e^u - 1), continued linearly beyond u = LINEAR_BEYOND; e^u - 1
+    as expm1, so that it keeps its digits near the centre."""
     inverse_scale = 1.0 / scale
     u = (z - center) * inverse_scale
     beyond = u - LINEAR_BEYOND if u > LINEAR_BEYOND else 0.0
-    e = fast_exp(LINEAR_BEYOND if u > LINEAR_BEYOND else u)
-    return scale * (e * (1.0 + beyond) - 1.0), e, (e * inverse_scale if beyond == 0.0 else 0.0)
+    e, em1 = fast_exp_expm1(LINEAR_BEYOND if u > LINEAR_BEYOND else u)
+    return scale * (em1 + e * beyond), e, (e * inverse_scale if beyond == 0.0 else 0.0)
 
 
 @register_jitable(inline="always")
@@ -307,56 +344,151 @@ def component_primitive(kind, center, scale, offset, count, table, z):
 
 
 @register_jitable
+def _sigmoid_divergence(uz, uy, d):
+    """softplus(uz) - softplus(uy) - sigma(uy) d with d = uz - uy: the Bernoulli Kullback-Leibler
+    divergence KL(sigma(uy) || sigma(uz)), to a few ulps for every finite uz, uy.
+
+    Mirrored (u -> -u) so that p = sigma(uy) <= 1/2, with p and 1 - p both taken from e^uy (never
+    1 - p from p ~ 1). For |d| < _TAYLOR_BELOW the Taylor series; for d <= 30, log1p(p expm1(d)) - p d,
+    whose relative error is ~ eps / |d|; beyond, the direct form, where no two terms cancel.
+    """
+    if uy > 0.0:
+        uz = -uz
+        uy = -uy
+        d = -d
+    e = math.exp(uy)
+    p = e / (1.0 + e)
+    p_bar = 1.0 / (1.0 + e)
+    p_d = p * d if p > 0.0 else 0.0  # p = 0 with d = inf would give NaN
+    if abs(d) < _TAYLOR_BELOW:
+        q = p * p_bar
+        # the derivatives of softplus: sigma' = q, sigma'' = q (1 - 2 p), sigma''' = q (1 - 6 q)
+        return q * d * d * (0.5 + d * (p_bar - p) / 6.0 + d * d * (1.0 - 6.0 * q) / 24.0)
+    if d <= 30.0:
+        return max(math.log1p(p * math.expm1(d)) - p_d, 0.0)
+    if uz == math.inf:
+        return math.inf
+    return max(softplus(uz) - softplus(uy) - p_d, 0.0)
+
+
+@register_jitable
+def _exponential_piece(kind, a, b, length):
+    """(divergence, change of h) of the unit sinh or exp function from u = a to u = b = a + length,
+    both inside the exponential part, in forms whose terms are all >= 0, with phi(x) = e^x - 1 - x:
+
+    sinh: D = (e^a phi(L) + e^-a phi(-L)) / 2, change 2 cosh(a + L/2) sinh(L/2);
+    exp:  D = e^a phi(L), change e^a expm1(L); for L > 1, D = e^b - e^a (1 + L) and change e^b - e^a,
+    which stay finite where e^a underflows and phi(L) would overflow.
+    """
+    e = math.exp(a)
+    if kind == KIND_SINH:
+        divergence = 0.5 * (e * expm1_minus_x(length) + expm1_minus_x(-length) / e)
+        return divergence, 2.0 * math.cosh(a + 0.5 * length) * math.sinh(0.5 * length)
+    if length <= 1.0:
+        return e * expm1_minus_x(length), e * math.expm1(length)
+    tail = e * (1.0 + length) if e > 0.0 else 0.0  # e = 0 with length = inf would give NaN
+    e_b = math.exp(b)
+    return max(e_b - tail, 0.0), e_b - e
+
+
+@register_jitable
+def _continued_region(kind, u):
+    """0: the lower linear part (sinh only), 1: the exponential part, 2: the upper linear part."""
+    if u > LINEAR_BEYOND:
+        return 2
+    if kind == KIND_SINH and u < -LINEAR_BEYOND:
+        return 0
+    return 1
+
+
+@register_jitable
+def _continued_divergence(kind, uz, uy, d):
+    """Divergence of the unit sinh or exp function (continued linearly beyond |u| = LINEAR_BEYOND),
+    d = uz - uy computed as (z - y) / s.
+
+    The path from uy to uz is cut where it crosses a region boundary, and the divergence is summed
+    over the pieces [a_i, a_(i+1)] as D(z, y) = sum_i [D(a_(i+1), a_i) + (h(a_(i+1)) - h(a_i)) (z - a_(i+1))]:
+    every term has the sign of (z - y)^2, so none cancels, far apart or near (the closed form
+    cosh(uz) - cosh(uy) - d sinh(uy) adds terms of 3e31 for a value of 5e12). Positions are offsets
+    from the end nearer 0, each computed once: the rounding of a boundary's offset then cancels
+    between the pieces, and is never that of a huge |u|.
+    """
+    slope = _COSH_AT_LINEAR if kind == KIND_SINH else _EXP_AT_LINEAR
+    region_y = _continued_region(kind, uy)
+    region_z = _continued_region(kind, uz)
+    step = 1 if region_z > region_y else -1
+    origin = uy if abs(uy) <= abs(uz) else uz
+    start = 0.0 if abs(uy) <= abs(uz) else -d  # the position of y
+    stop = start + d  # the position of z: d or 0, exactly
+    region = region_y
+    a = uy
+    total = 0.0
+    while True:
+        if region == region_z:
+            b = uz
+            end = stop
+        else:
+            lower_region = region if step > 0 else region - 1  # the boundary between it and the next
+            b = -LINEAR_BEYOND if lower_region == 0 else LINEAR_BEYOND
+            end = b - origin
+        length = end - start
+        if region == 1:
+            divergence, change = _exponential_piece(kind, a, b, length)
+        else:
+            divergence = 0.5 * slope * length * length
+            change = slope * length
+        total += divergence
+        if region == region_z:
+            return total
+        total += change * (stop - end)
+        a = b
+        start = end
+        region += step
+
+
+@register_jitable
+def _piecewise_divergence(table, offset, count, z, y):
+    """Divergence of a piecewise-linear term: the sum over the segments j between y and z of
+    m_j L_j^2 / 2 + m_j L_j (z - end_j), all terms >= 0, positions measured as in
+    ``_continued_divergence``."""
+    jy = _piecewise_segment_call(table, offset, count, y)
+    jz = _piecewise_segment_call(table, offset, count, z)
+    d = z - y
+    step = 1 if jz > jy else -1
+    origin = y if abs(y) <= abs(z) else z
+    start = 0.0 if abs(y) <= abs(z) else -d
+    stop = start + d
+    j = jy
+    total = 0.0
+    while True:
+        slope = table[offset + count + j]
+        if j == jz:
+            length = stop - start
+            return total + 0.5 * slope * length * length
+        # going up, segment j ends at knot j; going down, it begins at knot j - 1
+        end = (table[offset + j] if step > 0 else table[offset + j - 1]) - origin
+        length = end - start
+        total += slope * length * (0.5 * length + (stop - end))
+        start = end
+        j += step
+
+
+@register_jitable
 def component_divergence(kind, center, scale, offset, count, table, z, y):
-    """H(z) - H(y) - (z - y) h(y) of one unweighted term, without cancellation where z is near y."""
+    """H(z) - H(y) - (z - y) h(y) of one unweighted term, >= 0, in forms without cancellation for every
+    finite z and y: finite wherever the value fits in float64 (and u = (z - c) / s and (z - y) / s
+    do), +inf where it overflows."""
     if kind == KIND_IDENTITY:
         d = z - y
         return 0.5 * d * d
     if kind == KIND_PIECEWISE:
-        jz = _piecewise_segment_call(table, offset, count, z)
-        jy = _piecewise_segment_call(table, offset, count, y)
-        if jz == jy:
-            d = z - y
-            return 0.5 * table[offset + count + jz] * d * d
-    else:
-        uz = (z - center) / scale
-        uy = (y - center) / scale
-        d = (z - y) / scale  # not uz - uy: z - y is exact for nearby z, y, the rounded u's are not
-        s2 = scale * scale
-        if kind == KIND_SIGMOID:
-            p = sigmoid(uy)
-            if abs(d) < _TAYLOR_BELOW:
-                q = p * (1.0 - p)
-                # 4 s^2 [sigma'(uy) d^2/2 + sigma''(uy) d^3/6 + sigma'''(uy) d^4/24]
-                return 4.0 * s2 * q * d * d * (
-                    0.5 + d * (1.0 - 2.0 * p) / 6.0 + d * d * (1.0 - 6.0 * q) / 24.0
-                )
-            if abs(d) <= LINEAR_BEYOND:
-                # KL = softplus(uz) - softplus(uy) - p d = log1p(p expm1(d)) - p d, mirrored so that the
-                # weight is <= 1/2: relative error ~ eps / |d| instead of eps / d^2
-                if p <= 0.5:
-                    kl = math.log1p(p * math.expm1(d)) - p * d
-                else:
-                    kl = math.log1p((1.0 - p) * math.expm1(-d)) + (1.0 - p) * d
-                return 4.0 * s2 * max(kl, 0.0)
-            # the Bernoulli Kullback-Leibler form: large terms are multiplied by small probabilities
-            kl = p * (softplus(-uz) - softplus(-uy)) + (1.0 - p) * (softplus(uz) - softplus(uy))
-            return 4.0 * s2 * max(kl, 0.0)
-        if kind == KIND_EXP:
-            if uz <= LINEAR_BEYOND and uy <= LINEAR_BEYOND:
-                if d < 1.0:
-                    return s2 * math.exp(uy) * expm1_minus_x(d)
-                # e^d overflows for d > 709 while e^uy underflows: no cancellation here anyway
-                return s2 * (math.exp(uz) - math.exp(uy) * (1.0 + d))
-        elif kind == KIND_SINH:
-            if abs(uz) <= LINEAR_BEYOND and abs(uy) <= LINEAR_BEYOND:
-                half = math.sinh(0.5 * d)
-                return s2 * (math.cosh(uy) * 2.0 * half * half + math.sinh(uy) * sinh_minus_x(d))
-    # a linear extension or different linear pieces: the terms are large, the direct form is exact enough
-    h_y = component_values_call(kind, center, scale, offset, count, table, y)[0]
-    big_h_z = component_primitive(kind, center, scale, offset, count, table, z)
-    big_h_y = component_primitive(kind, center, scale, offset, count, table, y)
-    return max(big_h_z - big_h_y - (z - y) * h_y, 0.0)
+        return _piecewise_divergence(table, offset, count, z, y)
+    uz = (z - center) / scale
+    uy = (y - center) / scale
+    d = (z - y) / scale  # not uz - uy: z - y is exact for nearby z, y, the rounded u's are not
+    if kind == KIND_SIGMOID:
+        return 4.0 * scale * (scale * _sigmoid_divergence(uz, uy, d))
+    return scale * (scale * _continued_divergence(kind, uz, uy, d))
 
 
 @register_jitable(inline="always")

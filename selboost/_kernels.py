@@ -35,10 +35,12 @@ from selboost._elementwise import (
     link_primitive,
     link_values,
     pair_curvature,
+    pair_margin,
     piecewise_values,
     sigmoid_call,
     sigmoid_values,
     sinh_values,
+    softmax_exponent,
     softplus,
 )
 
@@ -336,6 +338,16 @@ def _largest(values, start, size):
     return max(max(a, b), max(c, d))
 
 
+@register_jitable
+def _softmax_limit(phi, start, size, top):
+    """Rewrites phi[start:start + size] to ``softmax_exponent(phi, top)`` for an infinite ``top`` (where
+    phi - top is NaN), so that the exponential loop, unchanged, gives the softmax's limit; returns
+    the new maximum, 0."""
+    for i in range(size):
+        phi[start + i] = softmax_exponent(phi[start + i], top)
+    return 0.0
+
+
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min, grad_out, hess_out):
     """Gradients and hessians of groups first..last - 1, whose link values are in phi, dphi, d2phi from
@@ -353,6 +365,8 @@ def _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hes
         size = np.uint64(group_ptr[group + 1]) - start
         local = start - block_start  # the group's first row in phi, dphi, d2phi
         top = _largest(phi, local, size)
+        if top - top != 0.0:  # rare, tested once per group: phi = +inf somewhere, or -inf everywhere
+            top = _softmax_limit(phi, local, size, top)
         total = 0.0
         q_sum = 0.0
         for i in range(size):
@@ -451,6 +465,8 @@ def _softmax_loss_kernel(components, table, z, q, group_ptr, phi_work, dphi_work
         top = -np.inf
         for i in range(start, stop):
             top = max(top, phi_work[i])
+        if top - top != 0.0:
+            top = _softmax_limit(phi_work, start, stop - start, top)
         total = 0.0
         for i in range(start, stop):
             total += math.exp(phi_work[i] - top)
@@ -472,6 +488,8 @@ def _group_softmax_kernel(components, table, s, group_ptr, out):
         for i in range(start, stop):
             out[i] = link_values(components, table, s[i])[0]
             top = max(top, out[i])
+        if top - top != 0.0:
+            top = _softmax_limit(out, start, stop - start, top)
         total = 0.0
         for i in range(start, stop):
             out[i] = math.exp(out[i] - top)
@@ -585,7 +603,7 @@ def _pairwise_grad_hess_kernel(
         for t in range(first.shape[0]):
             i = start + first[t]
             j = start + second[t]
-            margin = phi_work[i] - phi_work[j]
+            margin = pair_margin(phi_work[i], phi_work[j])
             s = sigmoid_call(-margin)
             gphi_work[i] -= s
             gphi_work[j] += s
@@ -622,7 +640,7 @@ def _pairwise_loss_kernel(
         first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
         loss = 0.0
         for t in range(first.shape[0]):
-            loss += softplus(phi_work[start + second[t]] - phi_work[start + first[t]])
+            loss += softplus(-pair_margin(phi_work[start + first[t]], phi_work[start + second[t]]))
         out[g] = loss
 
 

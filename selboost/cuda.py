@@ -205,11 +205,16 @@ def _device_functions():
     # The CPU's fast_exp builds 2^n with an LLVM bit-cast intrinsic of the CPU target; on the GPU
     # libdevice's exp is already vectorised arithmetic.
     namespace["fast_exp"] = cuda.jit(device=True)(_libdevice_exp)
+    namespace["fast_exp_expm1"] = cuda.jit(device=True)(_libdevice_exp_expm1)
     return {name: namespace[name] for name in functions}
 
 
 def _libdevice_exp(x):
     return math.exp(x)
+
+
+def _libdevice_exp_expm1(x):
+    return math.exp(x), math.expm1(x)
 
 
 # The kernels spell max(a, b) out: Numba 0.66 to 0.68's built-in CUDA target fails to compile the
@@ -231,6 +236,8 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
     link_values = device["link_values"]
     sigmoid = device["sigmoid"]
     pair_curvature = device["pair_curvature"]
+    pair_margin = device["pair_margin"]
+    softmax_exponent = device["softmax_exponent"]
 
     def block_reduce(buffer, value, take_max):
         """max (take_max) or sum of ``value`` over the block; every thread gets the result."""
@@ -292,7 +299,7 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                     top = phi
             total = 0.0
             for i in range(start, stop):
-                e = math.exp(phi_work[i] - top)
+                e = math.exp(softmax_exponent(phi_work[i], top))
                 phi_work[i] = e
                 total += e
             for i in range(start, stop):
@@ -337,7 +344,7 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
             top = device_reduce(buffer, top, True)
             total = 0.0
             for i in range(start + tid, stop, threads):
-                e = math.exp(phi_work[i] - top)
+                e = math.exp(softmax_exponent(phi_work[i], top))
                 phi_work[i] = e
                 total += e
             total = device_reduce(buffer, total, False)
@@ -404,14 +411,14 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                         if i == x:
                             for j in range(start, stop):
                                 if rel_x > relevance[j]:
-                                    s = sigmoid(-(phi_x - phi_work[j]))
+                                    s = sigmoid(-pair_margin(phi_x, phi_work[j]))
                                     gphi -= s
-                                    hphi += pair_curvature(phi_x - phi_work[j])
+                                    hphi += pair_curvature(pair_margin(phi_x, phi_work[j]))
                                     paired += 1
                         elif relevance[i] > rel_x:
-                            s = sigmoid(-(phi_work[i] - phi_x))
+                            s = sigmoid(-pair_margin(phi_work[i], phi_x))
                             gphi += s
-                            hphi += pair_curvature(phi_work[i] - phi_x)
+                            hphi += pair_curvature(pair_margin(phi_work[i], phi_x))
                             paired += 1
                 else:
                     taken = 0
@@ -419,9 +426,9 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                     while r < n and taken < k:
                         j = by_rank_work[start + r]
                         if relevance[j] < rel_x:
-                            s = sigmoid(-(phi_x - phi_work[j]))
+                            s = sigmoid(-pair_margin(phi_x, phi_work[j]))
                             gphi -= s
-                            hphi += pair_curvature(phi_x - phi_work[j])
+                            hphi += pair_curvature(pair_margin(phi_x, phi_work[j]))
                             paired += 1
                             taken += 1
                         r += 1
@@ -445,9 +452,9 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                         for r in range(n):
                             i = by_rank_work[start + r]
                             if relevance[i] == above:
-                                s = sigmoid(-(phi_work[i] - phi_x))
+                                s = sigmoid(-pair_margin(phi_work[i], phi_x))
                                 gphi += s
-                                hphi += pair_curvature(phi_work[i] - phi_x)
+                                hphi += pair_curvature(pair_margin(phi_work[i], phi_x))
                                 paired += 1
                         level = above
                 if paired == 0:

@@ -221,12 +221,13 @@ class Sigmoid(_CenteredLink):
         return 4.0 * self.scale * expit(self._u(z))
 
     def dh(self, z):
-        p = expit(self._u(z))
-        return 4.0 * p * (1.0 - p)
+        u = self._u(z)
+        return 4.0 * expit(u) * expit(-u)  # not p (1 - p): 1 - p from p ~ 1 loses the far tail
 
     def d2h(self, z):
-        p = expit(self._u(z))
-        return 4.0 * p * (1.0 - p) * (1.0 - 2.0 * p) / self.scale
+        u = self._u(z)
+        p, p_bar = expit(u), expit(-u)
+        return 4.0 * p * p_bar * (p_bar - p) / self.scale
 
     def H(self, z):  # noqa: N802
         return 4.0 * self.scale**2 * np.logaddexp(0.0, self._u(z))
@@ -300,8 +301,7 @@ class Exp(_CenteredLink):
     def h(self, z):
         u = self._u(z)
         inner = np.minimum(u, LINEAR_BEYOND)
-        e = np.exp(inner)
-        return self.scale * (e * (1.0 + (u - inner)) - 1.0)
+        return self.scale * (np.expm1(inner) + np.exp(inner) * (u - inner))
 
     def dh(self, z):
         return np.exp(np.minimum(self._u(z), LINEAR_BEYOND))
@@ -362,10 +362,12 @@ class PiecewiseLinear(Link):
 
     @cached_property
     def _anchors(self):
-        """(x, h, H) at the left end of each region (the first knot for region 0)."""
+        """(x, h, H) at each segment's point nearest 0 (0 itself in the segment that holds it): there
+        h(z) = h(x) + m (z - x) adds two terms of one sign, which cannot cancel near h's zero."""
         knots = np.asarray(self.knots)
-        anchor_x = np.concatenate([[knots[0]], knots])
-        # integrate h and H from 0 to each anchor along the piecewise slope
+        left = np.concatenate([[-np.inf], knots])
+        right = np.concatenate([knots, [np.inf]])
+        anchor_x = np.clip(0.0, left, right)
         h_at = np.empty_like(anchor_x)
         big_h_at = np.empty_like(anchor_x)
         for j, x in enumerate(anchor_x):
@@ -386,8 +388,8 @@ class PiecewiseLinear(Link):
         return h, big_h
 
     def _table(self):
-        _, h_at, big_h_at = self._anchors
-        return [*self.knots, *self.slopes, *h_at.tolist(), *big_h_at.tolist()]
+        anchor_x, h_at, big_h_at = self._anchors
+        return [*self.knots, *self.slopes, *h_at.tolist(), *big_h_at.tolist(), *anchor_x.tolist()]
 
     def _region(self, z):
         return np.searchsorted(np.asarray(self.knots), z, side="right")
@@ -418,7 +420,8 @@ class PiecewiseLinear(Link):
     def _inverse(self, v):
         anchor_x, h_at, _ = self._anchors
         # h at the knots is increasing: find the region by value
-        j = np.searchsorted(h_at[1:], v, side="right")
+        at_knots = np.array([self._integrate_from_zero(k)[0] for k in self.knots])
+        j = np.searchsorted(at_knots, v, side="right")
         return anchor_x[j] + (v - h_at[j]) / np.asarray(self.slopes)[j]
 
 

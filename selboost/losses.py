@@ -152,6 +152,13 @@ class BoundSelectiveLoss(_BoundLoss):
             self.target_h = np.empty_like(y)
             K.scalar_grad_hess_serial(self.components, self.table, y, np.zeros_like(y), None, 0.0,
                                       self.target_h, np.empty_like(y))
+            overflow = ~np.isfinite(self.target_h)
+            if overflow.any():
+                # grad = h(z) - h(y) cannot be computed: h(y) is beyond float64 (inf - inf at z = y)
+                raise ValueError(
+                    f"y_true: the link {link!r} overflows float64 at {int(overflow.sum())} label(s), "
+                    f"e.g. {float(y[overflow][0])!r}: rescale the labels or widen the link's scale"
+                )
             self.boundary = None
         else:
             lo, hi = link.range
