@@ -134,6 +134,24 @@ def _check(name, bound, raw, float32=False, **options):
     print(f"ok {name}: max relative error {worst:.2g} ({time.perf_counter() - started:.1f} s)", flush=True)
 
 
+def _check_extreme(name, bound, raw, **options):
+    """Scores near the float64 limit: the GPU gives the CPU's values, no NaN, and the same infinities
+    (an overflowing h(z) gives an infinite gradient on both)."""
+    from selboost import cuda as sbcuda
+
+    expected = bound.gradient_hessian(raw)
+    device = sbcuda.to_device(bound, dtype=np.float64, **options)
+    for what, got, want in zip(("grad", "hess"), device.gradient_hessian(raw), expected):
+        got = _to_host(got)
+        if np.isnan(got).any() or np.isnan(want).any():
+            raise AssertionError(f"{name} {what}: NaN (gpu {got!r}, cpu {want!r})")
+        finite = np.isfinite(want)
+        if not np.array_equal(finite, np.isfinite(got)) or not np.array_equal(got[~finite], want[~finite]):
+            raise AssertionError(f"{name} {what}: infinities differ (gpu {got!r}, cpu {want!r})")
+        _compare(f"{name} {what}", got[finite], want[finite])
+    print(f"ok {name}", flush=True)
+
+
 def run_checks(simulated):
     """Every loss kind on the (simulated or real) GPU against the CPU kernels."""
     from numba.core import config
@@ -226,6 +244,20 @@ def run_checks(simulated):
         rng.integers(0, 5, size=140).astype(np.float64), [140], group_weight=[2.0]
     )
     _check("pairwise group of 140 > block 128", bound, _scores(rng, 140))
+
+    # ---- scores near the float64 limit: the softmax's limit, ties of infinite pairs, infinite gradients
+    huge = np.array([1e300, -1e300, 0.5, 1e300, -2.0, -1e300, 1e300, 3.0])
+    grades = np.array([2.0, 1.0, 0.0, 0.0, 3.0, 1.0, 2.0, 0.0])
+    for name in ("identity", "sinh", "exp+", "sum"):
+        link = links[name]
+        _check_extreme(f"extreme selective {name}", SelectiveLoss(link).bind(rng.normal(size=8)), huge)
+        listwise = ListwiseLoss(link, hess="exact").bind(grades, [3, 5])
+        _check_extreme(f"extreme listwise {name} threads", listwise, huge)
+        _check_extreme(f"extreme listwise {name} blocks", listwise, huge, block_size=4, small_group=0)
+        _check_extreme(f"extreme pairwise {name}", PairwiseLoss(link, pairs_per_item=2).bind(grades, [3, 5]),
+                       huge, block_size=4)
+        multiclass = MulticlassLoss(link).bind(np.array([0, 1]), 4)
+        _check_extreme(f"extreme multiclass {name}", multiclass, huge.reshape(2, 4))
 
     # ---- errors are clear, not crashes
     device = sbcuda.to_device(SelectiveLoss().bind(np.zeros(5)))

@@ -101,3 +101,73 @@ def test_multiclass_is_finite_floored_and_balanced(name, z, labels, hess):
     others = np.ones_like(grad, dtype=bool)
     others[rows, labels] = False
     assert np.all(grad[others] >= 0.0)
+
+
+#: every finite float64, both signs, subnormals included
+any_finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+def _in_float_range(link, z, y):
+    """u = (z - c) / s and (z - y) / s of every term fit in float64 (the documented range of exactness)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _, term in link._terms():
+            scale = getattr(term, "scale", 1.0)
+            center = getattr(term, "center", 0.0)
+            if not np.isfinite([(z - center) / scale, (y - center) / scale, (z - y) / scale]).all():
+                return False
+    return True
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=link_names, z=any_finite, y=any_finite)
+def test_scalar_loss_over_the_whole_float64_range(name, z, y):
+    """Never NaN; loss >= 0, loss(y, y) = grad(y, y) = 0; the loss finite and exact (mpmath) wherever the
+    true value fits in float64, +inf where it overflows; labels at which h overflows are refused."""
+    import mp_reference as ref
+
+    link = CATALOGUE[name]
+    loss = SelectiveLoss(link)
+    try:
+        bound = loss.bind(np.array([y, y]))
+    except ValueError as error:
+        assert "overflows float64" in str(error)
+        with np.errstate(over="ignore"):
+            assert not np.isfinite(link.h(np.array([y])))[0]
+        return
+    with np.errstate(all="ignore"):
+        values = bound.loss(np.array([z, y]))
+        grad, hess = bound.gradient_hessian(np.array([z, y]))
+    assert not np.isnan(values).any() and not np.isnan(grad).any() and not np.isnan(hess).any()
+    assert values[0] >= 0.0 and values[1] == 0.0 and grad[1] == 0.0
+    assert np.all(hess >= loss.hess_min)
+    if _in_float_range(link, z, y):
+        expected = ref.divergence(link, z, y)
+        if expected < 1e300:
+            assert abs(values[0] - expected) <= 1e-9 * expected + 1e-300, (values[0], expected)
+        elif expected > np.finfo(np.float64).max:
+            assert values[0] == np.inf
+        if max(abs(ref.link_value(link, z)), abs(ref.link_value(link, y))) < 1e300:
+            assert np.isfinite(grad[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=link_names, z=arrays(np.float64, 6, elements=any_finite),
+       kind=st.sampled_from(["listwise", "pairwise", "multiclass", "distill"]))
+def test_softmax_losses_over_the_whole_float64_range(name, z, kind):
+    """Listwise, pairwise, multi-class and distillation: never NaN, loss >= 0, hess >= hess_min."""
+    link = CATALOGUE[name]
+    relevance = np.array([2.0, 0.0, 1.0, 3.0, 0.0, 1.0])
+    if kind == "listwise":
+        bound = ListwiseLoss(link, hess="exact").bind(relevance, [2, 4])
+    elif kind == "pairwise":
+        bound = PairwiseLoss(link, pairs_per_item=2).bind(relevance, [2, 4])
+    elif kind == "distill":
+        bound = ListwiseLoss(link, target="scores").bind(z[::-1].copy(), [2, 4])
+    else:
+        bound = MulticlassLoss(link).bind(np.array([0, 2]), 3)
+        z = z.reshape(2, 3)
+    with np.errstate(all="ignore"):
+        values = bound.loss(z)
+        grad, hess = bound.gradient_hessian(z)
+    assert not np.isnan(values).any() and not np.isnan(grad).any() and not np.isnan(hess).any()
+    assert np.all(values >= 0.0) and np.all(hess >= 0.0)
