@@ -28,6 +28,7 @@ import weakref
 
 import numpy as np
 
+from selboost._validation import as_float_array
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
 
 __all__ = [
@@ -189,9 +190,11 @@ def set_init_score(data, loss, init=None, n_classes=None):
         if isinstance(loss, MulticlassLoss) and n_classes is None and engine == "lightgbm":
             n_classes = data.params.get("num_class") if data.params else None
         init = init_score(loss, label, group, sample_weight, group_weight, n_classes)
-    init = np.asarray(init, dtype=np.float64)
-    if init.ndim > 1:
-        raise ValueError(f"init must be a number or a (k,) vector, got shape {init.shape}")
+    if np.ndim(init) > 1:
+        raise ValueError(f"init must be a number or a (k,) vector, got shape {np.shape(init)}")
+    # the engines would take a NaN or infinite margin silently (XGBoost keeps it, LightGBM makes it 0 or
+    # +-1e38): the model would start from it
+    init = as_float_array(init, "init", ndim=(0, 1))
     n_rows = _n_rows(data)
     margin = np.tile(init, (n_rows, 1)) if init.ndim == 1 else np.full(n_rows, float(init))
     if engine == "xgboost":
