@@ -194,7 +194,8 @@ def set_init_score(data, loss, init=None, n_classes=None):
         raise ValueError(f"init must be a number or a (k,) vector, got shape {np.shape(init)}")
     # the engines would take a NaN or infinite margin silently (XGBoost keeps it, LightGBM makes it 0 or
     # +-1e38): the model would start from it
-    init = as_float_array(init, "init", ndim=(0, 1))
+    shape = np.shape(init)
+    init = as_float_array(init, "init", ndim=(0, 1)).reshape(shape)  # a scalar stays 0-d
     n_rows = _n_rows(data)
     margin = np.tile(init, (n_rows, 1)) if init.ndim == 1 else np.full(n_rows, float(init))
     if engine == "xgboost":

@@ -57,6 +57,16 @@ def test_set_init_score_rejects_a_non_finite_entry_of_a_class_vector(engine, bad
 
 
 @pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("init", [None, 1.5, np.float32(1.5), np.array(1.5)])
+def test_a_scalar_init_gives_a_float_and_one_margin_per_row(engine, init):
+    X, y = _regression(30)
+    data = _data(engine, X, y)
+    returned = set_init_score(data, SelectiveLoss(Identity()), init=init)
+    assert type(returned) is float
+    assert np.shape(_margin(data)) == (30,)
+
+
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
 def test_set_init_score_rejects_a_non_numeric_init(engine):
     X, y = _regression(30)
     with pytest.raises(TypeError, match="init must hold real numbers"):
