@@ -183,6 +183,11 @@ def set_init_score(data, loss, init=None, n_classes=None):
       is, keeps it in the saved model, and ``predict`` needs nothing added. Do not combine the two:
       a DMatrix's base margin replaces ``base_score``.
     - LightGBM: ``booster.predict(X, raw_score=True) + init``.
+
+    On a ``lightgbm.Dataset`` not yet constructed it also sets ``feature_pre_filter=False`` in the
+    Dataset's params (unless they set it): on a small Dataset LightGBM's pre-filter drops every feature,
+    and with a custom objective LightGBM then aborts (see ``lightgbm_objective``). A constructed Dataset
+    left without features raises a ValueError that says so.
     """
     engine = _engine_of(data)
     if init is None:
@@ -201,8 +206,36 @@ def set_init_score(data, loss, init=None, n_classes=None):
     if engine == "xgboost":
         data.set_base_margin(margin)
     else:
+        _keep_unsplittable_features(data)
         data.set_init_score(margin)
     return float(init) if init.ndim == 0 else init
+
+
+_NO_FEATURE_LEFT = (
+    "the lightgbm.Dataset was constructed with no usable feature: LightGBM's feature pre-filter drops "
+    "every feature that no split can satisfy under min_data_in_leaf (all of them on fewer than "
+    "2 * min_data_in_leaf rows, default 20), and with a custom objective LightGBM then aborts in the "
+    "first round. Build the Dataset with params={'feature_pre_filter': False}, or call set_init_score "
+    "before the Dataset is constructed (it sets that)"
+)
+
+
+def _keep_unsplittable_features(dataset):
+    """Set ``feature_pre_filter=False`` on a lightgbm.Dataset not yet constructed (unless the user chose a
+    value); on a constructed one, raise if the pre-filter left no feature.
+
+    With a custom objective ``Booster.update`` resets the booster's parameters (``objective="none"``) in
+    the first round, and LightGBM's ``ResetConfig`` aborts on a Dataset without features ("Check failed:
+    (train_data->num_features()) > (0)"), where the built-in objective, which never resets, grows constant
+    trees. The features kept this way cannot be split under the parameters that would have dropped them,
+    so the trees are the same; the estimators build their Datasets the same way.
+    """
+    if dataset._handle is None:
+        if dataset.params is None:
+            dataset.params = {}
+        dataset.params.setdefault("feature_pre_filter", False)
+    elif not any(dataset.feature_num_bin(i) for i in range(dataset.num_feature())):
+        raise ValueError(_NO_FEATURE_LEFT)
 
 
 # ---------------------------------------------------------------- the objectives
@@ -348,5 +381,15 @@ def xgboost_objective(loss, *, parallel=None, hess_scale=1.0, device="cpu"):
 
 def lightgbm_objective(loss, *, parallel=None, hess_scale=1.0):
     """A selboost loss as a ``params["objective"]`` callable for ``lightgbm.train``
-    (see ``LightGBMObjective``)."""
+    (see ``LightGBMObjective``).
+
+    Small Datasets: with the default ``min_data_in_leaf=20`` and ``feature_pre_filter=True`` LightGBM
+    drops every feature of a Dataset of fewer than 40 rows as unsplittable. Its built-in objectives then
+    grow constant trees, but a custom one aborts in the first round ("Check failed:
+    (train_data->num_features()) > (0)"), because ``Booster.update`` resets the parameters to set
+    ``objective="none"`` and LightGBM refuses to reset them on a Dataset without features.
+    ``set_init_score(dataset, loss)`` before training sets ``feature_pre_filter=False`` on the Dataset;
+    without it, pass ``params={"feature_pre_filter": False}`` to ``lightgbm.Dataset`` (or put it in the
+    training params). The trees do not change: the features kept can never be split anyway.
+    """
     return LightGBMObjective(loss, parallel=parallel, hess_scale=hess_scale)

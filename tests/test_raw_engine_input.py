@@ -3,14 +3,19 @@ own data objects): bad initial scores, small LightGBM Datasets, and labels the e
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
-from selboost import Identity, MulticlassLoss, SelectiveLoss
-from selboost.objectives import set_init_score
+from selboost import Identity, ListwiseLoss, MulticlassLoss, SelectiveLoss
+from selboost.cli import main
+from selboost.objectives import lightgbm_objective, set_init_score
 
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")
+
+QUIET = {"verbose": -1, "num_threads": 1, "deterministic": True, "force_row_wise": True}
 
 
 def _regression(n, seed=0):
@@ -71,3 +76,99 @@ def test_set_init_score_rejects_a_non_numeric_init(engine):
     X, y = _regression(30)
     with pytest.raises(TypeError, match="init must hold real numbers"):
         set_init_score(_data(engine, X, y), SelectiveLoss(Identity()), init="zero")
+
+
+# ---------------------------------------------------------------- small LightGBM Datasets
+
+
+def test_a_20_row_dataset_pre_filters_every_feature_and_the_custom_objective_aborts_without_set_init_score():
+    """The engine fact behind ``set_init_score``'s ``feature_pre_filter=False``: with the default
+    ``min_data_in_leaf=20`` no split of 20 rows is allowed, so the pre-filter drops every feature. The
+    built-in objective then trains a constant model; the custom one aborts, because ``Booster.update``
+    resets the booster's parameters (``objective="none"``) and LightGBM's ``ResetConfig`` refuses a
+    Dataset with no feature."""
+    X, y = _regression(20)
+    dset = lgb.Dataset(X, y, params={"verbose": -1})
+    lgb.train({"objective": "regression", **QUIET}, dset, 3)
+    assert all(dset.feature_num_bin(i) == 0 for i in range(X.shape[1]))
+    with pytest.raises(lgb.basic.LightGBMError, match="num_features"):
+        lgb.train({"objective": lightgbm_objective(SelectiveLoss(Identity())), **QUIET},
+                  lgb.Dataset(X, y, params={"verbose": -1}), 3)
+
+
+@pytest.mark.parametrize("train_params", [{}, {"min_data_in_leaf": 3}])
+def test_lightgbm_objective_trains_on_a_20_row_dataset_like_the_builtin(train_params):
+    """The README's raw pattern on 20 rows with default parameters, against LightGBM's ``regression``:
+    the same constant model with the defaults, the same trees once a split is allowed."""
+    X, y = _regression(20)
+    loss = SelectiveLoss(Identity())
+    builtin = lgb.train({"objective": "regression", **QUIET, **train_params}, lgb.Dataset(X, y), 5)
+    dset = lgb.Dataset(X, y)
+    init = set_init_score(dset, loss)
+    booster = lgb.train({"objective": lightgbm_objective(loss), **QUIET, **train_params}, dset, 5)
+    assert init == pytest.approx(y.mean(), rel=1e-12)
+    np.testing.assert_allclose(booster.predict(X, raw_score=True) + init, builtin.predict(X), rtol=1e-6, atol=1e-6)
+    if train_params:
+        assert np.ptp(builtin.predict(X)) > 0.5  # real splits, not only the constant
+
+
+def test_lightgbm_objective_trains_on_a_tiny_ranking_dataset_with_a_validation_set():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(18, 4))
+    y = rng.integers(0, 3, size=18).astype(float)
+    group = [6, 6, 6]
+    loss = ListwiseLoss()
+    dtrain = lgb.Dataset(X, y, group=group)
+    dvalid = lgb.Dataset(X, y, group=group, reference=dtrain)
+    init = set_init_score(dtrain, loss)
+    set_init_score(dvalid, loss, init=init)
+    booster = lgb.train({"objective": lightgbm_objective(loss), **QUIET, "metric": "ndcg"}, dtrain, 3,
+                        valid_sets=[dvalid])
+    # no split is allowed on 6-row queries under the defaults: LightGBM stops after one constant tree
+    assert booster.current_iteration() >= 1
+    assert np.isfinite(booster.predict(X, raw_score=True)).all()
+
+
+def test_set_init_score_keeps_a_feature_pre_filter_the_user_chose():
+    X, y = _regression(200)
+    dset = lgb.Dataset(X, y, params={"feature_pre_filter": True, "verbose": -1})
+    set_init_score(dset, SelectiveLoss(Identity()))
+    assert dset.params["feature_pre_filter"] is True
+
+
+def test_set_init_score_on_a_constructed_dataset_without_features_says_what_to_set():
+    X, y = _regression(20)
+    dset = lgb.Dataset(X, y, params={"verbose": -1}).construct()
+    with pytest.raises(ValueError, match=r"feature_pre_filter.*False"):
+        set_init_score(dset, SelectiveLoss(Identity()))
+
+
+def test_set_init_score_on_a_constructed_dataset_with_features_still_works():
+    X, y = _regression(200)
+    dset = lgb.Dataset(X, y, params={"verbose": -1}).construct()
+    assert set_init_score(dset, SelectiveLoss(Identity())) == pytest.approx(y.mean(), rel=1e-6)
+
+
+def _write_letor(path, n_queries, rng):
+    lines = []
+    for q in range(n_queries):
+        for _ in range(6):
+            rel = int(rng.integers(0, 3))
+            features = rng.random(4) + 0.3 * rel
+            lines.append(f"{rel} qid:{q + 1} " + " ".join(f"{i + 1}:{v:.4f}" for i, v in enumerate(features)))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_bench_on_a_tiny_letor_directory(tmp_path):
+    """18 training rows: LightGBM's pre-filter would drop every feature of the training split."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "tiny"
+    data.mkdir()
+    for name in ("train", "vali", "test"):
+        _write_letor(data / f"{name}.txt", 3, rng)
+    out = tmp_path / "res"
+    methods = "lgb lambdarank,lgb selboost softmax,lgb selboost pairwise"
+    assert main(["bench", "--data", str(data), "--rounds", "3", "--patience", "2", "--threads", "1",
+                 "--no-progress", "--methods", methods, "--out", str(out)]) == 0
+    document = json.loads((out / "results.json").read_text())
+    assert list(document["results"]) == methods.split(",")
