@@ -28,7 +28,7 @@ import weakref
 
 import numpy as np
 
-from selboost._validation import as_float_array
+from selboost._validation import as_float_array, raise_nonfinite
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
 
 __all__ = [
@@ -110,10 +110,34 @@ def read_data(data):
     label = data.get_label()
     if label is None:
         raise ValueError("the lightgbm.Dataset has no label")
+    _check_lightgbm_label(data)
     constructed = data._handle is not None  # before construction get_group()/get_weight() raise
     group = data.get_group() if constructed else data.group
     weight = data.get_weight() if constructed else data.weight
     return np.asarray(label), _optional_array(group), _optional_array(weight), None
+
+
+#: LightGBM stores labels as float32 through ``Common::AvoidInf``: NaN becomes 0 and +-inf (or any value
+#: beyond float32's range) becomes exactly +-1e38f.
+_LIGHTGBM_LABEL_CLAMP = np.float32(1e38)
+
+
+def _check_lightgbm_label(dataset):
+    """Refuse the NaN or infinite labels of a lightgbm.Dataset wherever they can still be seen, with the
+    message every other path gives ("y_true must be finite: ...").
+
+    Before construction ``dataset.label`` is the user's own array. Construction replaces it by LightGBM's
+    copy, where a NaN is a 0 that cannot be told from a real one (the case no check can catch), while an
+    infinite label is an exact +-1e38: refused here as the infinite label it was.
+    """
+    if dataset._handle is None:
+        if dataset.label is not None:
+            as_float_array(dataset.label, "y_true", ndim=(1, 2), allow_empty=True)
+        return
+    label = np.asarray(dataset.get_label())
+    clamped = np.abs(label) >= _LIGHTGBM_LABEL_CLAMP
+    if clamped.any():
+        raise_nonfinite(np.where(clamped, np.inf, label), "y_true")
 
 
 def _optional_array(values):
@@ -187,9 +211,12 @@ def set_init_score(data, loss, init=None, n_classes=None):
     On a ``lightgbm.Dataset`` not yet constructed it also sets ``feature_pre_filter=False`` in the
     Dataset's params (unless they set it): on a small Dataset LightGBM's pre-filter drops every feature,
     and with a custom objective LightGBM then aborts (see ``lightgbm_objective``). A constructed Dataset
-    left without features raises a ValueError that says so.
+    left without features raises a ValueError that says so. NaN or infinite labels raise a ValueError
+    (``y_true``) with ``init`` given too: once LightGBM has constructed the Dataset a NaN label is a 0.
     """
     engine = _engine_of(data)
+    if init is not None and engine == "lightgbm":
+        _check_lightgbm_label(data)  # the last chance before construction hides a NaN label
     if init is None:
         label, group, sample_weight, group_weight = read_data(data)
         if isinstance(loss, MulticlassLoss) and n_classes is None and engine == "lightgbm":
@@ -391,5 +418,13 @@ def lightgbm_objective(loss, *, parallel=None, hess_scale=1.0):
     ``set_init_score(dataset, loss)`` before training sets ``feature_pre_filter=False`` on the Dataset;
     without it, pass ``params={"feature_pre_filter": False}`` to ``lightgbm.Dataset`` (or put it in the
     training params). The trees do not change: the features kept can never be split anyway.
+
+    Labels: LightGBM stores a Dataset's labels at construction, turning a NaN into 0 and +-inf into
+    +-1e38, and ``lightgbm.train`` constructs the Dataset before the objective first sees it. A NaN or
+    infinite label raises "y_true must be finite" from ``set_init_score`` on a Dataset not yet
+    constructed, and an infinite one (stored as +-1e38) from the objective's first round as well. One
+    case cannot be caught: a NaN label in a Dataset that was constructed before selboost saw it (no
+    ``set_init_score`` before ``lightgbm.train``, or a Dataset constructed by hand), because LightGBM
+    then holds a 0 and the user's array is gone. Call ``set_init_score`` first, or check the labels.
     """
     return LightGBMObjective(loss, parallel=parallel, hess_scale=hess_scale)
