@@ -112,6 +112,27 @@ def test_lightgbm_objective_trains_on_a_20_row_dataset_like_the_builtin(train_pa
         assert np.ptp(builtin.predict(X)) > 0.5  # real splits, not only the constant
 
 
+@pytest.mark.parametrize("where", ["dataset", "train"])
+def test_without_set_init_score_the_documented_feature_pre_filter_is_enough(where):
+    X, y = _regression(20)
+    loss = SelectiveLoss(Identity())
+    dset = lgb.Dataset(X, y, params={"feature_pre_filter": False} if where == "dataset" else None)
+    params = {"objective": lightgbm_objective(loss), **QUIET, "min_data_in_leaf": 3}
+    if where == "train":
+        params["feature_pre_filter"] = False
+    booster = lgb.train(params, dset, 5)
+    assert np.ptp(booster.predict(X, raw_score=True)) > 0.5
+
+
+def test_xgboost_objective_trains_on_20_rows():
+    X, y = _regression(20)
+    loss = SelectiveLoss(Identity())
+    dtrain = xgb.DMatrix(X, label=y)
+    init = set_init_score(dtrain, loss)
+    booster = xgb.train({"nthread": 1, "verbosity": 0}, dtrain, 5, obj=xgboost_objective(loss))
+    assert np.abs(booster.predict(dtrain) - y).mean() < np.abs(init - y).mean()
+
+
 def test_lightgbm_objective_trains_on_a_tiny_ranking_dataset_with_a_validation_set():
     rng = np.random.default_rng(3)
     X = rng.normal(size=(18, 4))
