@@ -28,6 +28,7 @@ import weakref
 
 import numpy as np
 
+from selboost._validation import as_float_array, raise_nonfinite
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
 
 __all__ = [
@@ -109,10 +110,34 @@ def read_data(data):
     label = data.get_label()
     if label is None:
         raise ValueError("the lightgbm.Dataset has no label")
+    _check_lightgbm_label(data)
     constructed = data._handle is not None  # before construction get_group()/get_weight() raise
     group = data.get_group() if constructed else data.group
     weight = data.get_weight() if constructed else data.weight
     return np.asarray(label), _optional_array(group), _optional_array(weight), None
+
+
+#: LightGBM stores labels as float32 through ``Common::AvoidInf``: NaN becomes 0 and +-inf (or any value
+#: beyond float32's range) becomes exactly +-1e38f.
+_LIGHTGBM_LABEL_CLAMP = np.float32(1e38)
+
+
+def _check_lightgbm_label(dataset):
+    """Refuse the NaN or infinite labels of a lightgbm.Dataset wherever they can still be seen, with the
+    message every other path gives ("y_true must be finite: ...").
+
+    Before construction ``dataset.label`` is the user's own array. Construction replaces it by LightGBM's
+    copy, where a NaN is a 0 that cannot be told from a real one (the case no check can catch), while an
+    infinite label is an exact +-1e38: refused here as the infinite label it was.
+    """
+    if dataset._handle is None:
+        if dataset.label is not None:
+            as_float_array(dataset.label, "y_true", ndim=(1, 2), allow_empty=True)
+        return
+    label = np.asarray(dataset.get_label())
+    clamped = np.abs(label) >= _LIGHTGBM_LABEL_CLAMP
+    if clamped.any():
+        raise_nonfinite(np.where(clamped, np.inf, label), "y_true")
 
 
 def _optional_array(values):
@@ -182,23 +207,62 @@ def set_init_score(data, loss, init=None, n_classes=None):
       is, keeps it in the saved model, and ``predict`` needs nothing added. Do not combine the two:
       a DMatrix's base margin replaces ``base_score``.
     - LightGBM: ``booster.predict(X, raw_score=True) + init``.
+
+    On a ``lightgbm.Dataset`` not yet constructed it also sets ``feature_pre_filter=False`` in the
+    Dataset's params (unless they set it): on a small Dataset LightGBM's pre-filter drops every feature,
+    and with a custom objective LightGBM then aborts (see ``lightgbm_objective``). A constructed Dataset
+    left without features raises a ValueError that says so. NaN or infinite labels raise a ValueError
+    (``y_true``) with ``init`` given too: once LightGBM has constructed the Dataset a NaN label is a 0.
     """
     engine = _engine_of(data)
+    if init is not None and engine == "lightgbm":
+        _check_lightgbm_label(data)  # the last chance before construction hides a NaN label
     if init is None:
         label, group, sample_weight, group_weight = read_data(data)
         if isinstance(loss, MulticlassLoss) and n_classes is None and engine == "lightgbm":
             n_classes = data.params.get("num_class") if data.params else None
         init = init_score(loss, label, group, sample_weight, group_weight, n_classes)
-    init = np.asarray(init, dtype=np.float64)
-    if init.ndim > 1:
-        raise ValueError(f"init must be a number or a (k,) vector, got shape {init.shape}")
+    if np.ndim(init) > 1:
+        raise ValueError(f"init must be a number or a (k,) vector, got shape {np.shape(init)}")
+    # the engines would take a NaN or infinite margin silently (XGBoost keeps it, LightGBM makes it 0 or
+    # +-1e38): the model would start from it
+    shape = np.shape(init)
+    init = as_float_array(init, "init", ndim=(0, 1)).reshape(shape)  # a scalar stays 0-d
     n_rows = _n_rows(data)
     margin = np.tile(init, (n_rows, 1)) if init.ndim == 1 else np.full(n_rows, float(init))
     if engine == "xgboost":
         data.set_base_margin(margin)
     else:
+        _keep_unsplittable_features(data)
         data.set_init_score(margin)
     return float(init) if init.ndim == 0 else init
+
+
+_NO_FEATURE_LEFT = (
+    "the lightgbm.Dataset was constructed with no usable feature: LightGBM's feature pre-filter drops "
+    "every feature that no split can satisfy under min_data_in_leaf (all of them on fewer than "
+    "2 * min_data_in_leaf rows, default 20), and with a custom objective LightGBM then aborts in the "
+    "first round. Build the Dataset with params={'feature_pre_filter': False}, or call set_init_score "
+    "before the Dataset is constructed (it sets that)"
+)
+
+
+def _keep_unsplittable_features(dataset):
+    """Set ``feature_pre_filter=False`` on a lightgbm.Dataset not yet constructed (unless the user chose a
+    value); on a constructed one, raise if the pre-filter left no feature.
+
+    With a custom objective ``Booster.update`` resets the booster's parameters (``objective="none"``) in
+    the first round, and LightGBM's ``ResetConfig`` aborts on a Dataset without features ("Check failed:
+    (train_data->num_features()) > (0)"), where the built-in objective, which never resets, grows constant
+    trees. The features kept this way cannot be split under the parameters that would have dropped them,
+    so the trees are the same; the estimators build their Datasets the same way.
+    """
+    if dataset._handle is None:
+        if dataset.params is None:
+            dataset.params = {}
+        dataset.params.setdefault("feature_pre_filter", False)
+    elif not any(dataset.feature_num_bin(i) for i in range(dataset.num_feature())):
+        raise ValueError(_NO_FEATURE_LEFT)
 
 
 # ---------------------------------------------------------------- the objectives
@@ -344,5 +408,23 @@ def xgboost_objective(loss, *, parallel=None, hess_scale=1.0, device="cpu"):
 
 def lightgbm_objective(loss, *, parallel=None, hess_scale=1.0):
     """A selboost loss as a ``params["objective"]`` callable for ``lightgbm.train``
-    (see ``LightGBMObjective``)."""
+    (see ``LightGBMObjective``).
+
+    Small Datasets: with the default ``min_data_in_leaf=20`` and ``feature_pre_filter=True`` LightGBM
+    drops every feature of a Dataset of fewer than 40 rows as unsplittable. Its built-in objectives then
+    grow constant trees, but a custom one aborts in the first round ("Check failed:
+    (train_data->num_features()) > (0)"), because ``Booster.update`` resets the parameters to set
+    ``objective="none"`` and LightGBM refuses to reset them on a Dataset without features.
+    ``set_init_score(dataset, loss)`` before training sets ``feature_pre_filter=False`` on the Dataset;
+    without it, pass ``params={"feature_pre_filter": False}`` to ``lightgbm.Dataset`` (or put it in the
+    training params). The trees do not change: the features kept can never be split anyway.
+
+    Labels: LightGBM stores a Dataset's labels at construction, turning a NaN into 0 and +-inf into
+    +-1e38, and ``lightgbm.train`` constructs the Dataset before the objective first sees it. A NaN or
+    infinite label raises "y_true must be finite" from ``set_init_score`` on a Dataset not yet
+    constructed, and an infinite one (stored as +-1e38) from the objective's first round as well. One
+    case cannot be caught: a NaN label in a Dataset that was constructed before selboost saw it (no
+    ``set_init_score`` before ``lightgbm.train``, or a Dataset constructed by hand), because LightGBM
+    then holds a 0 and the user's array is gone. Call ``set_init_score`` first, or check the labels.
+    """
     return LightGBMObjective(loss, parallel=parallel, hess_scale=hess_scale)

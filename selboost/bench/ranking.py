@@ -290,13 +290,17 @@ def _lgb_fit(config, fold, max_rounds, patience, threads, seed):
     params = {"learning_rate": config["learning_rate"], "metric": "ndcg", "eval_at": [10],
               "num_threads": threads, "seed": seed, "verbose": -1, "deterministic": True,
               "force_row_wise": True}
+    dataset_params = {"verbose": -1}
     if "loss" in config:
         params["objective"] = _objective("lightgbm", config["loss"])
         params.update(config.get("params", {}))
+        # LightGBM aborts a custom objective on a Dataset whose features were all pre-filtered (a small
+        # training split); see selboost.objectives.set_init_score. The trees stay the same.
+        dataset_params["feature_pre_filter"] = False
     else:
         params.update(config["params"])
-    dtrain = lgb.Dataset(train.X, label=train.y, group=train.group, params={"verbose": -1})
-    dvalid = lgb.Dataset(valid.X, label=valid.y, group=valid.group, reference=dtrain)
+    dtrain = lgb.Dataset(train.X, label=train.y, group=train.group, params=dataset_params)
+    dvalid = lgb.Dataset(valid.X, label=valid.y, group=valid.group, reference=dtrain, params=dataset_params)
     start = time.perf_counter()
     booster = lgb.train(params, dtrain, num_boost_round=max_rounds, valid_sets=[dvalid],
                         callbacks=[lgb.early_stopping(patience, first_metric_only=True, verbose=False)])
