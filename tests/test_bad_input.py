@@ -207,3 +207,14 @@ def test_kernels_catch_a_non_finite_score_in_any_tile(parallel, dtype, bad):
         z_ok = np.where(np.isfinite(z), z, 0.0).astype(dtype)
         grad, hess = bound.gradient_hessian(z_ok)
         assert np.isfinite(grad).all() and np.isfinite(hess).all()
+
+
+@pytest.mark.parametrize("link", [Sinh(), Exp(), Exp(0.0, -1.0), Identity() + Sinh(0.0, 0.5)], ids=repr)
+def test_labels_at_which_the_link_overflows_are_refused(link):
+    """grad = h(z) - h(y) cannot be computed where h(y) overflows float64 (it would be inf - inf). The
+    engines hold float32 labels, at which no link overflows, so this is a direct loss's (float64) case."""
+    y = np.array([0.5, 1e300 if link.range[1] == np.inf else -1e300, 2.0, 3.0])
+    with pytest.raises(ValueError, match="y_true: the link .* overflows float64 at 1 label"):
+        SelectiveLoss(link).bind(y)
+    # the same labels with a link that stays finite there are accepted
+    SelectiveLoss(Identity() + Sigmoid()).bind(y)
