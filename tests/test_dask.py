@@ -118,7 +118,7 @@ def single_machine_raw(loss, backend, X, y, *, weight=None, group=None, n_classe
 
 def dask_estimator(cls, loss, backend, client):
     params = {"max_depth": 4} if backend == "xgboost" else {"num_leaves": 15}
-    return cls(loss, backend=backend, n_estimators=ROUNDS, learning_rate=0.1, client=client, **params)
+    return cls(loss, engine=backend, n_estimators=ROUNDS, learning_rate=0.1, client=client, **params)
 
 
 # ---------------------------------------------------------------- initial score
@@ -330,7 +330,7 @@ def test_xgboost_ranking_refuses_weights(client):
     X, y, qid, w = ranking_data()
     dX, dy, dq, dw = dask_rows(X, y, qid, w)
     ranker = dask_estimator(sd.DaskSelectiveRanker, ListwiseLoss(), "xgboost", client)
-    with pytest.raises(ValueError, match="needs backend='lightgbm'"):
+    with pytest.raises(ValueError, match="needs engine='lightgbm'"):
         ranker.fit(dX, dy, qid=dq, sample_weight=dw)
 
 
@@ -412,8 +412,8 @@ def test_estimators_validate_input(client):
     with pytest.raises(TypeError, match="X must be a Dask array"):
         sd.DaskSelectiveRegressor(client=client).fit(X, y)
     (dX,) = dask_rows(X, chunk=50)
-    with pytest.raises(ValueError, match="backend must be one of"):
-        sd.DaskSelectiveRegressor(backend="catboost", client=client).fit(dX, y)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        sd.DaskSelectiveRegressor(engine="catboost", client=client).fit(dX, y)
     with pytest.raises(TypeError, match="needs a SelectiveLoss"):
         sd.DaskSelectiveRegressor(ListwiseLoss(), client=client).fit(dX, y)
     with pytest.raises(ValueError, match="y has 99 rows"):

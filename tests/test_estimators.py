@@ -43,15 +43,15 @@ _FLOAT32_WEIGHTS = (
 
 
 def _expected_failures(estimator):
-    if isinstance(estimator, SelectiveClassifier) and estimator.backend == "xgboost":
+    if isinstance(estimator, SelectiveClassifier) and estimator.engine == "xgboost":
         return {"check_sample_weight_equivalence_on_dense_data": _FLOAT32_WEIGHTS,
                 "check_sample_weight_equivalence_on_sparse_data": _FLOAT32_WEIGHTS}
     return {}
 
 
 @parametrize_with_checks(
-    [SelectiveRegressor(backend=b, **FAST) for b in BACKENDS]
-    + [SelectiveClassifier(backend=b, **FAST) for b in BACKENDS],
+    [SelectiveRegressor(engine=b, **FAST) for b in BACKENDS]
+    + [SelectiveClassifier(engine=b, **FAST) for b in BACKENDS],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check):
@@ -88,11 +88,11 @@ def _ranking(n_groups=40, size=10, seed=0):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_in_pipeline_gridsearch_and_cross_val(backend):
     X, y = _regression()
-    pipe = make_pipeline(StandardScaler(), SelectiveRegressor(backend=backend, **FAST))
+    pipe = make_pipeline(StandardScaler(), SelectiveRegressor(engine=backend, **FAST))
     assert pipe.fit(X, y).score(X, y) > 0.8
-    scores = cross_val_score(SelectiveRegressor(backend=backend, **FAST), X, y, cv=3)
+    scores = cross_val_score(SelectiveRegressor(engine=backend, **FAST), X, y, cv=3)
     assert scores.shape == (3,) and (scores > 0.5).all()
-    search = GridSearchCV(SelectiveClassifier(backend=backend, **FAST), {"max_depth": [2, 3]}, cv=2)
+    search = GridSearchCV(SelectiveClassifier(engine=backend, **FAST), {"max_depth": [2, 3]}, cv=2)
     search.fit(X, (y > 1).astype(int))
     assert search.best_params_["max_depth"] in (2, 3) and search.best_score_ > 0.8
 
@@ -100,7 +100,7 @@ def test_in_pipeline_gridsearch_and_cross_val(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_regressor_default_is_square_loss_and_starts_at_the_mean(backend):
     X, y = _regression()
-    model = SelectiveRegressor(backend=backend, n_estimators=1, learning_rate=1e-12, n_jobs=1).fit(X, y)
+    model = SelectiveRegressor(engine=backend, n_estimators=1, learning_rate=1e-12, n_jobs=1).fit(X, y)
     assert model.init_score_ == pytest.approx(y.mean())
     np.testing.assert_allclose(model.predict(X), y.mean(), rtol=1e-6)
     assert model.loss_.link == Identity()
@@ -111,10 +111,10 @@ def test_regressor_important_region_and_early_stopping(backend):
     X, y = _regression(600)
     Xv, yv = _regression(300, seed=1)
     loss = SelectiveLoss(Identity() + 9 * Sigmoid(center=3.0, scale=0.5))
-    model = SelectiveRegressor(loss, backend=backend, n_estimators=300, learning_rate=0.3, n_jobs=1,
+    model = SelectiveRegressor(loss, engine=backend, n_estimators=300, learning_rate=0.3, n_jobs=1,
                                early_stopping_rounds=5, eval_metric=RegionError(2.0, 4.0))
     model.fit(X, y, eval_set=[(Xv, yv)])
-    history = model.evals_result_["eval_0"]["region_rmse"]
+    history = model.evals_result_["validation_0"]["region_rmse"]
     assert model.best_iteration_ is not None and len(history) < 300
     assert history[model.best_iteration_] == pytest.approx(min(history))
     from selboost.metrics import region_rmse
@@ -126,7 +126,7 @@ def test_regressor_important_region_and_early_stopping(backend):
 def test_classifier_binary_and_multiclass(backend):
     X, y = _regression()
     labels = np.where(y > 1, "high", "low")
-    clf = SelectiveClassifier(backend=backend, **FAST).fit(X, labels)
+    clf = SelectiveClassifier(engine=backend, **FAST).fit(X, labels)
     proba = clf.predict_proba(X)
     assert list(clf.classes_) == ["high", "low"] and proba.shape == (len(y), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -135,7 +135,7 @@ def test_classifier_binary_and_multiclass(backend):
     p = np.mean(labels == "low")
     assert clf.init_score_ == pytest.approx(np.log(p / (1 - p)))
     classes = np.digitize(y, [0.0, 1.0, 2.5])
-    clf = SelectiveClassifier(backend=backend, **FAST).fit(X, classes)
+    clf = SelectiveClassifier(engine=backend, **FAST).fit(X, classes)
     assert isinstance(clf.loss_, MulticlassLoss) and clf.predict_proba(X).shape == (len(y), 4)
     assert clf.score(X, classes) > 0.8
 
@@ -144,9 +144,9 @@ def test_classifier_binary_and_multiclass(backend):
 @pytest.mark.parametrize("loss", [None, PairwiseLoss(pairs_per_item=4)], ids=["listwise", "pairwise"])
 def test_ranker_with_group_or_qid(backend, loss):
     X, y, group, qid = _ranking()
-    ranker = SelectiveRanker(loss, backend=backend, **FAST)
+    ranker = SelectiveRanker(loss, engine=backend, **FAST)
     with_group = ranker.fit(X, y, group=group).predict(X)
-    with_qid = SelectiveRanker(loss, backend=backend, **FAST).fit(X, y, qid=qid).predict(X)
+    with_qid = SelectiveRanker(loss, engine=backend, **FAST).fit(X, y, qid=qid).predict(X)
     np.testing.assert_allclose(with_group, with_qid)
     untrained = ndcg(y, np.zeros(len(y)), group, k=5)
     assert ranker.score(X, y, group=group, k=5) > untrained + 0.1
@@ -157,10 +157,10 @@ def test_ranker_with_group_or_qid(backend, loss):
 def test_ranker_eval_set_early_stopping_on_ndcg(backend):
     X, y, group, qid = _ranking(60)
     Xv, yv, gv, _ = _ranking(30, seed=1)
-    ranker = SelectiveRanker(backend=backend, n_estimators=200, learning_rate=0.5, n_jobs=1,
+    ranker = SelectiveRanker(engine=backend, n_estimators=200, learning_rate=0.5, n_jobs=1,
                              early_stopping_rounds=3, eval_metric=NDCG(k=5))
     ranker.fit(X, y, qid=qid, eval_set=[(Xv, yv)], eval_group=[gv])
-    history = ranker.evals_result_["eval_0"]["ndcg@5"]
+    history = ranker.evals_result_["validation_0"]["ndcg@5"]
     assert len(history) < 200 and history[ranker.best_iteration_] == pytest.approx(max(history))
     assert ranker.score(Xv, yv, group=gv, k=5) == pytest.approx(max(history))
 
@@ -187,32 +187,32 @@ def test_ranker_input_errors():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bad_input_is_a_clear_error_at_fit(backend):
     X, y = _regression(50)
-    with pytest.raises(ValueError, match="backend must be"):
-        SelectiveRegressor(backend="catboost").fit(X, y)
+    with pytest.raises(ValueError, match="engine must be"):
+        SelectiveRegressor(engine="catboost").fit(X, y)
     with pytest.raises(ValueError, match="device must be"):
-        SelectiveRegressor(backend=backend, device="tpu").fit(X, y)
+        SelectiveRegressor(engine=backend, device="tpu").fit(X, y)
     with pytest.raises(TypeError, match="loss must be a selboost loss"):
-        SelectiveRegressor("squared_error", backend=backend).fit(X, y)
+        SelectiveRegressor("squared_error", engine=backend).fit(X, y)
     with pytest.raises(TypeError, match="needs a SelectiveLoss"):
-        SelectiveRegressor(ListwiseLoss(), backend=backend).fit(X, y)
+        SelectiveRegressor(ListwiseLoss(), engine=backend).fit(X, y)
     with pytest.raises(ValueError, match="n_estimators"):
-        SelectiveRegressor(backend=backend, n_estimators=0).fit(X, y)
+        SelectiveRegressor(engine=backend, n_estimators=0).fit(X, y)
     bad = y.copy()
     bad[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        SelectiveRegressor(backend=backend).fit(X, bad)
+        SelectiveRegressor(engine=backend).fit(X, bad)
     with pytest.raises(ValueError, match="eval_set"):
-        SelectiveRegressor(backend=backend, **FAST).fit(X, y, eval_set=[(X, y[:-1])])
+        SelectiveRegressor(engine=backend, **FAST).fit(X, y, eval_set=[(X, y[:-1])])
     with pytest.raises(ValueError, match="features"):
-        SelectiveRegressor(backend=backend, **FAST).fit(X, y, eval_set=[(X[:, :2], y)])
+        SelectiveRegressor(engine=backend, **FAST).fit(X, y, eval_set=[(X[:, :2], y)])
     with pytest.raises(ValueError, match="needs an eval_set"):
-        SelectiveRegressor(backend=backend, early_stopping_rounds=3, **FAST).fit(X, y)
+        SelectiveRegressor(engine=backend, early_stopping_rounds=3, **FAST).fit(X, y)
     with pytest.raises(ValueError, match="objective"):
-        SelectiveRegressor(backend=backend, engine_params={"objective": "huber"}).fit(X, y)
+        SelectiveRegressor(engine=backend, engine_params={"objective": "huber"}).fit(X, y)
     with pytest.raises(ValueError, match="link"):
-        SelectiveClassifier(SelectiveLoss(Identity()), backend=backend).fit(X, y > 0)
+        SelectiveClassifier(SelectiveLoss(Identity()), engine=backend).fit(X, y > 0)
     with pytest.raises(ValueError, match="range"):
-        SelectiveRegressor(SelectiveLoss(Sigmoid(), target="link"), backend=backend).fit(X, y + 10)
+        SelectiveRegressor(SelectiveLoss(Sigmoid(), target="link"), engine=backend).fit(X, y + 10)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -221,41 +221,41 @@ def test_cuda_without_gpu_is_a_clear_error(backend):
         pytest.skip(f"{backend} has a usable GPU here")
     X, y = _regression(50)
     with pytest.raises(ValueError, match="device='cuda' needs a usable CUDA GPU"):
-        SelectiveRegressor(backend=backend, device="cuda").fit(X, y)
+        SelectiveRegressor(engine=backend, device="cuda").fit(X, y)
 
 
 def test_opencl_gpu_device_is_lightgbm_only_and_checked():
     X, y = _regression(50)
     with pytest.raises(ValueError, match="device='gpu' is LightGBM's OpenCL build"):
-        SelectiveRegressor(backend="xgboost", device="gpu").fit(X, y)
+        SelectiveRegressor(engine="xgboost", device="gpu").fit(X, y)
     if check_gpu("lightgbm", "gpu") is None:
         pytest.skip("LightGBM has a usable OpenCL GPU here")
     with pytest.raises(ValueError, match="device='gpu' needs a usable OpenCL GPU"):
-        SelectiveRegressor(backend="lightgbm", device="gpu").fit(X, y)
+        SelectiveRegressor(engine="lightgbm", device="gpu").fit(X, y)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_save_load_and_pickle(backend, tmp_path):
     X, y = _regression()
     loss = SelectiveLoss(Identity() + 4 * Sigmoid(center=1.0, scale=0.5))
-    model = SelectiveRegressor(loss, backend=backend, **FAST).fit(X, y)
+    model = SelectiveRegressor(loss, engine=backend, **FAST).fit(X, y)
     path = tmp_path / "model.json"
     model.save_model(path)
     loaded = SelectiveRegressor().load_model(path)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    assert loaded.backend == backend and repr(loaded.loss) == repr(loss)
+    assert loaded.engine == backend and repr(loaded.loss) == repr(loss)
     clone = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(clone.predict(X), model.predict(X))
 
     labels = np.digitize(y, [0.0, 2.0])
-    clf = SelectiveClassifier(backend=backend, **FAST).fit(X, labels)
+    clf = SelectiveClassifier(engine=backend, **FAST).fit(X, labels)
     clf.save_model(path)
     np.testing.assert_array_equal(SelectiveClassifier().load_model(path).predict_proba(X), clf.predict_proba(X))
     with pytest.raises(ValueError, match="holds a SelectiveClassifier"):
         SelectiveRegressor().load_model(path)
 
     Xr, yr, group, _ = _ranking()
-    ranker = SelectiveRanker(backend=backend, **FAST).fit(Xr, yr, group=group)
+    ranker = SelectiveRanker(engine=backend, **FAST).fit(Xr, yr, group=group)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(ranker)).predict(Xr), ranker.predict(Xr))
 
 
@@ -264,7 +264,7 @@ def test_pandas_feature_names(backend):
     pd = pytest.importorskip("pandas")
     X, y = _regression()
     frame = pd.DataFrame(X, columns=["age", "income", "tenure", "visits"])
-    model = SelectiveRegressor(backend=backend, **FAST).fit(frame, pd.Series(y))
+    model = SelectiveRegressor(engine=backend, **FAST).fit(frame, pd.Series(y))
     assert list(model.feature_names_in_) == ["age", "income", "tenure", "visits"]
     with pytest.warns(UserWarning, match="does not have valid feature names"):
         from_array = model.predict(X)
@@ -277,6 +277,6 @@ def test_pandas_feature_names(backend):
 def test_link_target_regressor_predicts_in_the_link_range(backend):
     X, y = _regression()
     p = 1 / (1 + np.exp(-(y - 1)))
-    model = SelectiveRegressor(SelectiveLoss(0.25 * Sigmoid(), target="link"), backend=backend, **FAST).fit(X, p)
+    model = SelectiveRegressor(SelectiveLoss(0.25 * Sigmoid(), target="link"), engine=backend, **FAST).fit(X, p)
     pred = model.predict(X)
     assert ((pred > 0) & (pred < 1)).all() and model.score(X, p) > 0.8
