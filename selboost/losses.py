@@ -212,7 +212,8 @@ class SelectiveLoss(_Loss):
     def class_targets(self, codes, n_classes):
         """Labels for binary classification: class 0 -> the low end of the link's range, 1 -> the high end."""
         if n_classes != 2:
-            raise ValueError(f"a SelectiveLoss classifies two classes, y has {n_classes}: use MulticlassLoss")
+            raise ValueError(f"Only binary classification is supported with a SelectiveLoss: y has {n_classes} "
+                             "classes; use MulticlassLoss")
         if self.target != "link" or not self.link.is_bounded:
             raise ValueError(
                 "a binary SelectiveClassifier needs SelectiveLoss(link, target='link') with a bounded "

@@ -49,13 +49,173 @@ def _expected_failures(estimator):
     return {}
 
 
+# non-default losses: a selective link for regression, a two-sigmoid binary link, a tempered multi-class
+_LOSSES = {
+    "regressor": SelectiveLoss(Identity() + 4 * Sigmoid(1.0, 0.5)),
+    "binary": SelectiveLoss(0.125 * Sigmoid(0.0, 1.0) + 0.125 * Sigmoid(1.0, 1.0), target="link"),
+    "multiclass": MulticlassLoss(0.5 * Identity()),
+}
+
+
 @parametrize_with_checks(
     [SelectiveRegressor(engine=b, **FAST) for b in BACKENDS]
-    + [SelectiveClassifier(engine=b, **FAST) for b in BACKENDS],
+    + [SelectiveClassifier(engine=b, **FAST) for b in BACKENDS]
+    + [SelectiveRegressor(_LOSSES["regressor"], engine=b, **FAST) for b in BACKENDS]
+    + [SelectiveClassifier(_LOSSES["binary"], engine=b, **FAST) for b in BACKENDS]
+    + [SelectiveClassifier(_LOSSES["multiclass"], engine=b, **FAST) for b in BACKENDS],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+# A ranker's fit needs query groups, and scikit-learn's checks call fit(X, y) with no way to pass them
+# (nor a qid column: their X is a plain array). These checks fit, so they cannot apply to a ranker;
+# the others (parameters, cloning, repr, tags, unfitted errors, ...) must pass.
+_RANKER_CANNOT_FIT = (
+    "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_sample_weights_pandas_series",
+    "check_sample_weights_not_an_array", "check_sample_weights_list", "check_all_zero_sample_weights_error",
+    "check_sample_weights_shape", "check_sample_weights_not_overwritten",
+    "check_sample_weight_equivalence_on_dense_data", "check_sample_weight_equivalence_on_sparse_data",
+    "check_dtype_object", "check_pipeline_consistency", "check_estimator_sparse_tag",
+    "check_estimator_sparse_array", "check_estimator_sparse_matrix", "check_estimators_pickle",
+    "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance", "check_fit2d_1sample", "check_fit2d_1feature", "check_dict_unchanged",
+    "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d",
+)
+
+
+@parametrize_with_checks(
+    [SelectiveRanker(engine=b, **FAST) for b in BACKENDS]
+    + [SelectiveRanker(PairwiseLoss(pairs_per_item=4), engine=b, **FAST) for b in BACKENDS],
+    expected_failed_checks=lambda _: dict.fromkeys(_RANKER_CANNOT_FIT, "fit needs query groups"),
+)
+def test_sklearn_checks_that_apply_to_the_ranker(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_fit_leaves_the_loss_and_metric_unchanged(engine):
+    import joblib
+
+    X, y = _regression()
+    loss, metric = SelectiveLoss(Identity() + 4 * Sigmoid(1.0, 0.5)), RegionError(0.0, 2.0)
+    before = joblib.hash((loss, metric))
+    SelectiveRegressor(loss, engine=engine, eval_metric=metric, **FAST).fit(X, y, eval_set=[(X, y)])
+    assert joblib.hash((loss, metric)) == before
+
+
+def test_nested_parameters_of_losses_and_links():
+    from sklearn.base import clone
+
+    loss = SelectiveLoss(Identity() + 4 * Sigmoid(1.0, 0.5))
+    model = SelectiveRegressor(loss, **FAST)
+    params = model.get_params()
+    assert params["loss__hess_min"] == 1e-6 and params["loss__link__term_1__center"] == 1.0
+    assert params["loss__link__weight_1"] == 4.0
+    model.set_params(loss__hess_min=1e-3, loss__link__term_1__center=2.0, loss__link__weight_1=9.0)
+    assert model.loss.hess_min == 1e-3 and model.loss.link == Identity() + 9 * Sigmoid(2.0, 0.5)
+    copy = clone(model)
+    assert copy.loss is not model.loss and repr(copy.loss) == repr(model.loss)
+    with pytest.raises(ValueError, match="must be > 0"):
+        ListwiseLoss(Sigmoid()).set_params(transform__scale=-1.0)
+    with pytest.raises(ValueError, match="invalid parameter"):
+        SelectiveLoss().set_params(link__centre=1.0)
+    with pytest.raises(TypeError, match="immutable"):
+        Sigmoid().set_params(center=1.0)
+    assert Sigmoid().replace(center=2.0) == Sigmoid(2.0)
+
+
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_grid_search_over_a_link_parameter(engine):
+    X, y = _regression()
+    search = GridSearchCV(SelectiveRegressor(SelectiveLoss(Identity() + 4 * Sigmoid(1.0, 0.5)), engine=engine, **FAST),
+                          {"loss__link__term_1__center": [0.0, 2.0], "loss__hess_min": [1e-6, 1e-3]}, cv=2)
+    search.fit(X, y)
+    assert search.best_params_["loss__link__term_1__center"] in (0.0, 2.0)
+    assert search.best_estimator_.loss_.link.terms[1][1].center == search.best_params_["loss__link__term_1__center"]
+
+
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_ranker_in_cross_val_and_grid_search_with_a_qid_column(engine):
+    pd = pytest.importorskip("pandas")
+    from sklearn.model_selection import GroupKFold
+
+    X, y, _, qid = _ranking(60)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(qid=qid)
+    ranker = SelectiveRanker(engine=engine, **FAST)
+    scores = cross_val_score(ranker, frame, y, cv=GroupKFold(n_splits=3), groups=qid)
+    assert scores.shape == (3,) and np.isfinite(scores).all() and (scores > 0.5).all()
+    search = GridSearchCV(ranker, {"max_depth": [2, 4]}, cv=GroupKFold(n_splits=2)).fit(frame, y, groups=qid)
+    assert np.isfinite(search.best_score_)
+    fitted = ranker.fit(frame, y)
+    assert fitted.n_features_in_ == X.shape[1] and "qid" not in fitted.feature_names_in_
+    np.testing.assert_allclose(fitted.predict(frame), SelectiveRanker(engine=engine, **FAST).fit(X, y, qid=qid).predict(X))
+    with pytest.raises(ValueError, match="qid"):
+        ranker.fit(frame, y, qid=qid)
+
+
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_ranker_in_cross_val_with_metadata_routing(engine):
+    import sklearn
+    from sklearn.model_selection import GroupKFold
+
+    X, y, _, qid = _ranking(60)
+    with sklearn.config_context(enable_metadata_routing=True):
+        ranker = SelectiveRanker(engine=engine, **FAST).set_fit_request(qid=True).set_score_request(qid=True)
+        scores = cross_val_score(ranker, X, y, cv=GroupKFold(n_splits=3), params={"qid": qid, "groups": qid})
+    assert scores.shape == (3,) and (scores > 0.5).all()
+
+
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_the_engines_estimator_surface(engine):
+    X, y = _regression()
+    model = SelectiveRegressor(engine=engine, n_estimators=30, learning_rate=0.3, n_jobs=-2,
+                               early_stopping_rounds=3)
+    seen = []
+
+    if engine == "xgboost":
+        import xgboost as xgb
+
+        class Count(xgb.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log):
+                seen.append(epoch)
+                return False
+
+        callback = Count()
+    else:
+        def callback(env):
+            seen.append(env.iteration)
+
+    model.fit(X, y, eval_set=[(X[:100], y[:100])], callbacks=[callback])
+    assert seen and model.get_booster() is model.booster_
+    assert list(model.evals_result_) == ["validation_0"] and "selective_loss" in model.evals_result_["validation_0"]
+    history = model.evals_result_["validation_0"]["selective_loss"]
+    assert model.best_score_ == pytest.approx(history[model.best_iteration_])
+    with pytest.warns(FutureWarning, match="validation_0"):
+        assert model.evals_result_["eval_0"] is model.evals_result_["validation_0"]
+    importances = model.feature_importances_
+    assert importances.shape == (4,) and importances.sum() == pytest.approx(1.0) and importances.argmax() == 0
+    np.testing.assert_allclose(model.predict(X), model.predict(X, output_margin=True))
+    np.testing.assert_allclose(model.predict(X, raw_score=True, iteration_range=(0, model.best_iteration_ + 1)),
+                               model.predict(X))
+    assert not np.allclose(model.predict(X, iteration_range=(0, 1)), model.predict(X))
+    clf = SelectiveClassifier(engine=engine, **FAST).fit(X, y > 1)
+    raw = clf.predict(X, output_margin=True)
+    np.testing.assert_allclose(clf.predict_proba(X)[:, 1], 1 / (1 + np.exp(-raw)), rtol=1e-6)
+
+
+def test_backend_is_a_deprecated_name_for_engine():
+    X, y = _regression(50)
+    with pytest.warns(FutureWarning, match="engine="):
+        model = SelectiveRegressor(backend="lightgbm", **FAST).fit(X, y)
+    assert model.engine_ == "lightgbm"
+    with pytest.warns(FutureWarning, match="engine_"):
+        assert model.backend_ == "lightgbm"
+    with pytest.warns(FutureWarning, match="target='score'"):
+        assert ListwiseLoss(target="scores").target == "score"
 
 
 def test_classifier_weights_equal_repeated_rows():
