@@ -28,8 +28,11 @@ re-chunks arrays so that partition boundaries fall between groups.
 
 Estimators that take Dask collections and a ``client``, as ``xgboost.dask.DaskXGBRegressor`` and
 ``lightgbm.dask.DaskLGBMRegressor`` do: ``DaskSelectiveRegressor``, ``DaskSelectiveRanker``,
-``DaskSelectiveClassifier``; ``backend="xgboost"`` or ``"lightgbm"`` and the other parameters as in
-``selboost.estimators``; ``predict`` returns Dask arrays.
+``DaskSelectiveClassifier``. They subclass ``SelectiveRegressor``, ``SelectiveRanker`` and
+``SelectiveClassifier``: the same parameters (``engine="xgboost"`` or ``"lightgbm"``, ...) and checks,
+plus ``client``, ``init_score`` and ``parallel``; ``eval_set`` and ``early_stopping_rounds`` as there
+(the eval sets are gathered to the client and scored there after training, see ``_DaskSelectiveModel``);
+``predict`` returns Dask arrays.
 
 What each engine's Dask interface can do:
 
