@@ -30,7 +30,7 @@ import weakref
 import numpy as np
 
 from selboost.engines import constant_margin, get_engine
-from selboost.losses import MulticlassLoss, SelectiveLoss, check_loss
+from selboost.losses import MulticlassLoss, check_loss
 
 __all__ = [
     "XGBoostObjective",

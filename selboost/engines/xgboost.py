@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from selboost.engines import BoostingParams, Engine, eval_names, train_result
+from selboost.engines import BoostingParams, Engine, constant_margin, eval_names, train_result
 from selboost.metrics import EngineMetric
 from selboost.objectives import XGBoostObjective
 
@@ -81,6 +81,28 @@ class XGBoostEngine(Engine):
         params.update({key: value for key, value in optional.items() if value is not None})
         return params
 
+    def _in_model(self, init):
+        """Whether the initial score ``init`` goes into the model as ``base_score`` (saved with it, nothing
+        to add at prediction). A (k,) vector needs an XGBoost that takes a vector ``base_score``; with an
+        older one it goes into every DMatrix as a base margin and ``predict_raw`` adds it back."""
+        if np.ndim(init) == 0:
+            return True
+        if self._vector_base_score is None:
+            xgb = self.require()
+            data = xgb.DMatrix(np.zeros((4, 1)), label=np.array([0.0, 1.0, 0.0, 1.0]))
+            try:
+                xgb.train({"base_score": [0.5, 0.5], "num_class": 2, "objective": "multi:softprob",
+                           "verbosity": 0}, data, 1)
+                self._vector_base_score = True
+            except xgb.core.XGBoostError:
+                self._vector_base_score = False
+        return self._vector_base_score
+
+    _vector_base_score = None
+
+    def _base_score(self, init):
+        return (init.tolist() if init.ndim else float(init)) if self._in_model(init) else 0.0
+
     def leaf_hessian_minimum(self, params):
         return float(params.get("min_child_weight", 1.0))
 
@@ -102,15 +124,15 @@ class XGBoostEngine(Engine):
               num_boost_round=100, early_stopping_rounds=None, callbacks=None, verbose=False):
         xgb = self.require()
         init = np.asarray(init, dtype=np.float64)
-        params = dict(params, base_score=init.tolist() if init.ndim else float(init))
+        params = dict(params, base_score=self._base_score(init))
         objective = XGBoostObjective(bound.spec, device=params.get("device", "cpu"))
-        dtrain = xgb.DMatrix(X, label=label if np.ndim(label) == 1 else None, weight=weight)
+        dtrain = self._dmatrix(X, init, label=label if np.ndim(label) == 1 else None, weight=weight)
         objective.register(dtrain, bound)
         names = eval_names(len(evals))
         custom_metric = self.metric(metric) if evals else None
         watch = []
         for (X_eval, prepared), name in zip(evals, names):
-            deval = xgb.DMatrix(X_eval)
+            deval = self._dmatrix(X_eval, init)
             custom_metric.register(deval, prepared)
             watch.append((deval, name))
         callbacks = list(callbacks or [])
@@ -125,10 +147,15 @@ class XGBoostEngine(Engine):
         best = booster.best_iteration if early_stopping_rounds is not None else None
         return train_result(booster, results, metric, best)
 
+    def _dmatrix(self, X, init, **fields):
+        data = self.require().DMatrix(X, **fields)
+        if not self._in_model(init):
+            data.set_base_margin(constant_margin(init, X.shape[0]))
+        return data
+
     def predict_raw(self, booster, X, init, iteration_range=None):
-        xgb = self.require()
         kwargs = {} if iteration_range is None else {"iteration_range": tuple(iteration_range)}
-        return booster.predict(xgb.DMatrix(X), output_margin=True, **kwargs)
+        return booster.predict(self._dmatrix(X, init), output_margin=True, **kwargs)
 
     def num_rounds(self, booster):
         return booster.num_boosted_rounds()
@@ -152,9 +179,10 @@ class XGBoostEngine(Engine):
         import xgboost.dask
 
         init = np.asarray(init, dtype=np.float64)
-        params = dict(params, base_score=init.tolist() if init.ndim else float(init))
+        params = dict(params, base_score=self._base_score(init))
         params.pop("nthread", None)  # xgboost.dask uses each worker's threads
-        dtrain = xgboost.dask.DaskDMatrix(client, X, y, weight=weight, qid=qid)
+        margin = None if self._in_model(init) else margin
+        dtrain = xgboost.dask.DaskDMatrix(client, X, y, weight=weight, qid=qid, base_margin=margin)
         output = xgboost.dask.train(client, params, dtrain, num_boost_round=num_boost_round,
                                     obj=XGBoostObjective(loss, parallel=parallel), callbacks=callbacks)
         return output["booster"]
@@ -163,7 +191,8 @@ class XGBoostEngine(Engine):
         import xgboost.dask
 
         kwargs = {} if iteration_range is None else {"iteration_range": tuple(iteration_range)}
-        return xgboost.dask.predict(client, model, X, output_margin=True, **kwargs)
+        raw = xgboost.dask.predict(client, model, X, output_margin=True, **kwargs)
+        return raw if self._in_model(init) else raw + np.asarray(init, dtype=np.float64)
 
     def dask_booster(self, model):
         return model
