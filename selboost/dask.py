@@ -66,6 +66,7 @@ from selboost.estimators import (
     SelectiveRegressor,
     _EvalsResult,
     _resolve_groups,
+    _SelectiveBoosting,
 )
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 from selboost.objectives import LightGBMSklearnObjective, XGBoostObjective
@@ -468,7 +469,8 @@ class _DaskSelectiveModel:
 
     @classmethod
     def _get_param_names(cls):
-        return sorted(set(super()._get_param_names()) | set(cls._dask_params))
+        # the single-machine estimators' parameters (their __init__) plus the Dask ones
+        return sorted(set(_SelectiveBoosting._get_param_names()) | set(cls._dask_params))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
