@@ -54,7 +54,7 @@ def load_bike_sharing():
 def regression(client, backend, results):
     X, y, X_test, y_test = load_bike_sharing()
     loss = selboost.SelectiveLoss(selboost.Identity() + 9 * selboost.Sigmoid(center=BUSY, scale=0.5))
-    params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "backend": backend}
+    params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "engine": backend}
     params.update({"max_depth": 6} if backend == "xgboost" else {"num_leaves": 31})
 
     # Rows shuffled before partitioning: LightGBM finds each feature's bins on one worker's local
@@ -86,7 +86,7 @@ def ranking(client, backend, results):
     train = fold.train.subset(np.random.default_rng(0).permutation(fold.train.n_queries))
     test = fold.test
     loss = selboost.ListwiseLoss(selboost.Identity() + selboost.Sigmoid(center=1.0, scale=0.5))
-    params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "backend": backend}
+    params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "engine": backend}
     params.update({"max_depth": 6} if backend == "xgboost" else {"num_leaves": 31})
 
     qid = np.repeat(np.arange(train.n_queries), train.group)

@@ -1,6 +1,6 @@
 """Distillation from teacher scores: a small student ranker learns the teacher's softmax over each query.
 
-``ListwiseLoss(target="scores")`` takes the teacher's raw scores as labels: q = softmax(phi(teacher))
+``ListwiseLoss(target="score")`` takes the teacher's raw scores as labels: q = softmax(phi(teacher))
 per query, and the student minimises KL(q || softmax(phi(student))). The student sees fewer features
 and shallower trees than the teacher had.
 """
@@ -19,7 +19,7 @@ teacher = selboost.SelectiveRanker(n_estimators=200, learning_rate=0.1, max_dept
 teacher.fit(X, relevance, group=sizes)
 teacher_scores = teacher.predict(X)
 
-student = selboost.SelectiveRanker(selboost.ListwiseLoss(target="scores"), backend="lightgbm",
+student = selboost.SelectiveRanker(selboost.ListwiseLoss(target="score"), engine="lightgbm",
                                    n_estimators=100, learning_rate=0.1, num_leaves=7, n_jobs=1)
 student.fit(X[:, :6], teacher_scores, group=sizes)
 student_scores = student.predict(X[:, :6])

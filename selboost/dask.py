@@ -28,8 +28,11 @@ re-chunks arrays so that partition boundaries fall between groups.
 
 Estimators that take Dask collections and a ``client``, as ``xgboost.dask.DaskXGBRegressor`` and
 ``lightgbm.dask.DaskLGBMRegressor`` do: ``DaskSelectiveRegressor``, ``DaskSelectiveRanker``,
-``DaskSelectiveClassifier``; ``backend="xgboost"`` or ``"lightgbm"`` and the other parameters as in
-``selboost.estimators``; ``predict`` returns Dask arrays.
+``DaskSelectiveClassifier``. They subclass ``SelectiveRegressor``, ``SelectiveRanker`` and
+``SelectiveClassifier``: the same parameters (``engine="xgboost"`` or ``"lightgbm"``, ...) and checks,
+plus ``client``, ``init_score`` and ``parallel``; ``eval_set`` and ``early_stopping_rounds`` as there
+(the eval sets are gathered to the client and scored there after training, see ``_DaskSelectiveModel``);
+``predict`` returns Dask arrays.
 
 What each engine's Dask interface can do:
 
@@ -51,26 +54,22 @@ rows, or whole queries, before partitioning data stored in time order).
 
 from __future__ import annotations
 
-import threading
-import warnings
-import weakref
-from types import SimpleNamespace
-
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator
 
-from selboost._validation import check_choice
-from selboost.estimators import check_engine_params
-from selboost.losses import (
-    BoundSelectiveLoss,
-    ListwiseLoss,
-    MulticlassLoss,
-    PairwiseLoss,
-    SelectiveLoss,
+from selboost.engines import get_engine
+from selboost.links import Identity
+from selboost.estimators import (
+    SelectiveClassifier,
+    SelectiveRanker,
+    SelectiveRegressor,
+    _EvalsResult,
+    _resolve_groups,
+    _SelectiveBoosting,
 )
-from selboost.objectives import LightGBMObjective, XGBoostObjective, bind_loss, check_loss
+from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
+from selboost.objectives import LightGBMSklearnObjective, XGBoostObjective
 
 __all__ = [
     "xgboost_dask_objective",
@@ -85,71 +84,7 @@ __all__ = [
     "DaskSelectiveClassifier",
 ]
 
-_BACKENDS = ("xgboost", "lightgbm")
-
-
 # ================================================================ objectives that travel to workers
-
-
-class LightGBMSklearnObjective:
-    """``objective=`` for LightGBM's scikit-learn and Dask estimators:
-    ``f(y_true, y_pred, weight, group) -> (grad, hess)``, float32 arrays.
-
-    LightGBM's wrapper passes the constructed Dataset's label, the raw scores (``(n, k)`` with
-    ``num_class=k``), the per-row weights (``None`` without) and the group sizes (``None`` without).
-    The loss is bound on the first call for a label array (validated once) and reused while LightGBM
-    passes the same array, which it does every round; in ``lightgbm.dask`` that is once per worker.
-    ``MulticlassLoss`` takes the class count from ``y_pred``'s columns; the listwise and pairwise
-    losses need ``group``. ``parallel`` and ``hess_scale`` as for ``selboost.lightgbm_objective``.
-    """
-
-    def __init__(self, loss, *, parallel=None, hess_scale=1.0):
-        # validates the options and resolves the kernel choice (serial by default) exactly as the
-        # single-machine adapter does
-        self._adapter = LightGBMObjective(loss, parallel=parallel, hess_scale=hess_scale)
-        self.loss = loss
-        self.parallel = parallel
-        self.hess_scale = hess_scale
-        self._bindings = {}
-        self._lock = threading.Lock()
-
-    def __repr__(self):
-        return f"LightGBMSklearnObjective({self.loss!r}, hess_scale={self.hess_scale!r})"
-
-    def __getstate__(self):
-        return {"loss": self.loss, "parallel": self.parallel, "hess_scale": self.hess_scale}
-
-    def __setstate__(self, state):
-        self.__init__(state["loss"], parallel=state["parallel"], hess_scale=state["hess_scale"])
-
-    def _forget(self, key):
-        self._bindings.pop(key, None)
-
-    def _binding(self, y_true, y_pred, weight, group):
-        key = id(y_true)
-        entry = self._bindings.get(key)
-        if entry is not None and entry[0]() is y_true:
-            return entry[1]
-        n_classes = y_pred.shape[1] if np.ndim(y_pred) == 2 else None
-        bound = bind_loss(self._adapter.loss, y_true, group, weight, None, n_classes, len(y_true))
-        binding = (bound, np.empty(bound.shape, np.float32), np.empty(bound.shape, np.float32))
-        # a weak reference: the cache must not keep a finished training set's labels alive
-        ref = weakref.ref(y_true, lambda _, key=key: self._forget(key))
-        with self._lock:
-            self._bindings[key] = (ref, binding)
-        return binding
-
-    def __call__(self, y_true, y_pred, weight, group):
-        bound, grad, hess = self._binding(y_true, y_pred, weight, group)
-        if np.shape(y_pred) != bound.shape:
-            raise ValueError(
-                f"LightGBM passed raw scores of shape {np.shape(y_pred)}, the loss is bound to {bound.shape}: "
-                "for MulticlassLoss set num_class, for the other losses do not"
-            )
-        bound.gradient_hessian(y_pred, grad, hess)
-        if self._adapter.hess_scale != 1.0:
-            hess *= self._adapter.hess_scale
-        return grad, hess
 
 
 def xgboost_dask_objective(loss, *, parallel=None, hess_scale=1.0):
@@ -285,10 +220,9 @@ def _scalar_init_score(loss, y, weight):
                 f"y must lie in the link's range ({lo}, {hi}) for target='link', found values in [{y_min}, {y_max}]"
             )
     mean = float(total / norm)
-    # The clipping and the inverse are the single-machine loss's own: its init_score reads only the
-    # loss, the targets h(y) and the weights, so one target equal to the weighted mean gives c*.
-    reduced = SimpleNamespace(spec=loss, target_h=np.array([mean]), weight=np.empty(0))
-    return BoundSelectiveLoss.init_score(reduced)
+    # The clipping and the inverse are the single-machine loss's own: one target equal to the weighted
+    # mean of h(y), given in the link's range, has c* as its optimal constant.
+    return SelectiveLoss(link, target="link").bind(np.array([mean])).init_score()
 
 
 def _multiclass_init_score(loss, y, weight, n_classes):
@@ -500,219 +434,183 @@ def _get_client(client):
     return default_client()
 
 
-def _check_number(value, name, low, *, integer=False, low_open=False, high=np.inf, allow_none=False):
-    if value is None and allow_none:
-        return None
-    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        kind = "an int" if integer else "a number"
-        raise TypeError(f"{name} must be {kind}{' or None' if allow_none else ''}, got {value!r}")
-    if not np.isfinite(value) or value < low or (low_open and value == low) or value > high:
-        raise ValueError(f"{name} must lie in {'(' if low_open else '['}{low}, {high}], got {value!r}")
-    return value
+def _early_stopping_round(history, rounds, maximize):
+    """The best round (0-based) that early stopping after ``rounds`` rounds without improvement keeps,
+    and the round where it would have stopped."""
+    best = 0
+    for i, value in enumerate(history):
+        if (value > history[best]) if maximize else (value < history[best]):
+            best = i
+        elif i - best >= rounds:
+            return best, i
+    return best, len(history) - 1
 
 
-class _DaskSelectiveModel(BaseEstimator):
-    """Shared by the Dask estimators: the single-machine estimators' parameters (same names and
-    meaning, see ``selboost.estimators``) plus ``client``; fit through either engine's Dask interface,
-    predict lazily. Not offered on Dask: ``eval_set``/early stopping, ``device`` (pass XGBoost's
-    ``device`` through ``engine_params``)."""
+class _DaskSelectiveModel:
+    """What the Dask estimators add to the single-machine ones they subclass (whose parameters,
+    validation and prediction rules they inherit): ``client``, ``init_score`` (start from the loss's
+    optimal constant over the whole dataset, default True; False starts from 0) and ``parallel``
+    (the objective's kernel choice on the workers). Training runs through the engine's Dask interface
+    (``Engine.dask_train``); ``predict`` is lazy and returns Dask arrays.
 
-    def __init__(
-        self,
-        loss=None,
-        *,
-        backend="xgboost",
-        n_estimators=100,
-        learning_rate=0.1,
-        max_depth=None,
-        num_leaves=None,
-        min_child_weight=None,
-        subsample=1.0,
-        colsample_bytree=1.0,
-        reg_lambda=None,
-        random_state=None,
-        init_score=True,
-        parallel=None,
-        engine_params=None,
-        client=None,
-    ):
-        self.loss = loss
-        self.backend = backend
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.num_leaves = num_leaves
-        self.min_child_weight = min_child_weight
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.reg_lambda = reg_lambda
-        self.random_state = random_state
+    ``eval_set``: (X, y) pairs of Dask or NumPy arrays, gathered to the client and evaluated there with
+    the trained booster after training, every round; ``early_stopping_rounds`` then keeps the round that
+    early stopping would have kept (``best_iteration_``; later rounds are trained but not used). Not
+    offered on Dask: ``device`` other than "cpu" (pass XGBoost's ``device`` through ``engine_params``).
+    """
+
+    _dask_params = ("client", "init_score", "parallel")
+
+    def __init__(self, loss=None, *, client=None, init_score=True, parallel=None, **params):
+        super().__init__(loss, **params)
+        self.client = client
         self.init_score = init_score
         self.parallel = parallel
-        self.engine_params = engine_params
-        self.client = client
 
-    # -- shared pieces
+    @classmethod
+    def _get_param_names(cls):
+        # the single-machine estimators' parameters (their __init__) plus the Dask ones
+        return sorted(set(_SelectiveBoosting._get_param_names()) | set(cls._dask_params))
 
-    def _check(self):
-        check_choice(self.backend, "backend", _BACKENDS)
-        loss = self._default_loss() if self.loss is None else self.loss
-        check_loss(loss)
-        if not isinstance(loss, self._loss_types):
-            names = " or ".join(t.__name__ for t in self._loss_types)
-            raise TypeError(f"{type(self).__name__} needs a {names}, got {loss!r}")
-        _check_number(self.n_estimators, "n_estimators", 1, integer=True)
-        _check_number(self.learning_rate, "learning_rate", 0.0, low_open=True)
-        _check_number(self.max_depth, "max_depth", 1, integer=True, allow_none=True)
-        _check_number(self.num_leaves, "num_leaves", 2, integer=True, allow_none=True)
-        _check_number(self.min_child_weight, "min_child_weight", 0.0, allow_none=True)
-        _check_number(self.subsample, "subsample", 0.0, low_open=True, high=1.0)
-        _check_number(self.colsample_bytree, "colsample_bytree", 0.0, low_open=True, high=1.0)
-        _check_number(self.reg_lambda, "reg_lambda", 0.0, allow_none=True)
-        _check_number(self.random_state, "random_state", 0, integer=True, allow_none=True)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+    def _check_dask_params(self):
+        engine = self._check_params()
+        if self.device != "cpu":
+            raise ValueError("device= is not offered on Dask: pass XGBoost's device through engine_params")
         if not isinstance(self.init_score, (bool, np.bool_)):
             raise TypeError(f"init_score must be True or False, got {self.init_score!r}")
-        check_engine_params(self.engine_params)
-        self.backend_ = self.backend
-        return loss
+        return engine
 
-    def _xgboost_params(self, n_outputs):
-        # base_score 0: the initial score comes as a base_margin collection and is added back in predict
-        params = {"tree_method": "hist", "eta": float(self.learning_rate), "base_score": 0.0,
-                  "verbosity": 0, "disable_default_eval_metric": 1}
-        optional = {"max_depth": self.max_depth, "max_leaves": self.num_leaves,
-                    "min_child_weight": self.min_child_weight, "lambda": self.reg_lambda,
-                    "seed": self.random_state}
-        if self.subsample != 1.0:
-            params["subsample"] = self.subsample
-        if self.colsample_bytree != 1.0:
-            params["colsample_bytree"] = self.colsample_bytree
-        if n_outputs > 1:
-            params["num_class"] = n_outputs
-        params.update({key: value for key, value in optional.items() if value is not None})
-        params.update(self.engine_params or {})
-        return params
+    def _reset_features(self, X):
+        X = _as_dask_array(X, "X", ndim=(2,))
+        self.n_features_in_ = X.shape[1]
+        return X
 
-    def _lightgbm_params(self, n_outputs):
-        # no built-in metric: LGBMRegressor's default l2 would also clash with num_class
-        params = {"n_estimators": int(self.n_estimators), "learning_rate": float(self.learning_rate),
-                  "verbose": -1, "metric": "None"}
-        optional = {"max_depth": self.max_depth, "num_leaves": self.num_leaves,
-                    "min_child_weight": self.min_child_weight, "reg_lambda": self.reg_lambda,
-                    "random_state": self.random_state}
-        if self.subsample != 1.0:
-            params.update(subsample=self.subsample, subsample_freq=1)
-        if self.colsample_bytree != 1.0:
-            params["colsample_bytree"] = self.colsample_bytree
-        if n_outputs > 1:
-            params["num_class"] = n_outputs
-        params.update({key: value for key, value in optional.items() if value is not None})
-        params.update(self.engine_params or {})
-        return params
+    def _dask_X(self, X):
+        X = _as_dask_array(X, "X", ndim=(2,))
+        if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
+        return X
 
-    def _fit(self, X, y, *, weight=None, qid=None, group_sizes=None, n_outputs=1, init=0.0):
+    def _fit_dask(self, engine, X, y, loss, *, weight=None, qid=None, group_sizes=None, n_classes=None,
+                  init=0.0, evals=(), callbacks=None):
+        """Train through ``engine``'s Dask interface; ``evals``: list of (NumPy X, prepared metric)."""
+        if self.early_stopping_rounds is not None and not evals:
+            raise ValueError("early_stopping_rounds needs an eval_set to watch")
         client = _get_client(self.client)
         init = np.asarray(init, dtype=np.float64)
+        n_outputs = loss.n_outputs(n_classes)
+        params = engine.params(self._boosting_params(n_outputs))
+        params.update(self.engine_params or {})
         margin = init_margin(init, X) if np.any(init != 0) else None
-        if self.backend == "xgboost":
-            import xgboost.dask
-
-            dtrain = xgboost.dask.DaskDMatrix(client, X, y, weight=weight, base_margin=margin, qid=qid)
-            output = xgboost.dask.train(
-                client, self._xgboost_params(n_outputs), dtrain, num_boost_round=int(self.n_estimators),
-                obj=xgboost_dask_objective(self.loss_, parallel=self.parallel),
-            )
-            self.booster_ = output["booster"]
-            self.model_ = None
-        else:
-            import lightgbm.dask
-
-            objective = lightgbm_sklearn_objective(self.loss_, parallel=self.parallel)
-            params = self._lightgbm_params(n_outputs)
-            fit_args = {"sample_weight": weight, "init_score": margin}
-            if group_sizes is not None:
-                model = lightgbm.dask.DaskLGBMRanker(client=client, objective=objective, **params)
-                chunks = (tuple(g.size for g in group_sizes),)
-                fit_args["group"] = da.from_array(np.concatenate(group_sizes), chunks=chunks)
-            else:
-                model = lightgbm.dask.DaskLGBMRegressor(client=client, objective=objective, **params)
-            with warnings.catch_warnings():
-                # lightgbm.dask warns about its own default n_jobs, which it replaces by the worker's threads
-                warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
-                model.fit(X, y, **fit_args)
-            self.model_ = model
-            self.booster_ = model.booster_
+        model = engine.dask_train(client, params, X, y, loss, init, margin=margin, weight=weight, qid=qid,
+                                  group_sizes=group_sizes, num_boost_round=int(self.n_estimators),
+                                  parallel=self.parallel, callbacks=callbacks)
+        self.engine_ = engine.name
+        self.model_ = model
+        self.booster_ = engine.dask_booster(model)
         self.init_score_ = init if init.ndim else float(init)
         self.n_outputs_ = n_outputs
         self.n_features_in_ = X.shape[1]
+        self._evaluate(engine, evals)
         return self
 
-    def predict_raw(self, X):
+    def _evaluate(self, engine, evals):
+        """Every round's metric on the eval sets (history as the engines record it), then the round
+        early stopping keeps."""
+        metric = self._eval_metric(self.loss_) if evals else None
+        history = {}
+        for i, (X_eval, prepared) in enumerate(evals):
+            values = []
+            for rounds in range(1, engine.num_rounds(self.booster_) + 1):
+                raw = np.asarray(engine.predict_raw(self.booster_, X_eval, self.init_score_, (0, rounds)), np.float64)
+                values.append(prepared.evaluate(raw.reshape(X_eval.shape[0], -1) if self.n_outputs_ > 1 else raw))
+            history[f"validation_{i}"] = {metric.name: values}
+        self.best_iteration_ = self.best_score_ = None
+        if evals:
+            last = history[f"validation_{len(evals) - 1}"][metric.name]
+            if self.early_stopping_rounds is not None:
+                self.best_iteration_, _ = _early_stopping_round(last, self.early_stopping_rounds,
+                                                                metric.higher_is_better)
+            self.best_score_ = float(last[-1 if self.best_iteration_ is None else self.best_iteration_])
+        self.evals_result_ = _EvalsResult(history)
+
+    def _dask_evals(self, eval_set, prepare):
+        """(NumPy X, prepared metric) per eval_set pair; ``prepare(i, y)`` prepares the metric."""
+        if eval_set is None:
+            return []
+        if isinstance(eval_set, tuple) and len(eval_set) == 2 and not isinstance(eval_set[0], tuple):
+            eval_set = [eval_set]
+        evals = []
+        for i, (X_eval, y_eval) in enumerate(eval_set):
+            X_eval, y_eval = dask.compute(X_eval, y_eval)
+            X_eval = np.asarray(X_eval, dtype=np.float64)
+            if X_eval.ndim != 2 or X_eval.shape[1] != self.n_features_in_:
+                raise ValueError(f"eval_set[{i}]: X must have {self.n_features_in_} features, got shape {X_eval.shape}")
+            evals.append((X_eval, prepare(i, np.asarray(y_eval))))
+        return evals
+
+    def predict_raw(self, X, iteration_range=None):
         """Raw scores as a Dask array, including the initial score: (n,), or (n, k) for multi-class."""
         if not hasattr(self, "booster_"):
             raise ValueError(f"this {type(self).__name__} is not fitted yet: call fit first")
-        X = _as_dask_array(X, "X", ndim=(2,))
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
-        if self.backend_ == "xgboost":
-            import xgboost.dask
-
-            raw = xgboost.dask.predict(_get_client(self.client), self.booster_, X, output_margin=True)
-        else:
-            raw = self.model_.predict(X, raw_score=True)
-        init = np.asarray(self.init_score_, dtype=np.float64)
-        return raw + init if np.any(init != 0) else raw
+        X = self._dask_X(X)
+        return get_engine(self.engine_).dask_predict_raw(_get_client(self.client), self.model_, X, self.init_score_,
+                                                         self._iteration_range(iteration_range))
 
 
-class DaskSelectiveRegressor(_DaskSelectiveModel):
+class DaskSelectiveRegressor(_DaskSelectiveModel, SelectiveRegressor):
     """Regression with a ``SelectiveLoss`` on Dask collections (default: square loss).
 
-    ``fit(X, y, sample_weight=None)`` with Dask arrays or DataFrames (``y``/``sample_weight`` aligned
-    with ``X``'s partitions), trained with ``xgboost.dask.train`` (``backend="xgboost"``) or
-    ``lightgbm.dask.DaskLGBMRegressor`` (``backend="lightgbm"``), starting from
+    ``fit(X, y, sample_weight=None, eval_set=None)`` with Dask arrays or DataFrames (``y`` /
+    ``sample_weight`` aligned with ``X``'s partitions), trained through the engine's Dask interface
+    (``xgboost.dask.train`` or ``lightgbm.dask.DaskLGBMRegressor``), starting from
     ``c* = h^{-1}(sum w h(y) / sum w)`` computed over the whole dataset (``init_score=False`` starts
-    from 0). ``engine_params`` go to the engine unchanged. ``predict(X)`` returns a
-    Dask array of scores (``h(z)`` for ``target="link"``: a prediction in the labels' units).
+    from 0). ``predict(X)`` returns a Dask array of scores (``h(z)`` for ``target="link"``).
     ``client`` defaults to the current Dask client.
     """
 
-    _loss_types = (SelectiveLoss,)
-    _default_loss = SelectiveLoss
-
-    def fit(self, X, y, sample_weight=None):
-        self.loss_ = self._check()
-        X = _as_dask_array(X, "X", ndim=(2,))
+    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None):
+        engine = self._check_dask_params()
+        loss = self._fit_loss(SelectiveLoss(Identity()))
+        X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X).astype(np.float64)
         weight = _as_weights(sample_weight, "sample_weight", X)
-        init = init_score(self.loss_, y, weight) if self.init_score else 0.0
-        return self._fit(X, y, weight=weight, init=init)
+        init = init_score(loss, y, weight) if self.init_score else 0.0
+        metric = self._eval_metric(loss)
+        weights = eval_sample_weight or [None] * (len(eval_set) if isinstance(eval_set, list) else 1)
+        evals = self._dask_evals(eval_set, lambda i, y_eval: metric.prepare(
+            y_eval, sample_weight=None if weights[i] is None else np.asarray(dask.compute(weights[i])[0])))
+        return self._fit_dask(engine, X, y, loss, weight=weight, init=init, evals=evals, callbacks=callbacks)
 
-    def predict(self, X):
-        raw = self.predict_raw(X)
-        if self.loss_.target == "link":
-            return raw.map_blocks(self.loss_.link.h, dtype=np.float64)
-        return raw
+    def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
+        raw = self.predict_raw(X, iteration_range)
+        if output_margin or raw_score:
+            return raw
+        return raw.map_blocks(self.loss_.predict, dtype=np.float64)
 
 
-class DaskSelectiveRanker(_DaskSelectiveModel):
+class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
     """Learning to rank with a ``ListwiseLoss`` (default) or ``PairwiseLoss`` on Dask collections (a
     ``SelectiveLoss`` is accepted too: pointwise ranking, started from its optimal constant).
 
-    ``fit(X, y, qid=None, group=None, sample_weight=None)``: ``qid`` is a row-aligned query id (rows
-    of a query consecutive, no query spanning two partitions: see ``partition_by_query``), or
-    ``group`` holds group sizes with one partition per X partition (``lightgbm.dask``'s convention).
-    A split group raises a ``ValueError`` before training. ``sample_weight`` is per row and needs
-    ``backend="lightgbm"``: ``xgboost.dask`` does not take weights with query ids. ``predict(X)``
-    returns a Dask array of ranking scores.
+    ``fit(X, y, qid=None, group=None, sample_weight=None, eval_set=None, eval_qid=None)``: ``qid`` is a
+    row-aligned query id (rows of a query consecutive, no query spanning two partitions: see
+    ``partition_by_query``), or ``group`` holds group sizes with one partition per X partition
+    (``lightgbm.dask``'s convention). A split group raises a ``ValueError`` before training.
+    ``sample_weight`` is per row and needs an engine whose Dask interface takes weights with groups
+    (LightGBM: ``xgboost.dask`` does not). ``predict(X)`` returns a Dask array of ranking scores.
     """
 
-    _loss_types = (ListwiseLoss, PairwiseLoss, SelectiveLoss)
-    _default_loss = ListwiseLoss
-
-    def fit(self, X, y, qid=None, group=None, sample_weight=None):
-        self.loss_ = self._check()
-        X = _as_dask_array(X, "X", ndim=(2,))
+    def fit(self, X, y, qid=None, group=None, sample_weight=None, eval_set=None, eval_qid=None, eval_group=None,
+            callbacks=None):
+        engine = self._check_dask_params()
+        loss = self._fit_loss(ListwiseLoss())
+        X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X).astype(np.float64)
         if (qid is None) == (group is None):
             raise ValueError("pass exactly one of qid (a query id per row) and group (group sizes per partition)")
@@ -721,24 +619,28 @@ class DaskSelectiveRanker(_DaskSelectiveModel):
         qid = _as_dask_array(qid, "qid", rows_like=X)
         sizes = check_query_partitions(qid)
         weight = _as_weights(sample_weight, "sample_weight", X)
-        if weight is not None and self.backend == "xgboost":
+        if weight is not None and not engine.dask_weights_with_groups:
             raise ValueError(
-                "sample_weight with query groups needs backend='lightgbm': xgboost.dask does not take "
-                "weights together with qid"
+                f"sample_weight with query groups needs engine='lightgbm': {engine.name}'s Dask interface does "
+                "not take weights together with qid"
             )
-        init = init_score(self.loss_, y, weight) if self.init_score else 0.0  # 0 for group losses
-        if self.backend == "xgboost":
-            return self._fit(X, y, qid=qid, init=init)
-        return self._fit(X, y, weight=weight, group_sizes=sizes, init=init)
+        init = init_score(loss, y, weight) if self.init_score else 0.0  # 0 for group losses
+        metric = self._eval_metric(loss)
 
-    def predict(self, X):
-        return self.predict_raw(X)
+        def prepare(i, y_eval):
+            group = None if eval_group is None else np.asarray(dask.compute(eval_group[i])[0])
+            qid = None if eval_qid is None else np.asarray(dask.compute(eval_qid[i])[0])
+            return metric.prepare(y_eval, group=_resolve_groups(group, qid, y_eval.shape[0], f"eval_group[{i}]",
+                                                                f"eval_qid[{i}]"))
 
+        evals = self._dask_evals(eval_set, prepare)
+        if engine.dask_weights_with_groups:
+            return self._fit_dask(engine, X, y, loss, weight=weight, group_sizes=sizes, init=init, evals=evals,
+                                  callbacks=callbacks)
+        return self._fit_dask(engine, X, y, loss, qid=qid, init=init, evals=evals, callbacks=callbacks)
 
-def _softmax_rows(phi):
-    phi = phi - phi.max(axis=1, keepdims=True)
-    e = np.exp(phi)
-    return e / e.sum(axis=1, keepdims=True)
+    def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
+        return self.predict_raw(X, iteration_range)
 
 
 def _encode_classes(block, classes):
@@ -750,22 +652,22 @@ def _decode_classes(raw, classes):
     return classes[np.argmax(raw, axis=1)]
 
 
-class DaskSelectiveClassifier(_DaskSelectiveModel):
+class DaskSelectiveClassifier(_DaskSelectiveModel, SelectiveClassifier):
     """Multi-class classification with a ``MulticlassLoss`` on Dask collections (default: softmax
     cross-entropy).
 
-    ``fit(X, y, sample_weight=None)``: ``y`` holds class labels (any sortable values, encoded as
-    ``classes_``); the engine trains k outputs (``num_class=k``) from the per-class constants of the
-    whole dataset's weighted class frequencies. ``predict_proba(X)`` is
-    ``softmax(phi(z))`` per row, ``predict(X)`` the most probable class; both are Dask arrays.
+    ``fit(X, y, sample_weight=None, eval_set=None)``: ``y`` holds class labels (any sortable values,
+    encoded as ``classes_``); the engine trains k outputs (``num_class=k``) from the per-class constants
+    of the whole dataset's weighted class frequencies. ``predict_proba(X)`` is ``softmax(phi(z))`` per
+    row, ``predict(X)`` the most probable class; both are Dask arrays.
     """
 
-    _loss_types = (MulticlassLoss,)
-    _default_loss = MulticlassLoss
+    _loss_kinds = (MulticlassLoss,)
 
-    def fit(self, X, y, sample_weight=None):
-        self.loss_ = self._check()
-        X = _as_dask_array(X, "X", ndim=(2,))
+    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None):
+        engine = self._check_dask_params()
+        loss = self._fit_loss(MulticlassLoss())
+        X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X, numeric=False)
         weight = _as_weights(sample_weight, "sample_weight", X)
         self.classes_ = np.asarray(da.unique(y).compute())
@@ -775,15 +677,17 @@ class DaskSelectiveClassifier(_DaskSelectiveModel):
         # persisted: the codes feed several graphs (the class counts, then the engine's data)
         codes = _get_client(self.client).persist(y.map_blocks(_encode_classes, self.classes_, dtype=np.int64))
         self.n_classes_ = k
-        init = init_score(self.loss_, codes, weight, n_classes=k) if self.init_score else np.zeros(k)
-        return self._fit(X, codes, weight=weight, n_outputs=k, init=init)
+        init = init_score(loss, codes, weight, n_classes=k) if self.init_score else np.zeros(k)
+        metric = self._eval_metric(loss)
+        evals = self._dask_evals(eval_set, lambda i, y_eval: metric.prepare(
+            np.searchsorted(self.classes_, y_eval).astype(np.float64), n_classes=k))
+        return self._fit_dask(engine, X, codes, loss, n_classes=k, init=init, evals=evals, callbacks=callbacks)
 
-    def predict_proba(self, X):
-        raw = self.predict_raw(X)
-        phi = raw.map_blocks(self.loss_.transform.h, dtype=np.float64)
-        return phi.map_blocks(_softmax_rows, dtype=np.float64)
+    def predict_proba(self, X, iteration_range=None):
+        return self.predict_raw(X, iteration_range).map_blocks(self.loss_.predict_proba, dtype=np.float64)
 
-    def predict(self, X):
-        return self.predict_raw(X).map_blocks(
-            _decode_classes, self.classes_, drop_axis=1, dtype=self.classes_.dtype
-        )
+    def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
+        raw = self.predict_raw(X, iteration_range)
+        if output_margin or raw_score:
+            return raw
+        return raw.map_blocks(_decode_classes, self.classes_, drop_axis=1, dtype=self.classes_.dtype)

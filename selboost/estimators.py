@@ -10,7 +10,7 @@ Common parameters:
 - ``loss``: a selboost loss object (defaults: ``SelectiveLoss(Identity())`` -> square loss;
   ``ListwiseLoss()``; binary ``SelectiveLoss(0.25 * Sigmoid(), target="link")`` -> logistic loss,
   multi-class ``MulticlassLoss()`` -> softmax cross-entropy);
-- ``backend``: ``"xgboost"`` or ``"lightgbm"``; ``device``: ``"cpu"``, ``"cuda"`` (XGBoost
+- ``engine``: ``"xgboost"`` or ``"lightgbm"`` (``backend=`` is its former name, deprecated); ``device``: ``"cpu"``, ``"cuda"`` (XGBoost
   ``device="cuda"``, with the gradients computed on the GPU by ``selboost.cuda``; LightGBM
   ``device_type="cuda"``, which needs a CUDA build of LightGBM) or ``"gpu"`` (LightGBM's OpenCL
   ``device_type="gpu"`` of the PyPI wheel). LightGBM takes custom gradients only from the host: it
@@ -19,11 +19,25 @@ Common parameters:
   Without a usable device ``fit`` raises a ValueError;
 - ``n_estimators``, ``learning_rate``, ``max_depth``, ``num_leaves``, ``min_child_weight``,
   ``subsample``, ``colsample_bytree``, ``reg_lambda``, ``random_state``, ``n_jobs``: mapped to each
-  engine's names (``None`` keeps the engine's default);
+  engine's names by the engine object (``selboost.engines``; ``None`` keeps the engine's default;
+  ``n_jobs=-1`` is every core, ``-2`` all but one, as in joblib);
 - ``early_stopping_rounds``: stop when the metric on the *last* ``eval_set`` entry has not improved
   for this many rounds; ``eval_metric``: ``"loss"`` (the mean selective loss), ``"ndcg@k"`` or a
   selboost metric object (``NDCG``, ``RegionError``, ``LossMetric``);
 - ``engine_params``: any further engine parameter, passed through (and winning over the above).
+
+Fitted: ``booster_`` (also ``get_booster()``), ``init_score_``, ``best_iteration_`` (0-based, with early
+stopping), ``best_score_`` (the metric on the last ``eval_set`` entry at that round, or at the last
+round), ``evals_result_`` (``{"validation_0": {metric name: [values per round]}}``, as the engines key
+it), ``feature_importances_`` (total gain per feature, normalised to sum 1). ``fit`` takes
+``callbacks=`` (the engine's own callback objects) and ``verbose=`` (print the metric every round, or
+every ``verbose`` rounds); ``predict`` takes ``output_margin=`` / ``raw_score=`` (raw scores) and
+``iteration_range=(begin, end)``.
+
+Ranking under scikit-learn's model selection: give ``X`` as a pandas DataFrame with a ``qid`` column
+(XGBoost's ``XGBRanker`` convention; the column is read as the query ids in ``fit``, ``predict`` and
+``score``, and is no feature), or enable metadata routing and request ``qid``
+(``ranker.set_fit_request(qid=True).set_score_request(qid=True)``).
 """
 
 from __future__ import annotations
@@ -35,68 +49,25 @@ import pickle
 import warnings
 
 import numpy as np
-from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from selboost.engines import BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
-from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
+from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 from selboost.metrics import NDCG, LossMetric, _as_metric, _Metric, ndcg
-from selboost.objectives import (
-    LightGBMObjective,
-    XGBoostObjective,
-    check_loss,
-    init_score,
-)
 
 __all__ = ["SelectiveRegressor", "SelectiveClassifier", "SelectiveRanker", "check_gpu"]
 
-_BACKENDS = ("xgboost", "lightgbm")
 _DEVICES = ("cpu", "cuda", "gpu")
 _MODEL_FORMAT = "selboost-model"
 
 
-# ---------------------------------------------------------------- GPU detection
-
-_GPU_STATUS: dict = {}
-
-
-def _probe_xgboost_gpu():
-    import xgboost as xgb
-
-    if not xgb.build_info().get("USE_CUDA", False):
-        return "this XGBoost build has no CUDA support"
-    data = xgb.DMatrix(np.arange(8, dtype=np.float32).reshape(4, 2), label=np.arange(4, dtype=np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        booster = xgb.train({"device": "cuda", "verbosity": 0}, data, 1)
-    device = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
-    if not device.startswith("cuda"):
-        return "XGBoost found no visible GPU (it would fall back to the CPU)"
-    return None
-
-
-def _probe_lightgbm_gpu(device_type="cuda"):
-    import lightgbm as lgb
-
-    rng = np.random.default_rng(0)
-    data = lgb.Dataset(rng.normal(size=(64, 2)), label=rng.normal(size=64), params={"verbose": -1})
-    try:
-        lgb.train({"device_type": device_type, "verbose": -1, "num_leaves": 2}, data, 1)
-    except Exception as error:  # LightGBMError: no such device support in this build, or no device
-        return f"LightGBM cannot train with device_type={device_type!r}: {str(error).splitlines()[0]}"
-    return None
-
-
-def check_gpu(backend, device="cuda"):
-    """None when ``backend`` can train on ``device`` ("cuda", or LightGBM's OpenCL "gpu") here, else
+def check_gpu(engine, device="cuda"):
+    """None when ``engine`` can train on ``device`` ("cuda", or LightGBM's OpenCL "gpu") here, else
     the reason (a tiny trial, cached)."""
-    key = (backend, device)
-    if key not in _GPU_STATUS:
-        _GPU_STATUS[key] = _probe_xgboost_gpu() if backend == "xgboost" else _probe_lightgbm_gpu(device)
-    return _GPU_STATUS[key]
+    return get_engine(engine).gpu_problem(device)
 
 
 # ---------------------------------------------------------------- parameter checks
@@ -135,12 +106,19 @@ def _check_real(value, name, low, high=np.inf, low_open=False, allow_none=False)
     return value
 
 
-def _seed(random_state):
-    if random_state is None:
+def _check_n_jobs(n_jobs):
+    if n_jobs is None:
         return None
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state) % (2**31 - 1)
-    return int(check_random_state(random_state).randint(2**31 - 1))
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be None, a positive int or a negative int (-1: every core), got {n_jobs!r}")
+    return int(n_jobs)
+
+
+def check_random_state_value(random_state):
+    """None, an int or a numpy RandomState (what ``selboost.engines.seed`` takes)."""
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return random_state
+    return _check_int(random_state, "random_state", 0)
 
 
 def _groups_from_qid(qid, n_rows, name="qid"):
@@ -165,7 +143,7 @@ def _resolve_groups(group, qid, n_rows, group_name="group", qid_name="qid"):
     if group is None and qid is None:
         raise ValueError(
             f"the ranker needs query groups: pass {group_name}= (sizes of consecutive groups) "
-            f"or {qid_name}= (sorted per-row query ids)"
+            f"or {qid_name}= (sorted per-row query ids), or give X as a DataFrame with a 'qid' column"
         )
     if qid is not None:
         return _groups_from_qid(qid, n_rows, qid_name)
@@ -177,43 +155,43 @@ def _resolve_groups(group, qid, n_rows, group_name="group", qid_name="qid"):
     return sizes.astype(np.int64)
 
 
-class _LightGBMEarlyStopping:
-    """Early stopping on one validation set (the last one), as XGBoost's callback does."""
+def _qid_column(X, qid, name="qid"):
+    """XGBoost's convention: a pandas DataFrame's ``qid`` column holds the query ids (and is no feature)."""
+    if type(X).__module__.startswith("pandas") and hasattr(X, "columns") and "qid" in X.columns:
+        if qid is not None:
+            raise ValueError(f"X has a 'qid' column and {name}= is given too: give the query ids once")
+        return X.drop(columns="qid"), np.asarray(X["qid"])
+    return X, qid
 
-    order = 30
 
-    def __init__(self, rounds, data_name, maximize):
-        self.rounds = rounds
-        self.data_name = data_name
-        self.maximize = maximize
-        self.best = None
-        self.best_iteration = 0
-        self.best_result = None
+class _EvalsResult(dict):
+    """``evals_result_``: keyed ``validation_<i>`` as the engines key it; the former ``eval_<i>`` keys
+    still read, with a FutureWarning."""
 
-    def __call__(self, env):
-        import lightgbm as lgb
-
-        for item in env.evaluation_result_list or ():
-            if item[0] != self.data_name:
-                continue
-            score = item[2]
-            better = self.best is None or (score > self.best if self.maximize else score < self.best)
-            if better:
-                self.best, self.best_iteration = score, env.iteration
-                self.best_result = list(env.evaluation_result_list)
-            elif env.iteration - self.best_iteration >= self.rounds:
-                raise lgb.callback.EarlyStopException(self.best_iteration, self.best_result)
+    def __missing__(self, key):
+        if isinstance(key, str) and key.startswith("eval_") and f"validation_{key[5:]}" in self:
+            warnings.warn(f"evals_result_[{key!r}] is now evals_result_['validation_{key[5:]}']",
+                          FutureWarning, stacklevel=2)
+            return self[f"validation_{key[5:]}"]
+        raise KeyError(key)
 
 
 # ---------------------------------------------------------------- the shared base
 
 
 class _SelectiveBoosting(BaseEstimator):
+    """One source of parameters, validation, training and prediction for every estimator (the Dask
+    estimators included); the subclasses say which losses they take and how labels become targets."""
+
+    #: the loss kinds this estimator takes, and whether it ranks (its default metric)
+    _loss_kinds: tuple = ()
+    _ranking = False
+
     def __init__(
         self,
         loss=None,
         *,
-        backend="xgboost",
+        engine="xgboost",
         device="cpu",
         n_estimators=100,
         learning_rate=0.1,
@@ -228,9 +206,10 @@ class _SelectiveBoosting(BaseEstimator):
         random_state=None,
         n_jobs=None,
         engine_params=None,
+        backend="deprecated",
     ):
         self.loss = loss
-        self.backend = backend
+        self.engine = engine
         self.device = device
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -245,6 +224,7 @@ class _SelectiveBoosting(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.engine_params = engine_params
+        self.backend = backend
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -254,9 +234,17 @@ class _SelectiveBoosting(BaseEstimator):
 
     # -- validation ------------------------------------------------------------------------
 
+    def _engine_name(self):
+        if self.backend != "deprecated":
+            warnings.warn("backend= is now engine= (backend will be removed)", FutureWarning, stacklevel=4)
+            if self.backend not in ("xgboost", "lightgbm"):
+                raise ValueError(f"backend must be one of ['xgboost', 'lightgbm'], got {self.backend!r}")
+            return self.backend
+        return self.engine
+
     def _check_params(self):
-        if self.backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {list(_BACKENDS)}, got {self.backend!r}")
+        """Validate every parameter; returns the engine object."""
+        engine = get_engine(self._engine_name())
         if self.device not in _DEVICES:
             raise ValueError(f"device must be one of {list(_DEVICES)}, got {self.device!r}")
         _check_int(self.n_estimators, "n_estimators", 1)
@@ -268,24 +256,30 @@ class _SelectiveBoosting(BaseEstimator):
         _check_real(self.colsample_bytree, "colsample_bytree", 0.0, 1.0, low_open=True)
         _check_real(self.reg_lambda, "reg_lambda", 0.0, allow_none=True)
         _check_int(self.early_stopping_rounds, "early_stopping_rounds", 1, allow_none=True)
-        if self.n_jobs is not None and self.n_jobs != -1:
-            _check_int(self.n_jobs, "n_jobs", 1)
+        _check_n_jobs(self.n_jobs)
         check_engine_params(self.engine_params)
         if self.loss is not None:
             check_loss(self.loss)
-        if self.device == "gpu" and self.backend != "lightgbm":
-            raise ValueError("device='gpu' is LightGBM's OpenCL build; use device='cuda' with backend='xgboost'")
+        engine.check_device(self.device)
+        engine.require()
         if self.device != "cpu":
-            reason = check_gpu(self.backend, self.device)
+            reason = engine.gpu_problem(self.device)
             if reason is not None:
                 kind = "CUDA" if self.device == "cuda" else "OpenCL"
                 raise ValueError(
-                    f"device={self.device!r} needs a usable {kind} GPU for backend={self.backend!r}: {reason}"
+                    f"device={self.device!r} needs a usable {kind} GPU for engine={engine.name!r}: {reason}"
                 )
-        try:
-            __import__(self.backend)
-        except ImportError as error:  # pragma: no cover - both engines are test dependencies
-            raise ImportError(f"backend={self.backend!r} needs the {self.backend} package: {error}") from error
+        return engine
+
+    def _fit_loss(self, default):
+        """The loss to fit (``loss`` or the default) after checking its kind; remembered as ``loss_``."""
+        loss = default if self.loss is None else self.loss
+        if not isinstance(loss, self._loss_kinds):
+            names = " or ".join(kind.__name__ for kind in self._loss_kinds)
+            article = "an" if names[0] in "AEIOU" else "a"
+            raise TypeError(f"{type(self).__name__} needs {article} {names}, got {type(loss).__name__}")
+        self.loss_ = loss
+        return loss
 
     def _validate_X(self, X, reset):
         return validate_data(
@@ -299,8 +293,8 @@ class _SelectiveBoosting(BaseEstimator):
             ensure_all_finite="allow-nan", y_numeric=y_numeric,
         )
 
-    def _eval_metric(self, loss, default):
-        metric = self.eval_metric if self.eval_metric is not None else default
+    def _eval_metric(self, loss):
+        metric = self.eval_metric if self.eval_metric is not None else loss.default_metric(self._ranking)
         if isinstance(metric, str):
             name = metric.lower()
             if name == "loss":
@@ -323,151 +317,88 @@ class _SelectiveBoosting(BaseEstimator):
 
     # -- engine parameters -------------------------------------------------------------------
 
-    def _engine_params(self, n_outputs):
-        seed = _seed(self.random_state)
-        if self.backend == "xgboost":
-            params = {"eta": self.learning_rate, "tree_method": "hist", "device": self.device,
-                      "verbosity": 0, "disable_default_eval_metric": 1}
-            optional = {"max_depth": self.max_depth, "max_leaves": self.num_leaves,
-                        "min_child_weight": self.min_child_weight, "lambda": self.reg_lambda,
-                        "seed": seed, "nthread": self._threads()}
-            if self.subsample != 1.0:
-                params["subsample"] = self.subsample
-            if self.colsample_bytree != 1.0:
-                params["colsample_bytree"] = self.colsample_bytree
-            if n_outputs > 1:
-                params["num_class"] = n_outputs
-        else:
-            params = {"learning_rate": self.learning_rate, "verbose": -1, "metric": "None"}
-            if self.device != "cpu":
-                params["device_type"] = self.device
-            optional = {"max_depth": self.max_depth, "num_leaves": self.num_leaves,
-                        "min_sum_hessian_in_leaf": self.min_child_weight, "lambda_l2": self.reg_lambda,
-                        "seed": seed, "num_threads": self._threads()}
-            if self.subsample != 1.0:
-                params.update(bagging_fraction=self.subsample, bagging_freq=1)
-            if self.colsample_bytree != 1.0:
-                params["feature_fraction"] = self.colsample_bytree
-            if n_outputs > 1:
-                params["num_class"] = n_outputs
-        params.update({key: value for key, value in optional.items() if value is not None})
+    def _boosting_params(self, n_outputs):
+        """The common parameters, validated, for ``Engine.params``."""
+        return BoostingParams(
+            learning_rate=self.learning_rate, max_depth=self.max_depth, num_leaves=self.num_leaves,
+            min_child_weight=self.min_child_weight, subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, seed=seed(self.random_state),
+            threads=threads(self.n_jobs), device=self.device, n_outputs=n_outputs,
+        )
+
+    def _engine_params(self, engine, bound):
+        """The engine's parameters: the mapped common ones, then the defaults this data calls for
+        (``_data_params``), then ``engine_params``."""
+        n_outputs = bound.shape[1] if len(bound.shape) == 2 else 1
+        params = engine.params(self._boosting_params(n_outputs))
+        params.update(self._data_params(engine, bound, params))
         params.update(self.engine_params or {})
         return params
 
-    def _threads(self):
-        return None if self.n_jobs in (None, -1) else int(self.n_jobs)
+    def _data_params(self, engine, bound, params):
+        """Engine parameters chosen from the training data at fit (none yet: the hook for defaults
+        that depend on e.g. the query group sizes)."""
+        return {}
 
     # -- training ------------------------------------------------------------------------------
 
-    def _train(self, X, label, bound, init, metric, evals, weight=None):
-        """Boost ``bound`` (the bound loss) from ``init``; ``evals``: list of (X, prepared metric).
-
-        ``weight`` (per row) goes into the engine's data for its histogram sketch only; the bound
-        loss already weights the gradients."""
-        n_outputs = bound.shape[1] if len(bound.shape) == 2 else 1
-        params = self._engine_params(n_outputs)
-        rounds = self.n_estimators
-        stopping = self.early_stopping_rounds
-        if stopping is not None and not evals:
+    def _train(self, engine, X, label, bound, metric, evals, weight=None, callbacks=None, verbose=False):
+        """Boost ``bound`` (the bound loss) from its optimal constant; ``evals``: list of (X, prepared
+        metric). ``weight`` (per row) goes into the engine's data for its histogram sketch only; the
+        bound loss already weights the gradients."""
+        if self.early_stopping_rounds is not None and not evals:
             raise ValueError("early_stopping_rounds needs an eval_set to watch")
-        init_array = np.asarray(init, dtype=np.float64)
-        X = self._engine_input(X, self.backend)
-        evals = [(self._engine_input(X_eval, self.backend), prepared) for X_eval, prepared in evals]
-        results = {}
-        names = [f"eval_{i}" for i in range(len(evals))]
-        if self.backend == "xgboost":
-            import xgboost as xgb
-
-            objective = XGBoostObjective(self.loss_, device=self.device)
-            params["base_score"] = init_array.tolist() if init_array.ndim else float(init_array)
-            dtrain = xgb.DMatrix(X, label=label if np.ndim(label) == 1 else None, weight=weight)
-            objective.register(dtrain, bound)
-            watch = []
-            for (X_eval, prepared), name in zip(evals, names):
-                deval = xgb.DMatrix(X_eval)
-                metric._cache[deval] = prepared
-                watch.append((deval, name))
-            callbacks = []
-            if stopping is not None:
-                callbacks.append(xgb.callback.EarlyStopping(
-                    rounds=stopping, metric_name=metric.name, data_name=names[-1],
-                    maximize=metric.higher_is_better, save_best=False))
-            from selboost.metrics import xgboost_metric
-
-            booster = xgb.train(
-                params, dtrain, rounds, evals=watch, obj=objective,
-                custom_metric=xgboost_metric(metric) if watch else None,
-                evals_result=results, verbose_eval=False, callbacks=callbacks,
-            )
-            best = booster.best_iteration if stopping is not None else None
-        else:
-            import lightgbm as lgb
-
-            objective = LightGBMObjective(self.loss_)
-            params["objective"] = objective
-            # keep features LightGBM would pre-filter as unsplittable: with a custom objective and no
-            # feature left, LightGBM 4 aborts instead of growing constant trees (small data)
-            params.setdefault("feature_pre_filter", False)
-            dataset_params = {key: params[key] for key in ("verbose", "feature_pre_filter", "max_bin",
-                                                           "min_data_in_bin", "min_data_in_leaf")
-                              if key in params}
-            margin = np.tile(init_array, (X.shape[0], 1)) if init_array.ndim else np.full(X.shape[0], float(init))
-            dtrain = lgb.Dataset(X, label=label if np.ndim(label) == 1 else None, init_score=margin, weight=weight,
-                                 params=dataset_params, free_raw_data=True)
-            objective.register(dtrain, bound)
-            valid = []
-            for X_eval, prepared in evals:
-                margin = (np.tile(init_array, (X_eval.shape[0], 1)) if init_array.ndim
-                          else np.full(X_eval.shape[0], float(init)))
-                deval = lgb.Dataset(X_eval, init_score=margin, reference=dtrain, params=dataset_params)
-                metric._cache[deval] = prepared
-                valid.append(deval)
-            callbacks = [lgb.record_evaluation(results)] if valid else []
-            stopper = None
-            if stopping is not None:
-                stopper = _LightGBMEarlyStopping(stopping, names[-1], metric.higher_is_better)
-                callbacks.append(stopper)
-            from selboost.metrics import lightgbm_metric
-
-            booster = lgb.train(
-                params, dtrain, rounds, valid_sets=valid or None, valid_names=names or None,
-                feval=lightgbm_metric(metric) if valid else None, callbacks=callbacks,
-            )
-            best = stopper.best_iteration if stopper is not None else None
-        self.booster_ = booster
-        self.init_score_ = init_array if init_array.ndim else float(init_array)
-        self.best_iteration_ = best
-        self.evals_result_ = {name: dict(value) for name, value in results.items()}
-        self.n_outputs_ = n_outputs
+        init = np.asarray(bound.init_score(), dtype=np.float64)
+        result = engine.train(
+            self._engine_params(engine, bound), engine.input(X), bound, init, label=label, weight=weight,
+            evals=[(engine.input(X_eval), prepared) for X_eval, prepared in evals], metric=metric,
+            num_boost_round=self.n_estimators, early_stopping_rounds=self.early_stopping_rounds,
+            callbacks=callbacks, verbose=verbose,
+        )
+        self.engine_ = engine.name
+        self.booster_ = result.booster
+        self.init_score_ = init if init.ndim else float(init)
+        self.best_iteration_ = result.best_iteration
+        self.best_score_ = result.best_score
+        self.evals_result_ = _EvalsResult(result.evals_result)
+        self.n_outputs_ = bound.shape[1] if len(bound.shape) == 2 else 1
         return self
 
-    def _raw_predict(self, X):
-        check_is_fitted(self, "booster_")
-        X = self._engine_input(self._validate_X(X, reset=False), self.backend_)
-        rounds = None if self.best_iteration_ is None else self.best_iteration_ + 1
-        if self.backend_ == "xgboost":
-            import xgboost as xgb
+    def _iteration_range(self, iteration_range):
+        if iteration_range is not None:
+            begin, end = (int(v) for v in iteration_range)
+            if begin < 0 or end < begin:
+                raise ValueError(f"iteration_range must be (begin, end) with 0 <= begin <= end, got {iteration_range!r}")
+            return begin, end
+        return None if self.best_iteration_ is None else (0, self.best_iteration_ + 1)
 
-            kwargs = {} if rounds is None else {"iteration_range": (0, rounds)}
-            raw = self.booster_.predict(xgb.DMatrix(X), output_margin=True, **kwargs)
-        else:
-            raw = self.booster_.predict(X, raw_score=True, num_iteration=rounds if rounds is not None else -1)
-            raw = raw + self.init_score_
+    def _raw_predict(self, X, iteration_range=None):
+        check_is_fitted(self, "booster_")
+        X = self._validate_X(X, reset=False)
+        raw = get_engine(self.engine_).predict_raw(self.booster_, X, self.init_score_,
+                                                   self._iteration_range(iteration_range))
         raw = np.asarray(raw, dtype=np.float64)
         if self.n_outputs_ > 1:
             raw = raw.reshape(X.shape[0], self.n_outputs_)
         return raw
 
-    @staticmethod
-    def _engine_input(X, backend):
-        # LightGBM takes scipy's sparse matrices but would copy-convert the newer sparse arrays
-        if backend == "lightgbm" and sparse.issparse(X) and not isinstance(X, sparse.spmatrix):
-            return sparse.csr_matrix(X)
-        return X
+    def get_booster(self):
+        """The engine's fitted booster (``xgboost.Booster`` or ``lightgbm.Booster``)."""
+        check_is_fitted(self, "booster_")
+        return self.booster_
 
-    def _fit_common(self):
-        self._check_params()
-        self.backend_ = self.backend
+    @property
+    def feature_importances_(self):
+        """Total gain of each feature's splits, normalised to sum to 1 (all zero for a model without splits)."""
+        check_is_fitted(self, "booster_")
+        gain = get_engine(self.engine_).feature_importances(self.booster_, self.n_features_in_)
+        total = gain.sum()
+        return gain / total if total > 0 else gain
+
+    @property
+    def backend_(self):
+        warnings.warn("backend_ is now engine_", FutureWarning, stacklevel=2)
+        return self.engine_
 
     def _sample_weight(self, sample_weight, X):
         if sample_weight is None:
@@ -507,23 +438,19 @@ class _SelectiveBoosting(BaseEstimator):
 
     # -- persistence -------------------------------------------------------------------------
 
-    _FITTED = ("backend_", "loss_", "init_score_", "best_iteration_", "evals_result_", "n_outputs_",
-               "n_features_in_", "feature_names_in_")
+    _FITTED = ("engine_", "loss_", "init_score_", "best_iteration_", "best_score_", "evals_result_",
+               "n_outputs_", "n_features_in_", "feature_names_in_")
 
     def save_model(self, path):
         """Write the fitted model to ``path`` (JSON: the engine's own model text plus the initial
         score, the loss and the fitted attributes). ``load_model`` restores it; loading unpickles the
         loss, so load only files you trust."""
         check_is_fitted(self, "booster_")
-        if self.backend_ == "xgboost":
-            engine_model = bytes(self.booster_.save_raw("json")).decode("utf-8")
-        else:
-            engine_model = self.booster_.model_to_string()
         state = {"params": self.get_params(deep=False),
                  "fitted": {name: getattr(self, name) for name in self._FITTED + self._EXTRA_FITTED
-                            if hasattr(self, name)}}
+                            if name in vars(self)}}
         payload = {"format": _MODEL_FORMAT, "version": 1, "estimator": type(self).__name__,
-                   "backend": self.backend_, "engine_model": engine_model,
+                   "engine": self.engine_, "engine_model": get_engine(self.engine_).save(self.booster_),
                    "state": base64.b64encode(pickle.dumps(state)).decode("ascii")}
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(payload, handle)
@@ -541,17 +468,19 @@ class _SelectiveBoosting(BaseEstimator):
         if payload["estimator"] != type(self).__name__:
             raise ValueError(f"{path} holds a {payload['estimator']}, not a {type(self).__name__}")
         state = pickle.loads(base64.b64decode(payload["state"]))
-        self.set_params(**state["params"])
-        for name, value in state["fitted"].items():
+        params = state["params"]
+        if "backend" in params and "engine" not in params:  # written before engine= had its name
+            params = dict(params, engine=params.pop("backend"))
+        self.set_params(**params)
+        fitted = dict(state["fitted"])
+        fitted.setdefault("engine_", fitted.pop("backend_", payload.get("engine", payload.get("backend"))))
+        fitted.pop("backend_", None)
+        fitted.setdefault("best_score_", None)
+        for name, value in fitted.items():
             setattr(self, name, value)
-        if payload["backend"] == "xgboost":
-            import xgboost as xgb
-
-            self.booster_ = xgb.Booster(model_file=bytearray(payload["engine_model"].encode("utf-8")))
-        else:
-            import lightgbm as lgb
-
-            self.booster_ = lgb.Booster(model_str=payload["engine_model"])
+        if isinstance(self.evals_result_, dict) and not isinstance(self.evals_result_, _EvalsResult):
+            self.evals_result_ = _EvalsResult(self.evals_result_)
+        self.booster_ = get_engine(self.engine_).load(payload["engine_model"])
         return self
 
     _EXTRA_FITTED: tuple = ()
@@ -569,38 +498,29 @@ class SelectiveRegressor(RegressorMixin, _SelectiveBoosting):
     ``predict`` returns ``h(raw score)``; otherwise it returns the raw score. ``score`` is R^2.
     """
 
-    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None):
+    _loss_kinds = (SelectiveLoss,)
+
+    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None, verbose=False):
         """Fit on X, y; ``eval_set``: list of (X, y) pairs for the metric and early stopping."""
-        self._fit_common()
-        loss = SelectiveLoss(Identity()) if self.loss is None else self.loss
-        if not isinstance(loss, SelectiveLoss):
-            raise TypeError(f"SelectiveRegressor needs a SelectiveLoss, got {type(loss).__name__}")
+        engine = self._check_params()
+        loss = self._fit_loss(SelectiveLoss(Identity()))
         X, y = self._validate_X_y(X, y, y_numeric=True)
         weight = self._sample_weight(sample_weight, X)
-        bound = loss.bind(y, weight)
-        self.loss_ = loss
-        metric = self._eval_metric(loss, "loss")
+        bound = loss.bind_data(y, sample_weight=weight)
+        metric = self._eval_metric(loss)
         pairs = self._eval_pairs(eval_set)
         weights = self._eval_weights(eval_sample_weight, pairs)
         evals = [(X_eval, metric.prepare(y_eval, sample_weight=w)) for (X_eval, y_eval), w in zip(pairs, weights)]
-        return self._train(X, y, bound, bound.init_score(), metric, evals, weight)
+        return self._train(engine, X, y, bound, metric, evals, weight, callbacks, verbose)
 
-    def predict(self, X):
-        """Predicted targets: the raw score, or ``h(raw)`` for a loss with ``target="link"``."""
-        raw = self._raw_predict(X)
-        if self.loss_.target == "link":
-            return self.loss_.link.h(raw)
-        return raw
+    def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
+        """Predicted targets: the raw score, or ``h(raw)`` for a loss with ``target="link"``;
+        ``output_margin`` / ``raw_score``: the raw score in any case."""
+        raw = self._raw_predict(X, iteration_range)
+        return raw if output_margin or raw_score else self.loss_.predict(raw)
 
 
 # ---------------------------------------------------------------- classifier
-
-
-def _softmax_probabilities(transform, raw):
-    phi = transform.h(raw)
-    phi = phi - phi.max(axis=1, keepdims=True)
-    e = np.exp(phi)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
@@ -614,43 +534,29 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
     """
 
     _EXTRA_FITTED = ("classes_", "n_classes_")
+    _loss_kinds = (SelectiveLoss, MulticlassLoss)
 
-    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # a SelectiveLoss classifies two classes only
+        tags.classifier_tags.multi_class = not isinstance(self.loss, SelectiveLoss)
+        return tags
+
+    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None, verbose=False):
         """Fit on X, y (any class labels); ``eval_set``: list of (X, y) pairs."""
-        self._fit_common()
+        engine = self._check_params()
         X, y = self._validate_X_y(X, y, y_numeric=False)
         check_classification_targets(y)
         classes, encoded = np.unique(y, return_inverse=True)
         if classes.size < 2:
             raise ValueError(f"SelectiveClassifier needs samples of at least 2 classes, got 1 class: {classes[0]!r}")
         self.classes_ = classes
-        self.n_classes_ = int(classes.size)
-        loss = self.loss
-        if loss is None:
-            loss = SelectiveLoss(0.25 * Sigmoid(), target="link") if classes.size == 2 else MulticlassLoss()
+        self.n_classes_ = k = int(classes.size)
+        loss = self._fit_loss(SelectiveLoss(0.25 * Sigmoid(), target="link") if k == 2 else MulticlassLoss())
         weight = self._sample_weight(sample_weight, X)
-        if isinstance(loss, SelectiveLoss):
-            if classes.size != 2:
-                raise ValueError(
-                    f"a SelectiveLoss classifies two classes, y has {classes.size}: use MulticlassLoss"
-                )
-            if loss.target != "link" or not loss.link.is_bounded:
-                raise ValueError(
-                    "a binary SelectiveClassifier needs SelectiveLoss(link, target='link') with a bounded "
-                    "link (a sum of sigmoids), e.g. SelectiveLoss(0.25 * Sigmoid(), target='link')"
-                )
-            lo, hi = loss.link.range
-            label = np.where(encoded == 1, hi, lo).astype(np.float64)
-            bound = loss.bind(label, weight)
-            init = bound.init_score()
-        elif isinstance(loss, MulticlassLoss):
-            label = encoded.astype(np.float64)
-            bound = loss.bind(label, classes.size, weight)
-            init = init_score(loss, label, sample_weight=weight, n_classes=classes.size)
-        else:
-            raise TypeError(f"SelectiveClassifier needs a SelectiveLoss or a MulticlassLoss, got {type(loss).__name__}")
-        self.loss_ = loss
-        metric = self._eval_metric(loss, "loss")
+        label = loss.class_targets(encoded, k)
+        bound = loss.bind_data(label, sample_weight=weight, n_classes=k)
+        metric = self._eval_metric(loss)
         evals = []
         pairs = self._eval_pairs(eval_set)
         weights = self._eval_weights(eval_sample_weight, pairs)
@@ -660,24 +566,21 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
                 raise ValueError(
                     f"eval_set labels {np.unique(y_eval[unknown])[:5]} are not among the classes seen in y"
                 )
-            enc = np.searchsorted(classes, y_eval).astype(np.float64)
-            eval_label = np.where(enc == 1, hi, lo) if isinstance(loss, SelectiveLoss) else enc
-            evals.append((X_eval, metric.prepare(eval_label, sample_weight=w,
-                                                 n_classes=None if isinstance(loss, SelectiveLoss) else classes.size)))
-        return self._train(X, label, bound, init, metric, evals, weight)
+            eval_label = loss.class_targets(np.searchsorted(classes, y_eval), k)
+            n_outputs = loss.n_outputs(k)
+            evals.append((X_eval, metric.prepare(eval_label, sample_weight=w, n_classes=n_outputs if n_outputs > 1 else None)))
+        return self._train(engine, X, label, bound, metric, evals, weight, callbacks, verbose)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, iteration_range=None):
         """Class probabilities, shape (n, n_classes), columns in ``classes_`` order."""
-        raw = self._raw_predict(X)
-        if isinstance(self.loss_, SelectiveLoss):
-            lo, hi = self.loss_.link.range
-            p = np.clip((self.loss_.link.h(raw) - lo) / (hi - lo), 0.0, 1.0)
-            return np.column_stack([1.0 - p, p])
-        return _softmax_probabilities(self.loss_.transform, raw)
+        raw = self._raw_predict(X, iteration_range)
+        return self.loss_.predict_proba(raw)
 
-    def predict(self, X):
-        """The most probable class."""
-        proba = self.predict_proba(X)
+    def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
+        """The most probable class; ``output_margin`` / ``raw_score``: the raw scores instead."""
+        if output_margin or raw_score:
+            return self._raw_predict(X, iteration_range)
+        proba = self.predict_proba(X, iteration_range)
         return self.classes_[np.argmax(proba, axis=1)]
 
 
@@ -688,49 +591,51 @@ class SelectiveRanker(_SelectiveBoosting):
     """Learning to rank with a listwise or pairwise selective loss (default ``ListwiseLoss()``).
 
     ``fit(X, y, group=sizes)`` or ``fit(X, y, qid=ids)``: rows of one query must be consecutive and
-    ``qid`` sorted (a ValueError otherwise). ``predict`` returns one score per row (higher = ranked
-    first); ``score`` is the mean NDCG@k. A ``SelectiveLoss`` is accepted too (pointwise ranking).
+    ``qid`` sorted (a ValueError otherwise). A pandas DataFrame ``X`` may carry the query ids as a
+    ``qid`` column instead (as for ``xgboost.XGBRanker``), which lets ``cross_val_score`` and
+    ``GridSearchCV`` split and score it. ``predict`` returns one score per row (higher = ranked first);
+    ``score`` is the mean NDCG@k. A ``SelectiveLoss`` is accepted too (pointwise ranking).
     """
 
+    _loss_kinds = (ListwiseLoss, PairwiseLoss, SelectiveLoss)
+    _ranking = True
+
     def fit(self, X, y, group=None, qid=None, sample_weight=None, group_weight=None,
-            eval_set=None, eval_group=None, eval_qid=None):
+            eval_set=None, eval_group=None, eval_qid=None, callbacks=None, verbose=False):
         """Fit on query groups; ``sample_weight`` per row, ``group_weight`` per query group."""
-        self._fit_common()
-        loss = ListwiseLoss() if self.loss is None else self.loss
+        engine = self._check_params()
+        X, qid = _qid_column(X, qid)
+        loss = self._fit_loss(ListwiseLoss())
         X, y = self._validate_X_y(X, y, y_numeric=True)
         sizes = _resolve_groups(group, qid, X.shape[0])
         weight = self._sample_weight(sample_weight, X)
-        if isinstance(loss, SelectiveLoss):
-            if group_weight is not None:
-                gw = np.asarray(group_weight, dtype=np.float64)
-                if gw.shape != (sizes.size,):
-                    raise ValueError(
-                        f"group_weight must hold one weight per group ({sizes.size}), got shape {gw.shape}"
-                    )
-                expanded = np.repeat(gw, sizes)
-                weight = expanded if weight is None else weight * expanded
-            bound = loss.bind(y, weight)
-            init = bound.init_score()
-        elif isinstance(loss, (ListwiseLoss, PairwiseLoss)):
-            bound = loss.bind(y, sizes, weight, group_weight)
-            init = 0.0
-        else:
-            raise TypeError(
-                f"SelectiveRanker needs a ListwiseLoss, PairwiseLoss or SelectiveLoss, got {type(loss).__name__}"
-            )
-        self.loss_ = loss
-        metric = self._eval_metric(loss, "ndcg@10")
-        pairs = self._eval_pairs(eval_set)
-        eval_groups = self._eval_groups(pairs, eval_group, eval_qid)
+        if group_weight is not None:
+            group_weight = np.asarray(group_weight, dtype=np.float64)
+            if group_weight.shape != (sizes.size,):
+                raise ValueError(
+                    f"group_weight must hold one weight per group ({sizes.size}), got shape {group_weight.shape}"
+                )
+        bound = loss.bind_data(y, sizes, weight, group_weight)
+        metric = self._eval_metric(loss)
+        pairs, eval_groups = self._eval_ranking(eval_set, eval_group, eval_qid)
         evals = [(X_eval, metric.prepare(y_eval, group=g)) for (X_eval, y_eval), g in zip(pairs, eval_groups)]
-        return self._train(X, y, bound, init, metric, evals)
+        return self._train(engine, X, y, bound, metric, evals, None, callbacks, verbose)
 
-    @staticmethod
-    def _eval_groups(pairs, eval_group, eval_qid):
-        if not pairs:
+    def _eval_ranking(self, eval_set, eval_group, eval_qid):
+        if eval_set is None:
             if eval_group is not None or eval_qid is not None:
                 raise ValueError("eval_group / eval_qid given without eval_set")
-            return []
+            return [], []
+        if isinstance(eval_set, tuple) and len(eval_set) == 2 and not isinstance(eval_set[0], tuple):
+            eval_set = [eval_set]
+        eval_qid = list(eval_qid) if eval_qid is not None else [None] * len(eval_set)
+        for i, pair in enumerate(eval_set):
+            if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                X_eval, eval_qid[i] = _qid_column(pair[0], eval_qid[i], f"eval_qid[{i}]")
+                eval_set[i] = (X_eval, pair[1])
+        if all(q is None for q in eval_qid):
+            eval_qid = None
+        pairs = self._eval_pairs(eval_set)
         for name, value in (("eval_group", eval_group), ("eval_qid", eval_qid)):
             if value is not None and len(value) != len(pairs):
                 raise ValueError(f"{name} has {len(value)} entries, eval_set has {len(pairs)}")
@@ -739,14 +644,16 @@ class SelectiveRanker(_SelectiveBoosting):
             group = None if eval_group is None else eval_group[i]
             qid = None if eval_qid is None else eval_qid[i]
             groups.append(_resolve_groups(group, qid, X_eval.shape[0], f"eval_group[{i}]", f"eval_qid[{i}]"))
-        return groups
+        return pairs, groups
 
-    def predict(self, X):
-        """Ranking scores, one per row."""
-        return self._raw_predict(X)
+    def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
+        """Ranking scores, one per row (raw scores: ``output_margin`` / ``raw_score`` change nothing)."""
+        X, _ = _qid_column(X, None)
+        return self._raw_predict(X, iteration_range)
 
     def score(self, X, y, group=None, qid=None, k=10, no_relevant="one"):
         """Mean NDCG@k of the predicted scores over the query groups (see ``selboost.metrics.ndcg``)."""
+        X, qid = _qid_column(X, qid)
         scores = self.predict(X)
         sizes = _resolve_groups(group, qid, scores.shape[0])
         return ndcg(y, scores, sizes, k=k, no_relevant=no_relevant)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import dataclasses
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import lru_cache
 
 import numpy as np
 from scipy.special import expit, logit
@@ -111,10 +112,9 @@ class Link:
 
     def packed(self) -> tuple[np.ndarray, np.ndarray]:
         """(components, table): the float64 arrays the kernels evaluate (see ``_elementwise``)."""
-        return self._packed
+        return _cached(self, "_pack")
 
-    @cached_property
-    def _packed(self):
+    def _pack(self):
         rows = []
         table: list[float] = []
         for weight, term in self._terms():
@@ -129,6 +129,43 @@ class Link:
         components.setflags(write=False)
         table_array.setflags(write=False)
         return components, table_array
+
+    # --- parameters (scikit-learn's get_params / set_params protocol) ---------------------------
+    def get_params(self, deep=True):
+        """The constructor's parameters; with ``deep``, the parameters of the parts as ``part__name``."""
+        params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        if deep:
+            for name, part in self._parts().items():
+                params[name] = part
+                params.update({f"{name}__{key}": value for key, value in part.get_params().items()})
+        return params
+
+    def _parts(self):
+        """Named sub-links reachable by ``get_params(deep=True)`` / ``replace`` (none by default)."""
+        return {}
+
+    def replace(self, **params):
+        """A copy with some parameters changed (links are immutable): ``Sigmoid().replace(center=2)``;
+        nested names reach the parts of a sum, ``link.replace(term_1__scale=0.5, weight_1=4)``."""
+        own, nested = {}, {}
+        for key, value in params.items():
+            name, _, rest = key.partition("__")
+            (nested.setdefault(name, {}).__setitem__(rest, value) if rest else own.__setitem__(name, value))
+        return self._replaced(own, nested)
+
+    def _replaced(self, own, nested):
+        valid = self.get_params(deep=False)
+        for name in [*own, *nested]:
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}: valid are {sorted(valid)}")
+        return dataclasses.replace(self, **own)
+
+    def set_params(self, **params):
+        """Links are immutable: a TypeError that points to ``replace`` (which returns the changed copy)."""
+        raise TypeError(f"{type(self).__name__} is immutable: use .replace(**params), which returns a new link")
+
+    def __sklearn_clone__(self):
+        return self  # immutable: a clone is the link itself
 
     @property
     def is_bounded(self) -> bool:
@@ -360,8 +397,11 @@ class PiecewiseLinear(Link):
         object.__setattr__(self, "knots", knots)
         object.__setattr__(self, "slopes", slopes)
 
-    @cached_property
+    @property
     def _anchors(self):
+        return _cached(self, "_compute_anchors")
+
+    def _compute_anchors(self):
         """(x, h, H) at each segment's point nearest 0 (0 itself in the segment that holds it): there
         h(z) = h(x) + m (z - x) adds two terms of one sign, which cannot cancel near h's zero."""
         knots = np.asarray(self.knots)
@@ -449,6 +489,33 @@ class WeightedSum(Link):
     def _terms(self):
         return self.terms
 
+    def get_params(self, deep=True):
+        params = super().get_params(deep)
+        if deep:
+            params.update({f"weight_{i}": weight for i, (weight, _) in enumerate(self.terms)})
+        return params
+
+    def _parts(self):
+        return {f"term_{i}": term for i, (_, term) in enumerate(self.terms)}
+
+    def _replaced(self, own, nested):
+        terms = [list(item) for item in own.pop("terms", self.terms)]
+
+        def index(key, kind):
+            prefix, _, i = key.rpartition("_")
+            if prefix != kind or not i.isdigit() or int(i) >= len(terms):
+                raise ValueError(f"invalid parameter {key!r} for WeightedSum: valid are terms, weight_i and "
+                                 f"term_i (i < {len(terms)}), with term_i__<name> for a part's parameters")
+            return int(i)
+
+        for key, value in own.items():
+            slot = 0 if key.startswith("weight_") else 1
+            terms[index(key, ("weight", "term")[slot])][slot] = value
+        for key, params in nested.items():
+            i = index(key, "term")
+            terms[i][1] = terms[i][1].replace(**params)
+        return WeightedSum(tuple(tuple(item) for item in terms))
+
     def _combine(self, method, z):
         z = _as_float(z)
         return sum(w * getattr(term, method)(z) for w, term in self.terms)
@@ -510,3 +577,10 @@ LINKS = {
     "exp": Exp,
     "piecewise": PiecewiseLinear,
 }
+
+
+@lru_cache(maxsize=512)
+def _cached(link, method):
+    """``link.<method>()`` computed once per distinct link. Links are frozen dataclasses (hashable, equal
+    when their parameters are), so the cache lives here and never writes into the user's object."""
+    return getattr(link, method)()

@@ -12,6 +12,9 @@ package's own construction from that paper's description; see ``ListwiseLoss``.
 
 from __future__ import annotations
 
+import inspect
+import warnings
+
 import numpy as np
 
 from selboost import _kernels as K
@@ -55,6 +58,58 @@ def _outputs(shape, grad_out, hess_out, dtype):
     return grad_out, hess_out
 
 
+class _Loss:
+    """What every loss offers beyond its numerics: scikit-learn's parameter protocol and the behaviour
+    the estimators need from a loss kind (what it reads from the data, how it predicts)."""
+
+    #: the loss needs query groups (listwise, pairwise)
+    needs_groups = False
+
+    # -- parameters ------------------------------------------------------------------------------
+    def get_params(self, deep=True):
+        """The constructor's arguments; with ``deep``, a link's parameters as ``link__name``."""
+        names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
+        params = {name: getattr(self, name) for name in names}
+        if deep:
+            for name, value in list(params.items()):
+                if isinstance(value, Link):
+                    params.update({f"{name}__{key}": v for key, v in value.get_params().items()})
+        return params
+
+    def set_params(self, **params):
+        """Change parameters (``hess_min=1e-3``, ``link__center=2.0``, ``link__term_1__scale=0.5``); the
+        constructor's checks run again. A link is immutable: it is replaced by its changed copy."""
+        current = self.get_params(deep=False)
+        nested = {}
+        for key, value in params.items():
+            name, _, rest = key.partition("__")
+            if name not in current:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}: valid are {sorted(current)}")
+            if rest:
+                nested.setdefault(name, {})[rest] = value
+            else:
+                current[name] = value
+        for name, sub in nested.items():
+            if not isinstance(current[name], Link):
+                raise ValueError(f"{type(self).__name__}.{name} has no parameters to set ({sorted(sub)})")
+            current[name] = current[name].replace(**sub)
+        self.__init__(**current)
+        return self
+
+    # -- loss-kind behaviour ------------------------------------------------------------------------
+    def n_outputs(self, n_classes=None):
+        """How many raw scores per row the engine trains."""
+        return 1
+
+    def default_metric(self, ranking=False):
+        """The estimators' default ``eval_metric``: NDCG@10 when ranking, else the loss itself."""
+        return "ndcg@10" if ranking or self.needs_groups else "loss"
+
+    def predict(self, raw):
+        """The prediction in the labels' units from raw scores (the raw score itself by default)."""
+        return raw
+
+
 class _BoundLoss:
     """Shared by the bound losses: raw predictions are checked every call (cheap next to the kernel)."""
 
@@ -82,6 +137,14 @@ class _BoundLoss:
         state.pop("_work_buffer", None)
         return state
 
+    def mean_loss(self, raw_prediction):
+        """The mean loss: over query groups (their weighted losses); rows for the per-row losses."""
+        return float(self.loss(raw_prediction).mean())
+
+    def init_score(self):
+        """The optimal constant raw score: 0.0 for losses over groups (a shift changes nothing)."""
+        return 0.0
+
     def _work(self, rows):
         """float64 scratch arrays of shape (rows, n), kept between rounds (no page faults per round)."""
         work = getattr(self, "_work_buffer", None)
@@ -93,7 +156,7 @@ class _BoundLoss:
 # ================================================================ scalar
 
 
-class SelectiveLoss:
+class SelectiveLoss(_Loss):
     """The selective matching loss of a link h (a Bregman divergence):
 
         loss(z, y) = H(z) - H(y) - (z - y) h(y),  grad = h(z) - h(y),  hess = max(h'(z), hess_min)
@@ -134,6 +197,36 @@ class SelectiveLoss:
     def init_score(self, y_true, sample_weight=None):
         """The constant minimising the weighted loss: h^{-1}(weighted mean of h(y))."""
         return self.bind(y_true, sample_weight).init_score()
+
+    def bind_data(self, label, group=None, sample_weight=None, group_weight=None, n_classes=None, n_rows=None):
+        """Bind to what an engine's data object holds; per-group weights (XGBoost's, with groups) apply
+        to every row of their group."""
+        if group_weight is not None:
+            sample_weight = _rows_from_groups(group_weight, group, sample_weight)
+        return self.bind(label, sample_weight)
+
+    def predict(self, raw):
+        """``h(raw)`` for ``target="link"`` (a prediction in the labels' units), else the raw score."""
+        return self.link.h(raw) if self.target == "link" else raw
+
+    def class_targets(self, codes, n_classes):
+        """Labels for binary classification: class 0 -> the low end of the link's range, 1 -> the high end."""
+        if n_classes != 2:
+            raise ValueError(f"Only binary classification is supported with a SelectiveLoss: y has {n_classes} "
+                             "classes; use MulticlassLoss")
+        if self.target != "link" or not self.link.is_bounded:
+            raise ValueError(
+                "a binary SelectiveClassifier needs SelectiveLoss(link, target='link') with a bounded "
+                "link (a sum of sigmoids), e.g. SelectiveLoss(0.25 * Sigmoid(), target='link')"
+            )
+        lo, hi = self.link.range
+        return np.where(np.asarray(codes) == 1, hi, lo).astype(np.float64)
+
+    def predict_proba(self, raw):
+        """Two columns: ``p = (h(z) - lo) / (hi - lo)`` and ``1 - p``."""
+        lo, hi = self.link.range
+        p = np.clip((self.link.h(raw) - lo) / (hi - lo), 0.0, 1.0)
+        return np.column_stack([1.0 - p, p])
 
 
 class BoundSelectiveLoss(_BoundLoss):
@@ -213,6 +306,10 @@ class BoundSelectiveLoss(_BoundLoss):
             upper += factor * np.logaddexp(0.0, -u)
         return np.where(self.boundary < 0, lower, upper)
 
+    def mean_loss(self, raw_prediction):
+        values = self.loss(raw_prediction)
+        return float(values.sum() / (self.weight.sum() if self.weight.size else values.size))
+
     def init_score(self):
         weight = self.weight if self.weight.size else None
         mean = float(np.average(self.target_h, weights=weight))
@@ -264,7 +361,7 @@ def _weighted_group_losses(losses, weight, pointer):
     return losses * np.add.reduceat(weight, pointer[:-1]) / sizes
 
 
-class _GroupedLoss:
+class _GroupedLoss(_Loss):
     """The one-step conveniences of the losses over query groups (listwise, pairwise)."""
 
     def loss(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
@@ -279,6 +376,17 @@ class _GroupedLoss:
         """0.0: the loss does not change when every score of a group moves by the same constant."""
         self.bind(y_true, group, sample_weight, group_weight)
         return 0.0
+
+    needs_groups = True
+
+    def bind_data(self, label, group=None, sample_weight=None, group_weight=None, n_classes=None, n_rows=None):
+        """Bind to what an engine's data object holds (its query groups are required)."""
+        if group is None:
+            raise ValueError(
+                f"{type(self).__name__} needs query groups: build the DMatrix with group= or qid=, "
+                "or the lightgbm.Dataset with group="
+            )
+        return self.bind(label, group, sample_weight, group_weight)
 
 
 class ListwiseLoss(_GroupedLoss):
@@ -296,7 +404,7 @@ class ListwiseLoss(_GroupedLoss):
     Shamir & Warmuth's description, not a formula taken from their paper.
 
     Targets q: ``target="relevance"``: graded relevance r >= 0 and q_i = gain(r_i) / sum_j gain(r_j),
-    gain ``"exponential"`` (2^r - 1, the default), ``"linear"`` (r) or a callable; ``target="scores"``:
+    gain ``"exponential"`` (2^r - 1, the default), ``"linear"`` (r) or a callable; ``target="score"``:
     distillation from teacher scores s with q = softmax(phi(s)). A group of one item, or whose gains sum
     to 0, contributes zero gradient and zero hessian.
 
@@ -308,7 +416,11 @@ class ListwiseLoss(_GroupedLoss):
     def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",
                  hess_min=1e-6, parallel=True):
         self.transform = _check_link(transform, "transform")
-        self.target = check_choice(target, "target", ("relevance", "scores"))
+        if target == "scores":
+            warnings.warn("ListwiseLoss(target='scores') is now target='score' (labels are scores, as for "
+                          "SelectiveLoss); 'scores' will be removed", FutureWarning, stacklevel=2)
+            target = "score"
+        self.target = check_choice(target, "target", ("relevance", "score"))
         self.gain = gain
         self._gain = _gain_function(gain)
         self.hess = check_choice(hess, "hess", _HESSIANS)
@@ -354,8 +466,9 @@ class ListwiseLoss(_GroupedLoss):
 class BoundSoftmaxLoss(_BoundLoss):
     """Composite softmax over consecutive groups of a flat score array (listwise and multi-class)."""
 
-    def __init__(self, spec, q, pointer, weight, shape):
+    def __init__(self, spec, q, pointer, weight, shape, row_weight=None):
         self.spec = spec
+        self.row_weight = row_weight  # multi-class: the per-sample weights (empty: all ones); None for groups
         self.q = q
         self.group_ptr = pointer
         self.weight = weight
@@ -372,6 +485,15 @@ class BoundSoftmaxLoss(_BoundLoss):
                            hess_out.reshape(-1))
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
+
+    def mean_loss(self, raw_prediction):
+        if self.row_weight is None:
+            return super().mean_loss(raw_prediction)
+        values = self.loss(raw_prediction)
+        return float(values.sum() / (self.row_weight.sum() if self.row_weight.size else values.size))
+
+    def init_score(self):
+        return self.spec._init_from_bound(self) if self.row_weight is not None else 0.0
 
     def loss(self, raw_prediction):
         z = self._raw(raw_prediction)
@@ -455,7 +577,7 @@ class BoundPairwiseLoss(_BoundLoss):
 # ================================================================ multi-class
 
 
-class MulticlassLoss:
+class MulticlassLoss(_Loss):
     """Multi-class composite softmax: k scores per sample, p = softmax(phi(z)) over the k classes,
 
         loss = sum_c q_c log(q_c / p_c),  grad_c = phi'(z_c)(p_c - q_c),  hess_c = phi'(z_c)^2 p_c(1 - p_c)
@@ -506,9 +628,7 @@ class MulticlassLoss:
         row_weight = sample_weights(sample_weight, n)
         weight = np.repeat(row_weight, k) if row_weight.size else row_weight
         pointer = np.arange(0, n * k + 1, k, dtype=np.int64)
-        bound = BoundSoftmaxLoss(self, np.ascontiguousarray(q).ravel(), pointer, weight, (n, k))
-        bound.row_weight = row_weight
-        return bound
+        return BoundSoftmaxLoss(self, np.ascontiguousarray(q).ravel(), pointer, weight, (n, k), row_weight)
 
     def loss(self, y_true, raw_prediction, sample_weight=None):
         """Per-sample (weighted) losses."""
@@ -530,7 +650,9 @@ class MulticlassLoss:
         and for a transform bounded on both sides it centres the values in the range. Where the range is
         too narrow to hold the log-frequency spread, the values are clipped inside it.
         """
-        bound = self.bind(y_true, n_classes, sample_weight)
+        return self._init_from_bound(self.bind(y_true, n_classes, sample_weight))
+
+    def _init_from_bound(self, bound):
         n, k = bound.shape
         q = bound.q.reshape(n, k)
         weight = bound.row_weight if bound.row_weight.size else None
@@ -550,6 +672,44 @@ class MulticlassLoss:
         if np.isfinite(hi):
             target = np.minimum(target, hi - max(margin, 1e-12 * abs(hi), 1e-300))
         return self.transform.inverse(target)
+
+    def bind_data(self, label, group=None, sample_weight=None, group_weight=None, n_classes=None, n_rows=None):
+        """Bind to what an engine's data object holds; an (n, k) label matrix (teacher probabilities)
+        comes back from XGBoost flattened and is reshaped here."""
+        label = np.asarray(label)
+        if n_rows is not None and n_classes and label.ndim == 1 and label.size == n_rows * n_classes > n_rows:
+            label = label.reshape(n_rows, n_classes)
+        return self.bind(label, n_classes, sample_weight)
+
+    def n_outputs(self, n_classes=None):
+        return int(n_classes)
+
+    def class_targets(self, codes, n_classes):
+        """Labels for classification: the class indices."""
+        return np.asarray(codes).astype(np.float64)
+
+    def predict_proba(self, raw):
+        """``softmax(phi(z))`` per row."""
+        phi = self.transform.h(raw)
+        phi = phi - phi.max(axis=1, keepdims=True)
+        e = np.exp(phi)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def _rows_from_groups(group_weight, group, sample_weight=None):
+    """Per-group weights repeated over their group's rows (times per-row weights, when given)."""
+    rows = np.repeat(np.asarray(group_weight, dtype=np.float64), np.asarray(group))
+    return rows if sample_weight is None else np.asarray(sample_weight, dtype=np.float64) * rows
+
+
+def check_loss(loss, name="loss"):
+    """A selboost loss object or a TypeError naming ``name``."""
+    if not isinstance(loss, _Loss):
+        raise TypeError(
+            f"{name} must be a selboost loss (SelectiveLoss, ListwiseLoss, PairwiseLoss or "
+            f"MulticlassLoss), got {loss!r}"
+        )
+    return loss
 
 
 #: Every loss kind by name (tests walk this).

@@ -24,7 +24,7 @@ import numpy as np
 
 from selboost._validation import as_float_array, check_choice, group_pointer, sample_weights
 from selboost.links import Link
-from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
+from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 
 __all__ = [
     "ndcg",
@@ -182,29 +182,13 @@ def region_mae(y, pred, lo, hi, sample_weight=None):
 # ---------------------------------------------------------------- the loss itself
 
 
-def _bind_for_metric(loss, y, group, sample_weight, group_weight, n_classes=None):
-    from selboost.objectives import bind_loss
-
-    return bind_loss(loss, y, group, sample_weight, group_weight, n_classes)
-
-
-def _mean_loss(bound, raw, loss):
-    values = bound.loss(raw)
-    if isinstance(loss, (SelectiveLoss, MulticlassLoss)):
-        weight = bound.weight if isinstance(loss, SelectiveLoss) else getattr(bound, "row_weight", None)
-        total = weight.sum() if weight is not None and weight.size else values.size
-        return float(values.sum() / total)
-    return float(values.mean())
-
-
 def loss_value(loss, y, raw, group=None, sample_weight=None, group_weight=None):
     """The mean selective loss of raw scores: sum_i w_i loss_i / sum_i w_i over rows (scalar and
     multi-class losses) or the mean over query groups of the (weighted) group losses (listwise and
     pairwise)."""
     raw_array = np.asarray(raw)
     n_classes = raw_array.shape[1] if isinstance(loss, MulticlassLoss) and raw_array.ndim == 2 else None
-    bound = _bind_for_metric(loss, y, group, sample_weight, group_weight, n_classes)
-    return _mean_loss(bound, raw, loss)
+    return check_loss(loss).bind_data(y, group, sample_weight, group_weight, n_classes).mean_loss(raw)
 
 
 # ---------------------------------------------------------------- metric objects
@@ -215,16 +199,7 @@ class _Metric:
     higher_is_better: bool
 
     def __init__(self):
-        self._cache = weakref.WeakKeyDictionary()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_cache", None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._cache = weakref.WeakKeyDictionary()
+        pass
 
     def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
         """Validate labels once; returns an object whose ``evaluate(raw)`` gives the metric."""
@@ -234,16 +209,6 @@ class _Metric:
         raw_array = np.asarray(raw)
         n_classes = raw_array.shape[1] if raw_array.ndim == 2 else None
         return self.prepare(y, group, sample_weight, group_weight, n_classes).evaluate(raw)
-
-    def _prepared_for(self, data, preds):
-        prepared = self._cache.get(data)
-        if prepared is None:
-            from selboost.objectives import read_data
-
-            label, group, sample_weight, group_weight = read_data(data)
-            n_classes = preds.shape[1] if np.ndim(preds) == 2 else None
-            prepared = self._cache[data] = self.prepare(label, group, sample_weight, group_weight, n_classes)
-        return prepared
 
 
 class _Prepared:
@@ -315,8 +280,6 @@ class LossMetric(_Metric):
 
     def __init__(self, loss, name="selective_loss"):
         super().__init__()
-        from selboost.objectives import check_loss
-
         self.loss = check_loss(loss)
         self.name = str(name)
 
@@ -324,9 +287,7 @@ class LossMetric(_Metric):
         return f"LossMetric({self.loss!r})"
 
     def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
-        bound = _bind_for_metric(self.loss, y, group, sample_weight, group_weight, n_classes)
-        loss = self.loss
-        return _Prepared(lambda raw: _mean_loss(bound, raw, loss))
+        return _Prepared(self.loss.bind_data(y, group, sample_weight, group_weight, n_classes).mean_loss)
 
 
 def _as_metric(metric):
@@ -337,6 +298,31 @@ def _as_metric(metric):
     raise TypeError(f"metric must be a selboost metric (NDCG, RegionError, LossMetric) or loss, got {metric!r}")
 
 
+class EngineMetric:
+    """A metric as an engine's custom-metric callable (each engine module formats the result). Labels,
+    groups and weights are read from each evaluation data object and validated once; ``register``
+    hands over an already prepared metric (labels the data object cannot hold). The cache lives here,
+    never in the user's metric object."""
+
+    def __init__(self, metric):
+        self.metric = _as_metric(metric)
+        self._prepared = weakref.WeakKeyDictionary()
+
+    def register(self, data, prepared):
+        self._prepared[data] = prepared
+
+    def value(self, preds, data):
+        prepared = self._prepared.get(data)
+        if prepared is None:
+            from selboost.engines import get_engine
+
+            label, group, sample_weight, group_weight = get_engine(data).read_data(data)
+            n_classes = preds.shape[1] if np.ndim(preds) == 2 else None
+            prepared = self._prepared[data] = self.metric.prepare(label, group, sample_weight, group_weight,
+                                                                  n_classes)
+        return prepared.evaluate(preds)
+
+
 def xgboost_metric(metric):
     """A ``custom_metric=`` callable for ``xgboost.train``: ``f(preds, dmatrix) -> (name, value)``.
 
@@ -344,13 +330,9 @@ def xgboost_metric(metric):
     stopping: XGBoost maximises metrics whose name starts with ``ndcg``; pass ``maximize=`` to
     ``xgboost.train`` or ``xgboost.callback.EarlyStopping`` otherwise.
     """
-    metric = _as_metric(metric)
+    from selboost.engines import get_engine
 
-    def custom_metric(preds, dmatrix):
-        return metric.name, metric._prepared_for(dmatrix, preds).evaluate(preds)
-
-    custom_metric.metric = metric
-    return custom_metric
+    return get_engine("xgboost").metric(metric)
 
 
 def lightgbm_metric(metric):
@@ -359,10 +341,6 @@ def lightgbm_metric(metric):
     With a custom objective LightGBM passes raw scores, which include the Dataset's ``init_score``.
     Set ``"metric": "None"`` in the parameters so that only this metric drives early stopping.
     """
-    metric = _as_metric(metric)
+    from selboost.engines import get_engine
 
-    def feval(preds, dataset):
-        return metric.name, metric._prepared_for(dataset, preds).evaluate(preds), metric.higher_is_better
-
-    feval.metric = metric
-    return feval
+    return get_engine("lightgbm").metric(metric)

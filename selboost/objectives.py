@@ -24,16 +24,19 @@ its docstring for prediction.
 from __future__ import annotations
 
 import copy
+import threading
 import weakref
 
 import numpy as np
 
-from selboost._validation import as_float_array, raise_nonfinite
-from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
+from selboost._validation import as_float_array
+from selboost.engines import constant_margin, get_engine
+from selboost.losses import MulticlassLoss, check_loss
 
 __all__ = [
     "XGBoostObjective",
     "LightGBMObjective",
+    "LightGBMSklearnObjective",
     "xgboost_objective",
     "lightgbm_objective",
     "set_init_score",
@@ -41,22 +44,10 @@ __all__ = [
     "DEFAULT_PARALLEL",
 ]
 
-_LOSS_TYPES = (SelectiveLoss, ListwiseLoss, PairwiseLoss, MulticlassLoss)
-
 #: The objectives run the serial kernels by default: the engines' OpenMP threads already occupy
 #: every core during a round, and a parallel Numba kernel next to them was slower per boosting round
 #: (see ``benchmarks/RESULTS.md``). ``parallel=True`` on the objective overrides it.
 DEFAULT_PARALLEL = False
-
-
-def check_loss(loss, name="loss"):
-    """A selboost loss object or a TypeError naming ``name``."""
-    if not isinstance(loss, _LOSS_TYPES):
-        raise TypeError(
-            f"{name} must be a selboost loss (SelectiveLoss, ListwiseLoss, PairwiseLoss or "
-            f"MulticlassLoss), got {loss!r}"
-        )
-    return loss
 
 
 def _with_parallel(loss, parallel):
@@ -81,98 +72,15 @@ def _check_hess_scale(hess_scale):
 # ---------------------------------------------------------------- reading the engines' data
 
 
-def _engine_of(data):
-    module = type(data).__module__
-    if module.startswith("xgboost"):
-        return "xgboost"
-    if module.startswith("lightgbm"):
-        return "lightgbm"
-    raise TypeError(f"data must be an xgboost.DMatrix or a lightgbm.Dataset, got {type(data).__name__}")
-
-
 def read_data(data):
     """(label, group sizes or None, sample_weight per row or None, group_weight per group or None)
-    from an ``xgboost.DMatrix`` or a ``lightgbm.Dataset``."""
-    if _engine_of(data) == "xgboost":
-        label = data.get_label()
-        pointer = data.get_uint_info("group_ptr")
-        group = np.diff(pointer.astype(np.int64)) if pointer.size > 1 else None
-        weight = data.get_weight()
-        weight = weight if weight.size else None
-        if group is not None and weight is not None:
-            if weight.size != group.size:
-                raise ValueError(
-                    f"the DMatrix has {group.size} query groups but {weight.size} weights: with "
-                    "groups XGBoost takes one weight per group"
-                )
-            return label, group, None, weight
-        return label, group, weight, None
-    label = data.get_label()
-    if label is None:
-        raise ValueError("the lightgbm.Dataset has no label")
-    _check_lightgbm_label(data)
-    constructed = data._handle is not None  # before construction get_group()/get_weight() raise
-    group = data.get_group() if constructed else data.group
-    weight = data.get_weight() if constructed else data.weight
-    return np.asarray(label), _optional_array(group), _optional_array(weight), None
-
-
-#: LightGBM stores labels as float32 through ``Common::AvoidInf``: NaN becomes 0 and +-inf (or any value
-#: beyond float32's range) becomes exactly +-1e38f.
-_LIGHTGBM_LABEL_CLAMP = np.float32(1e38)
-
-
-def _check_lightgbm_label(dataset):
-    """Refuse the NaN or infinite labels of a lightgbm.Dataset wherever they can still be seen, with the
-    message every other path gives ("y_true must be finite: ...").
-
-    Before construction ``dataset.label`` is the user's own array. Construction replaces it by LightGBM's
-    copy, where a NaN is a 0 that cannot be told from a real one (the case no check can catch), while an
-    infinite label is an exact +-1e38: refused here as the infinite label it was.
-    """
-    if dataset._handle is None:
-        if dataset.label is not None:
-            as_float_array(dataset.label, "y_true", ndim=(1, 2), allow_empty=True)
-        return
-    label = np.asarray(dataset.get_label())
-    clamped = np.abs(label) >= _LIGHTGBM_LABEL_CLAMP
-    if clamped.any():
-        raise_nonfinite(np.where(clamped, np.inf, label), "y_true")
-
-
-def _optional_array(values):
-    """pandas objects and lists as arrays; None stays None."""
-    return None if values is None else np.asarray(values)
-
-
-def _n_rows(data):
-    if _engine_of(data) == "xgboost":
-        return data.num_row()
-    if data._handle is not None:
-        return data.num_data()
-    return len(data.get_label())
+    from an engine's data object (``xgboost.DMatrix``, ``lightgbm.Dataset``)."""
+    return get_engine(data).read_data(data)
 
 
 def bind_loss(loss, label, group=None, sample_weight=None, group_weight=None, n_classes=None, n_rows=None):
     """Bind ``loss`` to labels, groups and weights (the engines' conventions already resolved)."""
-    check_loss(loss)
-    if isinstance(loss, SelectiveLoss):
-        if group_weight is not None:
-            # scalar loss on a DMatrix with groups: its per-group weights apply to every row of the group
-            sample_weight = np.repeat(np.asarray(group_weight, dtype=np.float64), np.asarray(group))
-        return loss.bind(label, sample_weight)
-    if isinstance(loss, MulticlassLoss):
-        label = np.asarray(label)
-        if n_rows is not None and n_classes and label.ndim == 1 and label.size == n_rows * n_classes > n_rows:
-            # an (n, k) label matrix (teacher probabilities) comes back from XGBoost flattened
-            label = label.reshape(n_rows, n_classes)
-        return loss.bind(label, n_classes, sample_weight)
-    if group is None:
-        raise ValueError(
-            f"{type(loss).__name__} needs query groups: build the DMatrix with group= or qid=, "
-            "or the lightgbm.Dataset with group="
-        )
-    return loss.bind(label, group, sample_weight, group_weight)
+    return check_loss(loss).bind_data(label, group, sample_weight, group_weight, n_classes, n_rows)
 
 
 def init_score(loss, label, group=None, sample_weight=None, group_weight=None, n_classes=None):
@@ -181,12 +89,8 @@ def init_score(loss, label, group=None, sample_weight=None, group_weight=None, n
     Scalar: ``h^{-1}(weighted mean of h(y))``; multi-class: per-class constants whose softmax gives
     the weighted class frequencies; listwise and pairwise: 0 (shifting a whole group changes nothing).
     """
-    check_loss(loss)
-    if isinstance(loss, SelectiveLoss):
-        return bind_loss(loss, label, group, sample_weight, group_weight).init_score()
-    if isinstance(loss, MulticlassLoss):
-        return np.asarray(loss.init_score(label, n_classes, sample_weight), dtype=np.float64)
-    return loss.init_score(label, group, sample_weight, group_weight)
+    init = bind_loss(loss, label, group, sample_weight, group_weight, n_classes).init_score()
+    return np.asarray(init, dtype=np.float64) if isinstance(loss, MulticlassLoss) else init
 
 
 def set_init_score(data, loss, init=None, n_classes=None):
@@ -214,13 +118,13 @@ def set_init_score(data, loss, init=None, n_classes=None):
     left without features raises a ValueError that says so. NaN or infinite labels raise a ValueError
     (``y_true``) with ``init`` given too: once LightGBM has constructed the Dataset a NaN label is a 0.
     """
-    engine = _engine_of(data)
-    if init is not None and engine == "lightgbm":
-        _check_lightgbm_label(data)  # the last chance before construction hides a NaN label
+    engine = get_engine(data)
+    if init is not None:
+        engine.check_labels(data)  # LightGBM: the last chance before construction hides a NaN label
     if init is None:
-        label, group, sample_weight, group_weight = read_data(data)
-        if isinstance(loss, MulticlassLoss) and n_classes is None and engine == "lightgbm":
-            n_classes = data.params.get("num_class") if data.params else None
+        label, group, sample_weight, group_weight = engine.read_data(data)
+        if n_classes is None:
+            n_classes = engine.n_classes_of(data)
         init = init_score(loss, label, group, sample_weight, group_weight, n_classes)
     if np.ndim(init) > 1:
         raise ValueError(f"init must be a number or a (k,) vector, got shape {np.shape(init)}")
@@ -228,41 +132,8 @@ def set_init_score(data, loss, init=None, n_classes=None):
     # +-1e38): the model would start from it
     shape = np.shape(init)
     init = as_float_array(init, "init", ndim=(0, 1)).reshape(shape)  # a scalar stays 0-d
-    n_rows = _n_rows(data)
-    margin = np.tile(init, (n_rows, 1)) if init.ndim == 1 else np.full(n_rows, float(init))
-    if engine == "xgboost":
-        data.set_base_margin(margin)
-    else:
-        _keep_unsplittable_features(data)
-        data.set_init_score(margin)
+    engine.set_margin(data, constant_margin(init, engine.n_rows(data)))
     return float(init) if init.ndim == 0 else init
-
-
-_NO_FEATURE_LEFT = (
-    "the lightgbm.Dataset was constructed with no usable feature: LightGBM's feature pre-filter drops "
-    "every feature that no split can satisfy under min_data_in_leaf (all of them on fewer than "
-    "2 * min_data_in_leaf rows, default 20), and with a custom objective LightGBM then aborts in the "
-    "first round. Build the Dataset with params={'feature_pre_filter': False}, or call set_init_score "
-    "before the Dataset is constructed (it sets that)"
-)
-
-
-def _keep_unsplittable_features(dataset):
-    """Set ``feature_pre_filter=False`` on a lightgbm.Dataset not yet constructed (unless the user chose a
-    value); on a constructed one, raise if the pre-filter left no feature.
-
-    With a custom objective ``Booster.update`` resets the booster's parameters (``objective="none"``) in
-    the first round, and LightGBM's ``ResetConfig`` aborts on a Dataset without features ("Check failed:
-    (train_data->num_features()) > (0)"), where the built-in objective, which never resets, grows constant
-    trees. The features kept this way cannot be split under the parameters that would have dropped them,
-    so the trees are the same; the estimators build their Datasets the same way.
-    """
-    if dataset._handle is None:
-        if dataset.params is None:
-            dataset.params = {}
-        dataset.params.setdefault("feature_pre_filter", False)
-    elif not any(dataset.feature_num_bin(i) for i in range(dataset.num_feature())):
-        raise ValueError(_NO_FEATURE_LEFT)
 
 
 # ---------------------------------------------------------------- the objectives
@@ -335,9 +206,9 @@ class _Objective:
         """Bind the loss to ``data`` once (validated here); later calls return the cached binding."""
         binding = self._bindings.get(data)
         if binding is None:
-            label, group, sample_weight, group_weight = read_data(data)
-            n_rows = _n_rows(data)
-            bound = bind_loss(self.loss, label, group, sample_weight, group_weight, n_classes, n_rows)
+            engine = get_engine(data)
+            label, group, sample_weight, group_weight = engine.read_data(data)
+            bound = self.loss.bind_data(label, group, sample_weight, group_weight, n_classes, engine.n_rows(data))
             binding = self._bindings[data] = _Binding(bound, self.device)
         return binding.bound
 
@@ -361,7 +232,7 @@ class _Objective:
         except TypeError:  # not weakly referenceable: not an engine's data object
             binding = None
         if binding is None:
-            _engine_of(data)
+            get_engine(data)  # a TypeError for anything but an engine's data object
             n_classes = preds.shape[1] if np.ndim(preds) == 2 else None
             self.bind(data, n_classes)
             binding = self._bindings[data]
@@ -395,6 +266,67 @@ class LightGBMObjective(_Objective):
     (LightGBM has no interface for device-resident custom gradients), so this objective always runs on
     the CPU.
     """
+
+
+class LightGBMSklearnObjective:
+    """``objective=`` for LightGBM's scikit-learn and Dask estimators:
+    ``f(y_true, y_pred, weight, group) -> (grad, hess)``, float32 arrays.
+
+    LightGBM's wrapper passes the constructed Dataset's label, the raw scores (``(n, k)`` with
+    ``num_class=k``), the per-row weights (``None`` without) and the group sizes (``None`` without).
+    The loss is bound on the first call for a label array (validated once) and reused while LightGBM
+    passes the same array, which it does every round; in ``lightgbm.dask`` that is once per worker.
+    ``MulticlassLoss`` takes the class count from ``y_pred``'s columns; the listwise and pairwise
+    losses need ``group``. ``parallel`` and ``hess_scale`` as for ``selboost.lightgbm_objective``.
+    """
+
+    def __init__(self, loss, *, parallel=None, hess_scale=1.0):
+        # validates the options and resolves the kernel choice (serial by default) exactly as the
+        # single-machine adapter does
+        self._adapter = LightGBMObjective(loss, parallel=parallel, hess_scale=hess_scale)
+        self.loss = loss
+        self.parallel = parallel
+        self.hess_scale = hess_scale
+        self._bindings = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return f"LightGBMSklearnObjective({self.loss!r}, hess_scale={self.hess_scale!r})"
+
+    def __getstate__(self):
+        return {"loss": self.loss, "parallel": self.parallel, "hess_scale": self.hess_scale}
+
+    def __setstate__(self, state):
+        self.__init__(state["loss"], parallel=state["parallel"], hess_scale=state["hess_scale"])
+
+    def _forget(self, key):
+        self._bindings.pop(key, None)
+
+    def _binding(self, y_true, y_pred, weight, group):
+        key = id(y_true)
+        entry = self._bindings.get(key)
+        if entry is not None and entry[0]() is y_true:
+            return entry[1]
+        n_classes = y_pred.shape[1] if np.ndim(y_pred) == 2 else None
+        bound = self._adapter.loss.bind_data(y_true, group, weight, None, n_classes, len(y_true))
+        binding = (bound, np.empty(bound.shape, np.float32), np.empty(bound.shape, np.float32))
+        # a weak reference: the cache must not keep a finished training set's labels alive
+        ref = weakref.ref(y_true, lambda _, key=key: self._forget(key))
+        with self._lock:
+            self._bindings[key] = (ref, binding)
+        return binding
+
+    def __call__(self, y_true, y_pred, weight, group):
+        bound, grad, hess = self._binding(y_true, y_pred, weight, group)
+        if np.shape(y_pred) != bound.shape:
+            raise ValueError(
+                f"LightGBM passed raw scores of shape {np.shape(y_pred)}, the loss is bound to {bound.shape}: "
+                "for MulticlassLoss set num_class, for the other losses do not"
+            )
+        bound.gradient_hessian(y_pred, grad, hess)
+        if self._adapter.hess_scale != 1.0:
+            hess *= self._adapter.hess_scale
+        return grad, hess
 
 
 def xgboost_objective(loss, *, parallel=None, hess_scale=1.0, device="cpu"):

@@ -204,7 +204,7 @@ def run_checks(simulated):
         if name in ("identity", "sinh", "sum"):
             _check(f"listwise {name} {hess} blocks", bound, raw, float32=name == "sum", block_size=8,
                    small_group=0)
-    distill = ListwiseLoss(links["sum"], target="scores").bind(teacher, sizes)
+    distill = ListwiseLoss(links["sum"], target="score").bind(teacher, sizes)
     _check("listwise distillation blocks", distill, _scores(rng, n), block_size=8, small_group=0)
     _check("listwise distillation threads", distill, _scores(rng, n))
     # the default block size with a group larger than it

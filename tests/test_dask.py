@@ -118,7 +118,7 @@ def single_machine_raw(loss, backend, X, y, *, weight=None, group=None, n_classe
 
 def dask_estimator(cls, loss, backend, client):
     params = {"max_depth": 4} if backend == "xgboost" else {"num_leaves": 15}
-    return cls(loss, backend=backend, n_estimators=ROUNDS, learning_rate=0.1, client=client, **params)
+    return cls(loss, engine=backend, n_estimators=ROUNDS, learning_rate=0.1, client=client, **params)
 
 
 # ---------------------------------------------------------------- initial score
@@ -330,7 +330,7 @@ def test_xgboost_ranking_refuses_weights(client):
     X, y, qid, w = ranking_data()
     dX, dy, dq, dw = dask_rows(X, y, qid, w)
     ranker = dask_estimator(sd.DaskSelectiveRanker, ListwiseLoss(), "xgboost", client)
-    with pytest.raises(ValueError, match="needs backend='lightgbm'"):
+    with pytest.raises(ValueError, match="needs engine='lightgbm'"):
         ranker.fit(dX, dy, qid=dq, sample_weight=dw)
 
 
@@ -412,8 +412,8 @@ def test_estimators_validate_input(client):
     with pytest.raises(TypeError, match="X must be a Dask array"):
         sd.DaskSelectiveRegressor(client=client).fit(X, y)
     (dX,) = dask_rows(X, chunk=50)
-    with pytest.raises(ValueError, match="backend must be one of"):
-        sd.DaskSelectiveRegressor(backend="catboost", client=client).fit(dX, y)
+    with pytest.raises(ValueError, match="engine must be one of"):
+        sd.DaskSelectiveRegressor(engine="catboost", client=client).fit(dX, y)
     with pytest.raises(TypeError, match="needs a SelectiveLoss"):
         sd.DaskSelectiveRegressor(ListwiseLoss(), client=client).fit(dX, y)
     with pytest.raises(ValueError, match="y has 99 rows"):
@@ -438,3 +438,38 @@ def test_example_runs_on_the_module_cluster(client, capsys):
     for name, (dask_value, single_value) in results.items():
         tolerance = 0.05 if "ndcg" in name else 0.08 * abs(single_value)
         assert abs(dask_value - single_value) <= tolerance, name
+
+
+# ---------------------------------------------------------------- the estimators' inheritance, eval_set
+
+
+def test_dask_estimators_subclass_the_single_machine_ones():
+    from selboost import SelectiveClassifier, SelectiveRanker, SelectiveRegressor
+
+    assert issubclass(sd.DaskSelectiveRegressor, SelectiveRegressor)
+    assert issubclass(sd.DaskSelectiveRanker, SelectiveRanker)
+    assert issubclass(sd.DaskSelectiveClassifier, SelectiveClassifier)
+    params = sd.DaskSelectiveRegressor(n_estimators=7).get_params()
+    assert {"client", "init_score", "parallel", "engine", "early_stopping_rounds", "eval_metric"} <= set(params)
+    assert params["n_estimators"] == 7
+
+
+@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
+def test_eval_set_and_early_stopping(client, backend):
+    X, y, _ = regression_data()
+    Xv, yv, _ = regression_data(seed=5, n=400)
+    dX, dy = dask_rows(X, y)
+    model = dask_estimator(sd.DaskSelectiveRegressor, SelectiveLoss(Identity()), backend, client)
+    model.set_params(n_estimators=60, learning_rate=0.5, early_stopping_rounds=3)
+    dXv = da.from_array(Xv, chunks=200)
+    model.fit(dX, dy, eval_set=[(dXv, yv)])
+    history = model.evals_result_["validation_0"]["selective_loss"]
+    assert len(history) == 60
+    best, _ = sd._early_stopping_round(history, 3, maximize=False)
+    assert model.best_iteration_ == best and model.best_score_ == pytest.approx(history[best])
+    assert history[best] == pytest.approx(loss_value(SelectiveLoss(Identity()), yv, model.predict(dXv).compute()))
+    np.testing.assert_allclose(model.predict(dX).compute(),
+                               model.predict(dX, iteration_range=(0, best + 1)).compute())
+    with pytest.raises(ValueError, match="needs an eval_set"):
+        dask_estimator(sd.DaskSelectiveRegressor, SelectiveLoss(), backend, client).set_params(
+            early_stopping_rounds=2).fit(dX, dy)

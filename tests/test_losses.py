@@ -366,7 +366,7 @@ def test_permuting_a_group_permutes_its_gradients(kind, link, rng):
 @PARALLEL
 def test_distillation_gradient_vanishes_at_the_teacher(link, parallel, rng):
     teacher = rng.uniform(-3.0, 3.0, sum(GROUP_SIZES))
-    bound = ListwiseLoss(link, target="scores", parallel=parallel).bind(teacher, GROUP_SIZES)
+    bound = ListwiseLoss(link, target="score", parallel=parallel).bind(teacher, GROUP_SIZES)
     grad, hess = bound.gradient_hessian(teacher)
     np.testing.assert_allclose(grad, 0.0, atol=1e-13 * (1 + np.abs(link.dh(teacher)).max()))
     np.testing.assert_allclose(bound.loss(teacher), 0.0, atol=1e-12)
@@ -531,7 +531,7 @@ def test_extreme_scores_and_parameters_stay_finite(link, parallel):
         sizes = np.full(EXTREME_SCORES.size, EXTREME_SCORES.size)
         relevance = np.tile(np.arange(EXTREME_SCORES.size) % 4, EXTREME_SCORES.size).astype(float)
         for loss_obj, labels in ((ListwiseLoss(link, hess=hess, parallel=parallel), relevance),
-                                 (ListwiseLoss(link, target="scores", hess=hess, parallel=parallel), y),
+                                 (ListwiseLoss(link, target="score", hess=hess, parallel=parallel), y),
                                  (PairwiseLoss(link, hess=hess, parallel=parallel), relevance),
                                  (PairwiseLoss(link, pairs_per_item=None, hess=hess, parallel=parallel), relevance)):
             bound = loss_obj.bind(labels, sizes)

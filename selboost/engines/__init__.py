@@ -1,0 +1,265 @@
+"""The engines: one object per boosting library, owning everything that differs between them.
+
+An ``Engine`` reads labels, groups and weights from its data object, sets the initial margin, maps the
+common boosting parameters to its own names, trains with evaluation sets, early stopping and callbacks,
+predicts raw scores, saves and loads its models, probes its GPU support, and does the same through its
+Dask interface. The objectives, metrics, estimators, Dask estimators and the benchmark ask the engine
+object; none of them compares engine names.
+
+``get_engine("xgboost")`` (a name) or ``get_engine(dtrain)`` (an engine's data object) returns the
+engine. Adding an engine means adding one module that defines an ``Engine`` subclass and naming it in
+``_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import numbers
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Engine", "BoostingParams", "TrainResult", "get_engine", "ENGINE_NAMES"]
+
+# engine name -> (its module here, the top-level package of its data objects)
+_MODULES = {
+    "xgboost": "selboost.engines.xgboost",
+    "lightgbm": "selboost.engines.lightgbm",
+}
+ENGINE_NAMES = tuple(_MODULES)
+_LOADED: dict = {}
+
+
+def get_engine(name_or_data):
+    """The engine called ``name_or_data`` ("xgboost", "lightgbm"), or the one that owns a data object
+    (``xgboost.DMatrix``, ``lightgbm.Dataset``); a ValueError / TypeError otherwise."""
+    if isinstance(name_or_data, Engine):
+        return name_or_data
+    if isinstance(name_or_data, str):
+        if name_or_data not in _MODULES:
+            raise ValueError(f"engine must be one of {list(_MODULES)}, got {name_or_data!r}")
+        return _load(name_or_data)
+    package = type(name_or_data).__module__.partition(".")[0]
+    if package in _MODULES:
+        return _load(package)
+    raise TypeError(
+        f"data must be an engine's data object ({', '.join(_load(n).data_types for n in _MODULES)}), "
+        f"got {type(name_or_data).__name__}"
+    )
+
+
+def _load(name):
+    engine = _LOADED.get(name)
+    if engine is None:
+        engine = _LOADED[name] = importlib.import_module(_MODULES[name]).ENGINE
+    return engine
+
+
+@dataclass
+class BoostingParams:
+    """The estimators' common parameters, already validated; each engine maps them to its own names.
+    ``None`` keeps the engine's default."""
+
+    learning_rate: float = 0.1
+    max_depth: int | None = None
+    num_leaves: int | None = None
+    min_child_weight: float | None = None
+    subsample: float = 1.0
+    colsample_bytree: float = 1.0
+    reg_lambda: float | None = None
+    seed: int | None = None
+    threads: int | None = None
+    device: str = "cpu"
+    n_outputs: int = 1
+
+
+@dataclass
+class TrainResult:
+    """What ``Engine.train`` returns: the booster, the best round (0-based, with early stopping), the
+    metric's value at that round on the last evaluation set, and the history per evaluation set."""
+
+    booster: object
+    best_iteration: int | None = None
+    best_score: float | None = None
+    evals_result: dict = field(default_factory=dict)
+
+
+def eval_names(n):
+    """The evaluation sets' names, as both engines' scikit-learn estimators call them."""
+    return [f"validation_{i}" for i in range(n)]
+
+
+def threads(n_jobs):
+    """Threads for ``n_jobs``: None (the engine's default), a positive count, or a negative value read
+    as joblib does (``n_cpus + 1 + n_jobs``: -1 is every core, -2 all but one)."""
+    if n_jobs is None or n_jobs == -1:
+        return None
+    if n_jobs < 0:
+        return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+    return int(n_jobs)
+
+
+def seed(random_state):
+    """An engine seed from an int, a ``numpy.random.RandomState`` or None."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state) % (2**31 - 1)
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(2**31 - 1))
+
+
+def constant_margin(init, n_rows):
+    """``init`` on every row: (n,) for a number, (n, k) for a (k,) vector."""
+    init = np.asarray(init, dtype=np.float64)
+    if init.ndim > 1:
+        raise ValueError(f"init must be a number or a (k,) vector, got shape {init.shape}")
+    return np.tile(init, (n_rows, 1)) if init.ndim == 1 else np.full(n_rows, float(init))
+
+
+class Engine:
+    """The interface every engine module implements (``selboost.engines.xgboost`` and ``.lightgbm``).
+
+    Data: ``read_data``, ``n_rows``, ``set_margin``, ``n_classes_of``. Objectives and metrics:
+    ``objective``, ``metric``. Parameters: ``params``, ``leaf_hessian_minimum``. Training and models:
+    ``train``, ``predict_raw``, ``num_rounds``, ``save``, ``load``, ``feature_importances``. Devices:
+    ``devices``, ``check_device``, ``gpu_problem``. Dask: ``dask_train``, ``dask_predict_raw``.
+    """
+
+    name: str = ""
+    package: str = ""
+    data_types: str = ""
+    #: the ``device=`` values this engine accepts
+    devices: tuple = ("cpu",)
+    #: the Dask interface takes per-row weights together with query groups
+    dask_weights_with_groups: bool = True
+
+    def __repr__(self):
+        return f"<selboost engine {self.name!r}>"
+
+    def __reduce__(self):
+        return (get_engine, (self.name,))
+
+    def require(self):
+        """The engine's package, or an ImportError saying which extra to install."""
+        try:
+            return importlib.import_module(self.package)
+        except ImportError as error:  # pragma: no cover - both engines are test dependencies
+            raise ImportError(f"engine={self.name!r} needs the {self.package} package: {error}") from error
+
+    # -- data objects ---------------------------------------------------------------------------
+    def read_data(self, data):
+        """(label, group sizes or None, per-row weights or None, per-group weights or None)."""
+        raise NotImplementedError
+
+    def n_rows(self, data):
+        raise NotImplementedError
+
+    def set_margin(self, data, margin):
+        """Set the initial raw scores (n,) or (n, k) of ``data``."""
+        raise NotImplementedError
+
+    def n_classes_of(self, data):
+        """The class count the data object knows of (None when it knows none)."""
+        return None
+
+    def check_labels(self, data):
+        """Refuse NaN or infinite labels wherever the data object still shows them ("y_true must be
+        finite: ..."); nothing to do for an engine that refuses them itself."""
+
+    def input(self, X):
+        """X as the engine takes it best (a validated 2-d array or sparse matrix)."""
+        return X
+
+    # -- objectives and metrics -----------------------------------------------------------------
+    def objective(self, loss, **options):
+        """The selboost objective for this engine's ``train`` (see ``selboost.objectives``)."""
+        raise NotImplementedError
+
+    def metric(self, metric):
+        """A selboost metric as this engine's custom-metric callable."""
+        raise NotImplementedError
+
+    # -- parameters -----------------------------------------------------------------------------
+    def params(self, common: BoostingParams):
+        """The engine's parameters for the common ones (``None`` values left to the engine)."""
+        raise NotImplementedError
+
+    def leaf_hessian_minimum(self, params):
+        """The smallest hessian sum a leaf may hold under ``params`` (engine default included)."""
+        raise NotImplementedError
+
+    def check_device(self, device):
+        if device not in self.devices:
+            raise ValueError(f"device={device!r} is not available with engine={self.name!r}: use one of "
+                             f"{list(self.devices)}")
+
+    def gpu_problem(self, device="cuda"):
+        """None when this engine can train on ``device`` here, else the reason (a tiny trial, cached)."""
+        key = (self.name, device)
+        if key not in _GPU_STATUS:
+            _GPU_STATUS[key] = self._probe_gpu(device)
+        return _GPU_STATUS[key]
+
+    def _probe_gpu(self, device):
+        raise NotImplementedError
+
+    # -- training and models --------------------------------------------------------------------
+    def train(self, params, X, bound, init, *, label=None, weight=None, evals=(), metric=None,
+              num_boost_round=100, early_stopping_rounds=None, callbacks=None, verbose=False):
+        """Boost ``bound`` (a bound selboost loss) from the constant ``init`` on X; ``evals`` is a list of
+        (X_eval, prepared metric) watched under ``validation_<i>``, the last one driving early stopping.
+        ``label`` / ``weight`` go into the engine's data for its own use (sketches, sampling) only: the
+        bound loss weights the gradients. Returns a ``TrainResult``."""
+        raise NotImplementedError
+
+    def predict_raw(self, booster, X, init, iteration_range=None):
+        """Raw scores on X including the initial score; ``iteration_range`` (begin, end) of rounds."""
+        raise NotImplementedError
+
+    def num_rounds(self, booster):
+        raise NotImplementedError
+
+    def save(self, booster):
+        """The engine's own model text."""
+        raise NotImplementedError
+
+    def load(self, text):
+        raise NotImplementedError
+
+    def feature_importances(self, booster, n_features):
+        """Total gain per feature, (n_features,)."""
+        raise NotImplementedError
+
+    # -- Dask ------------------------------------------------------------------------------------
+    def dask_train(self, client, params, X, y, loss, init, *, margin=None, weight=None, qid=None,
+                   group_sizes=None, num_boost_round=100, parallel=None, callbacks=None):
+        """Train through the engine's Dask interface from the constant ``init`` (``margin``: the same as
+        a Dask collection partitioned like X, or None when it is 0); returns the engine's Dask model.
+        Query groups come as ``qid`` or as per-partition ``group_sizes``, whichever the engine takes."""
+        raise NotImplementedError
+
+    def dask_booster(self, model):
+        """The local booster of a Dask model."""
+        raise NotImplementedError
+
+    def dask_predict_raw(self, client, model, X, init, iteration_range=None):
+        """Raw scores (a Dask array) of a Dask-trained model, including the initial score."""
+        raise NotImplementedError
+
+
+_GPU_STATUS: dict = {}
+
+
+def train_result(booster, results, metric, best_iteration=None):
+    """A ``TrainResult`` from an engine's history: the best score is the metric on the last evaluation
+    set at ``best_iteration`` (early stopping) or at the last round."""
+    results = {name: dict(value) for name, value in results.items()}
+    best_score = None
+    if results and metric is not None:
+        history = results[list(results)[-1]].get(metric.name, [])
+        if history:
+            best_score = float(history[-1 if best_iteration is None else best_iteration])
+    return TrainResult(booster, best_iteration, best_score, results)

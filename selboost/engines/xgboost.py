@@ -1,0 +1,201 @@
+"""XGBoost: ``xgboost.train`` with a selboost objective, its DMatrix, models and Dask interface.
+
+With groups a DMatrix's weights are per group; without, per row. The initial score goes into the model
+as ``base_score`` (XGBoost uses it as the starting margin of a custom objective as it is and saves it),
+so prediction adds nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+
+from selboost.engines import BoostingParams, Engine, constant_margin, eval_names, train_result
+from selboost.metrics import EngineMetric
+from selboost.objectives import XGBoostObjective
+
+
+class XGBoostMetric(EngineMetric):
+    """``custom_metric=`` for ``xgboost.train``: ``f(preds, dmatrix) -> (name, value)``."""
+
+    def __call__(self, preds, dmatrix):
+        return self.metric.name, self.value(preds, dmatrix)
+
+
+class XGBoostEngine(Engine):
+    name = "xgboost"
+    package = "xgboost"
+    data_types = "xgboost.DMatrix"
+    devices = ("cpu", "cuda")
+    dask_weights_with_groups = False  # DaskDMatrix: "per-group weight is not implemented" with qid
+
+    def check_device(self, device):
+        if device == "gpu":
+            raise ValueError("device='gpu' is LightGBM's OpenCL build; use device='cuda' with engine='xgboost'")
+        super().check_device(device)
+
+    # -- data --------------------------------------------------------------------------------
+    def read_data(self, data):
+        label = data.get_label()
+        pointer = data.get_uint_info("group_ptr")
+        group = np.diff(pointer.astype(np.int64)) if pointer.size > 1 else None
+        weight = data.get_weight()
+        weight = weight if weight.size else None
+        if group is not None and weight is not None:
+            if weight.size != group.size:
+                raise ValueError(
+                    f"the DMatrix has {group.size} query groups but {weight.size} weights: with "
+                    "groups XGBoost takes one weight per group"
+                )
+            return label, group, None, weight
+        return label, group, weight, None
+
+    def n_rows(self, data):
+        return data.num_row()
+
+    def set_margin(self, data, margin):
+        data.set_base_margin(margin)
+
+    # -- objectives and metrics ---------------------------------------------------------------
+    def objective(self, loss, **options):
+        return XGBoostObjective(loss, **options)
+
+    def metric(self, metric):
+        return XGBoostMetric(metric)
+
+    # -- parameters ----------------------------------------------------------------------------
+    def params(self, common: BoostingParams):
+        params = {"eta": common.learning_rate, "tree_method": "hist", "device": common.device,
+                  "verbosity": 0, "disable_default_eval_metric": 1}
+        optional = {"max_depth": common.max_depth, "max_leaves": common.num_leaves,
+                    "min_child_weight": common.min_child_weight, "lambda": common.reg_lambda,
+                    "seed": common.seed, "nthread": common.threads}
+        if common.subsample != 1.0:
+            params["subsample"] = common.subsample
+        if common.colsample_bytree != 1.0:
+            params["colsample_bytree"] = common.colsample_bytree
+        if common.n_outputs > 1:
+            params["num_class"] = common.n_outputs
+        params.update({key: value for key, value in optional.items() if value is not None})
+        return params
+
+    def _in_model(self, init):
+        """Whether the initial score ``init`` goes into the model as ``base_score`` (saved with it, nothing
+        to add at prediction). A (k,) vector needs an XGBoost that takes a vector ``base_score``; with an
+        older one it goes into every DMatrix as a base margin and ``predict_raw`` adds it back."""
+        if np.ndim(init) == 0:
+            return True
+        if self._vector_base_score is None:
+            xgb = self.require()
+            data = xgb.DMatrix(np.zeros((4, 1)), label=np.array([0.0, 1.0, 0.0, 1.0]))
+            try:
+                xgb.train({"base_score": [0.5, 0.5], "num_class": 2, "objective": "multi:softprob",
+                           "verbosity": 0}, data, 1)
+                self._vector_base_score = True
+            except xgb.core.XGBoostError:
+                self._vector_base_score = False
+        return self._vector_base_score
+
+    _vector_base_score = None
+
+    def _base_score(self, init):
+        return (init.tolist() if init.ndim else float(init)) if self._in_model(init) else 0.0
+
+    def leaf_hessian_minimum(self, params):
+        return float(params.get("min_child_weight", 1.0))
+
+    def _probe_gpu(self, device):
+        xgb = self.require()
+        if not xgb.build_info().get("USE_CUDA", False):
+            return "this XGBoost build has no CUDA support"
+        data = xgb.DMatrix(np.arange(8, dtype=np.float32).reshape(4, 2), label=np.arange(4, dtype=np.float32))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            booster = xgb.train({"device": "cuda", "verbosity": 0}, data, 1)
+        found = json.loads(booster.save_config())["learner"]["generic_param"]["device"]
+        if not found.startswith("cuda"):
+            return "XGBoost found no visible GPU (it would fall back to the CPU)"
+        return None
+
+    # -- training and models -------------------------------------------------------------------
+    def train(self, params, X, bound, init, *, label=None, weight=None, evals=(), metric=None,
+              num_boost_round=100, early_stopping_rounds=None, callbacks=None, verbose=False):
+        xgb = self.require()
+        init = np.asarray(init, dtype=np.float64)
+        params = dict(params, base_score=self._base_score(init))
+        objective = XGBoostObjective(bound.spec, device=params.get("device", "cpu"))
+        dtrain = self._dmatrix(X, init, label=label if np.ndim(label) == 1 else None, weight=weight)
+        objective.register(dtrain, bound)
+        names = eval_names(len(evals))
+        custom_metric = self.metric(metric) if evals else None
+        watch = []
+        for (X_eval, prepared), name in zip(evals, names):
+            deval = self._dmatrix(X_eval, init)
+            custom_metric.register(deval, prepared)
+            watch.append((deval, name))
+        callbacks = list(callbacks or [])
+        if early_stopping_rounds is not None:
+            callbacks.append(xgb.callback.EarlyStopping(
+                rounds=early_stopping_rounds, metric_name=metric.name, data_name=names[-1],
+                maximize=metric.higher_is_better, save_best=False))
+        results = {}
+        booster = xgb.train(params, dtrain, num_boost_round, evals=watch, obj=objective,
+                            custom_metric=custom_metric, evals_result=results, verbose_eval=verbose,
+                            callbacks=callbacks)
+        best = booster.best_iteration if early_stopping_rounds is not None else None
+        return train_result(booster, results, metric, best)
+
+    def _dmatrix(self, X, init, **fields):
+        data = self.require().DMatrix(X, **fields)
+        if not self._in_model(init):
+            data.set_base_margin(constant_margin(init, X.shape[0]))
+        return data
+
+    def predict_raw(self, booster, X, init, iteration_range=None):
+        kwargs = {} if iteration_range is None else {"iteration_range": tuple(iteration_range)}
+        return booster.predict(self._dmatrix(X, init), output_margin=True, **kwargs)
+
+    def num_rounds(self, booster):
+        return booster.num_boosted_rounds()
+
+    def save(self, booster):
+        return bytes(booster.save_raw("json")).decode("utf-8")
+
+    def load(self, text):
+        return self.require().Booster(model_file=bytearray(text.encode("utf-8")))
+
+    def feature_importances(self, booster, n_features):
+        scores = booster.get_score(importance_type="total_gain")
+        out = np.zeros(n_features)
+        for key, value in scores.items():
+            out[int(key[1:]) if key.startswith("f") and key[1:].isdigit() else booster.feature_names.index(key)] = value
+        return out
+
+    # -- Dask -------------------------------------------------------------------------------------
+    def dask_train(self, client, params, X, y, loss, init, *, margin=None, weight=None, qid=None,
+                   group_sizes=None, num_boost_round=100, parallel=None, callbacks=None):
+        import xgboost.dask
+
+        init = np.asarray(init, dtype=np.float64)
+        params = dict(params, base_score=self._base_score(init))
+        params.pop("nthread", None)  # xgboost.dask uses each worker's threads
+        margin = None if self._in_model(init) else margin
+        dtrain = xgboost.dask.DaskDMatrix(client, X, y, weight=weight, qid=qid, base_margin=margin)
+        output = xgboost.dask.train(client, params, dtrain, num_boost_round=num_boost_round,
+                                    obj=XGBoostObjective(loss, parallel=parallel), callbacks=callbacks)
+        return output["booster"]
+
+    def dask_predict_raw(self, client, model, X, init, iteration_range=None):
+        import xgboost.dask
+
+        kwargs = {} if iteration_range is None else {"iteration_range": tuple(iteration_range)}
+        raw = xgboost.dask.predict(client, model, X, output_margin=True, **kwargs)
+        return raw if self._in_model(init) else raw + np.asarray(init, dtype=np.float64)
+
+    def dask_booster(self, model):
+        return model
+
+
+ENGINE = XGBoostEngine()
