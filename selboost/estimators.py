@@ -43,6 +43,7 @@ Ranking under scikit-learn's model selection: give ``X`` as a pandas DataFrame w
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import numbers
 import pickle
@@ -327,17 +328,19 @@ class _SelectiveBoosting(BaseEstimator):
         )
 
     def _engine_params(self, engine, bound):
-        """The engine's parameters: the mapped common ones, then the defaults this data calls for
-        (``_data_params``), then ``engine_params``."""
+        """The engine's parameters: the common ones, where left at None filled by the defaults this data
+        calls for (``_data_defaults``), mapped by the engine, then ``engine_params``."""
         n_outputs = bound.shape[1] if len(bound.shape) == 2 else 1
-        params = engine.params(self._boosting_params(n_outputs))
-        params.update(self._data_params(engine, bound, params))
+        common = self._boosting_params(n_outputs)
+        defaults = {name: value for name, value in self._data_defaults(bound).items()
+                    if getattr(common, name) is None}
+        params = engine.params(dataclasses.replace(common, **defaults))
         params.update(self.engine_params or {})
         return params
 
-    def _data_params(self, engine, bound, params):
-        """Engine parameters chosen from the training data at fit (none yet: the hook for defaults
-        that depend on e.g. the query group sizes)."""
+    def _data_defaults(self, bound):
+        """Common parameters (``BoostingParams`` fields) chosen from the training data at fit, for those
+        the user left at None; none by default."""
         return {}
 
     # -- training ------------------------------------------------------------------------------
@@ -587,6 +590,24 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
 # ---------------------------------------------------------------- ranker
 
 
+def _warn_unreachable_leaf(minimum, bound):
+    """Warn when no query's start hessian reaches the engine's leaf minimum: then no leaf can be split
+    inside a query, and the model learns nothing from the order within it."""
+    pointer = getattr(bound, "group_ptr", None)
+    if pointer is None or minimum <= 0.0:
+        return
+    hess = bound.gradient_hessian(np.zeros(bound.shape))[1]
+    largest = float(np.add.reduceat(hess, pointer[:-1]).max())
+    if 0.0 < largest < minimum:  # 0: no group holds an order to learn, whatever the setting
+        warnings.warn(
+            f"the leaf hessian minimum ({minimum:g}: min_child_weight, or LightGBM's min_sum_hessian_in_leaf) "
+            f"exceeds the hessian of every query group at the start (the largest is {largest:.4g}): no "
+            f"split can separate rows of one query and the model will stay nearly constant. Set "
+            f"min_child_weight below {largest:.4g}, or keep ListwiseLoss's group_scale='auto'",
+            UserWarning, stacklevel=4,
+        )
+
+
 class SelectiveRanker(_SelectiveBoosting):
     """Learning to rank with a listwise or pairwise selective loss (default ``ListwiseLoss()``).
 
@@ -599,6 +620,20 @@ class SelectiveRanker(_SelectiveBoosting):
 
     _loss_kinds = (ListwiseLoss, PairwiseLoss, SelectiveLoss)
     _ranking = True
+
+    def _data_defaults(self, bound):
+        """``reg_lambda`` 1 on both engines (XGBoost's default; LightGBM's is 0).
+
+        With ``ListwiseLoss``'s ``group_scale`` the hessians of a query sum to about min(n, 10); LightGBM's
+        ``lambda_l2=0`` meets hessians that small with large leaf values -G/H and overfits, and
+        XGBoost's brake of 1 trains better (``benchmarks/RESULTS.md``, the ranker defaults section).
+        """
+        return {"reg_lambda": 1.0}
+
+    def _engine_params(self, engine, bound):
+        params = super()._engine_params(engine, bound)
+        _warn_unreachable_leaf(engine.leaf_hessian_minimum(params), bound)
+        return params
 
     def fit(self, X, y, group=None, qid=None, sample_weight=None, group_weight=None,
             eval_set=None, eval_group=None, eval_qid=None, callbacks=None, verbose=False):

@@ -145,6 +145,11 @@ class _BoundLoss:
         """The optimal constant raw score: 0.0 for losses over groups (a shift changes nothing)."""
         return 0.0
 
+    @property
+    def gradient_weight(self):
+        """The weights of the gradients and hessians (an empty array: all ones)."""
+        return self.weight
+
     def _work(self, rows):
         """float64 scratch arrays of shape (rows, n), kept between rounds (no page faults per round)."""
         work = getattr(self, "_work_buffer", None)
@@ -343,6 +348,20 @@ def _gain_function(gain):
     raise ValueError(f"gain must be 'exponential', 'linear' or a callable, got {gain!r}")
 
 
+#: ListwiseLoss(group_scale="auto") scales a group of n rows by min(n, this)
+_AUTO_GROUP_SCALE_CAP = 10.0
+
+
+def _check_group_scale(group_scale):
+    if group_scale is None or (isinstance(group_scale, str) and group_scale == "auto"):
+        return group_scale
+    if isinstance(group_scale, bool) or not isinstance(group_scale, (int, float, np.integer, np.floating)):
+        raise TypeError(f"group_scale must be 'auto', None or a positive number, got {group_scale!r}")
+    if not (np.isfinite(group_scale) and group_scale > 0):
+        raise ValueError(f"group_scale must be 'auto', None or a finite number > 0, got {group_scale!r}")
+    return float(group_scale)
+
+
 def _group_weights(sample_weight, group_weight, pointer, n_rows):
     """Per-row weights: a row weight times its group's weight (empty array = all ones)."""
     row = sample_weights(sample_weight, n_rows)
@@ -411,10 +430,19 @@ class ListwiseLoss(_GroupedLoss):
     Weights: ``sample_weight`` per row multiplies that row's gradient and hessian (LightGBM's
     convention); ``group_weight`` per group multiplies the whole group (XGBoost's). A group's loss is
     multiplied by its group weight and by the mean row weight of the group.
+
+    ``group_scale`` multiplies the gradient and hessian of every row of a group of n rows (not the loss
+    value): ``"auto"`` (the default) by min(n, 10), a number by that number, ``None`` by 1 (the plain
+    softmax). Why: the softmax gives a group hessians that sum to less than 1, so under the engines'
+    tree defaults (XGBoost's ``min_child_weight=1`` and ``reg_lambda=1``) a large query is split coarsely,
+    one query of thousands of rows not at all, and its leaf values are braked to almost nothing; the
+    built-in LambdaMARTs normalise their gradients for the same reason. Scaling by n throughout would
+    lose the brake that small and mid-sized groups train better with; the cap at 10 is what the defaults
+    benchmark chose (``benchmarks/RESULTS.md``, the ranker defaults section).
     """
 
     def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",
-                 hess_min=1e-6, parallel=True):
+                 hess_min=1e-6, parallel=True, group_scale="auto"):
         self.transform = _check_link(transform, "transform")
         if target == "scores":
             warnings.warn("ListwiseLoss(target='scores') is now target='score' (labels are scores, as for "
@@ -426,10 +454,20 @@ class ListwiseLoss(_GroupedLoss):
         self.hess = check_choice(hess, "hess", _HESSIANS)
         self.hess_min = check_hess_min(hess_min)
         self.parallel = _check_parallel(parallel)
+        self.group_scale = _check_group_scale(group_scale)
 
     def __repr__(self):
         return (f"ListwiseLoss(transform={self.transform!r}, target={self.target!r}, gain={self.gain!r}, "
-                f"hess={self.hess!r}, hess_min={self.hess_min!r})")
+                f"hess={self.hess!r}, hess_min={self.hess_min!r}, group_scale={self.group_scale!r})")
+
+    def _row_scale(self, pointer):
+        """The factor of every row's gradient and hessian (see ``group_scale``), or None for 1."""
+        if self.group_scale is None:
+            return None
+        sizes = np.diff(pointer).astype(np.float64)
+        per_group = np.minimum(sizes, _AUTO_GROUP_SCALE_CAP) if self.group_scale == "auto" else \
+            np.full(sizes.size, float(self.group_scale))
+        return np.repeat(per_group, np.diff(pointer))
 
     def bind(self, y_true, group, sample_weight=None, group_weight=None):
         """Validate labels, groups and weights once; returns a ``BoundSoftmaxLoss``."""
@@ -461,26 +499,32 @@ class ListwiseLoss(_GroupedLoss):
             K.pick(K.group_softmax_parallel, K.group_softmax_serial, self.parallel)(
                 components, table, y, pointer, q
             )
-        return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],))
+        return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],), row_scale=self._row_scale(pointer))
 
 class BoundSoftmaxLoss(_BoundLoss):
     """Composite softmax over consecutive groups of a flat score array (listwise and multi-class)."""
 
-    def __init__(self, spec, q, pointer, weight, shape, row_weight=None):
+    def __init__(self, spec, q, pointer, weight, shape, row_weight=None, row_scale=None):
         self.spec = spec
         self.row_weight = row_weight  # multi-class: the per-sample weights (empty: all ones); None for groups
         self.q = q
         self.group_ptr = pointer
         self.weight = weight
+        # the gradient's weights: the loss's, times ListwiseLoss's group_scale (which the loss value lacks)
+        self._gradient_weight = weight if row_scale is None else (row_scale * weight if weight.size else row_scale)
         self.shape = shape
         self.n_rows = shape[0]
         self.components, self.table = spec.transform.packed()
+
+    @property
+    def gradient_weight(self):
+        return self._gradient_weight
 
     def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
-        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
+        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.gradient_weight,
                            self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
                            hess_out.reshape(-1))
         self._check_nonfinite(nonfinite, z)

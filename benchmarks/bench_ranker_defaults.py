@@ -1,0 +1,117 @@
+"""Ranker defaults: SelectiveRanker() on both engines against XGBRanker() and LGBMRanker(), all at their
+defaults, on the bundled LETOR sample, MQ2008 (5 folds) and synthetic data at several group sizes.
+
+    python benchmarks/bench_ranker_defaults.py --mq2008 ../shared/data/mq2008
+
+NDCG@10 on test data (queries without a relevant document count as 1, LightGBM's convention; the
+synthetic test sets are fresh draws of the same generator, 10 normal features and relevance
+clip(round(1.2 x0 + 0.8 x1 x2 + 0.7 noise), 0, 4)). Each SelectiveRanker column also shows its ratio to
+the better of the two engine rankers. ``--early-stopping`` adds the second setting: n_estimators=500
+for every model with early stopping (20 rounds) on NDCG@10 of a validation split of 20 % of the
+training queries (of rows, for a single query) drawn alike for every model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import lightgbm as lgb
+import numpy as np
+import xgboost as xgb
+
+from selboost import SelectiveRanker
+from selboost.bench.letor import load_bundled, load_folds
+from selboost.metrics import ndcg
+
+
+def synthetic(group_size, n_rows, seed):
+    rng = np.random.default_rng(seed)
+    n_groups = max(1, n_rows // group_size)
+    X = rng.normal(size=(n_groups * group_size, 10))
+    y = np.clip(np.round(1.2 * X[:, 0] + 0.8 * X[:, 1] * X[:, 2] + 0.7 * rng.normal(size=len(X))), 0, 4)
+    return X, y, np.full(n_groups, group_size)
+
+
+def datasets(mq2008):
+    for size in (2, 10, 100, 1000, 3000):
+        yield f"synthetic, groups of {size}", synthetic(size, 3000, 1), synthetic(size, 3000, 2)
+    for fold in load_bundled():
+        yield "bundled", (fold.train.X, fold.train.y, fold.train.group), (fold.test.X, fold.test.y, fold.test.group)
+    if mq2008:
+        for number, fold in enumerate(load_folds(mq2008), 1):
+            yield f"MQ2008 fold {number}", (fold.train.X, fold.train.y, fold.train.group), \
+                (fold.test.X, fold.test.y, fold.test.group)
+
+
+def split_validation(X, y, group, seed=0):
+    """(train, validation) with 20 % of the queries in validation (20 % of the rows of a single query)."""
+    if group.size == 1:
+        rows = np.random.default_rng(seed).permutation(len(y))
+        cut = int(0.8 * len(y))
+        train, valid = np.sort(rows[:cut]), np.sort(rows[cut:])
+        return (X[train], y[train], np.array([train.size])), (X[valid], y[valid], np.array([valid.size]))
+    pointer = np.concatenate([[0], np.cumsum(group)])
+    chosen = np.random.default_rng(seed).random(group.size) < 0.2
+    chosen[0] = False
+    if not chosen.any():
+        chosen[-1] = True
+    take = [np.concatenate([np.arange(pointer[g], pointer[g + 1]) for g in np.flatnonzero(mask)]) for mask in (~chosen, chosen)]
+    return tuple((X[rows], y[rows], group[mask]) for rows, mask in zip(take, (~chosen, chosen)))
+
+
+def models(early_stopping):
+    n = {"n_estimators": 500} if early_stopping else {}
+    return {
+        "XGBRanker()": lambda: xgb.XGBRanker(n_jobs=2, **n, **({"early_stopping_rounds": 20, "eval_metric": "ndcg@10"} if early_stopping else {})),
+        "LGBMRanker()": lambda: lgb.LGBMRanker(verbose=-1, n_jobs=2, **n),
+        "SelectiveRanker(xgboost)": lambda: SelectiveRanker(engine="xgboost", n_jobs=2, **n, **({"early_stopping_rounds": 20, "eval_metric": "ndcg@10"} if early_stopping else {})),
+        "SelectiveRanker(lightgbm)": lambda: SelectiveRanker(engine="lightgbm", n_jobs=2, **n, **({"early_stopping_rounds": 20, "eval_metric": "ndcg@10"} if early_stopping else {})),
+    }
+
+
+def fit_predict(name, model, train, test, early_stopping):
+    X, y, group = train
+    if not early_stopping:
+        model.fit(X, y, group=group)
+    else:
+        (X, y, group), (Xv, yv, gv) = split_validation(X, y, group)
+        if name == "LGBMRanker()":
+            model.fit(X, y, group=group, eval_set=[(Xv, yv)], eval_group=[gv], eval_at=[10],
+                      callbacks=[lgb.early_stopping(20, verbose=False)])
+        elif name == "XGBRanker()":
+            model.fit(X, y, group=group, eval_set=[(Xv, yv)], eval_group=[gv], verbose=False)
+        else:
+            model.fit(X, y, group=group, eval_set=[(Xv, yv)], eval_group=[gv])
+    return model.predict(test[0])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mq2008", help="the MQ2008 folder (with S1.txt .. S5.txt or Fold1..5)")
+    parser.add_argument("--early-stopping", action="store_true")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    rows = {}
+    started = time.perf_counter()
+    for name, train, test in datasets(args.mq2008):
+        scores = {}
+        for model_name, make in models(args.early_stopping).items():
+            scores[model_name] = ndcg(test[1], fit_predict(model_name, make(), train, test, args.early_stopping),
+                                      test[2], k=10)
+        rows.setdefault(name.split(" fold")[0], []).append(scores)
+        print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
+    names = list(models(False))
+    print(f"\n{'n_estimators=500, early stopping on a validation split' if args.early_stopping else 'defaults'}"
+          f" ({time.perf_counter() - started:.0f} s)\n")
+    print("| data | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for data, results in rows.items():
+        mean = {m: float(np.mean([r[m] for r in results])) for m in names}
+        best = max(mean["XGBRanker()"], mean["LGBMRanker()"])
+        cells = [f"{mean[m]:.3f}" if "Selective" not in m else f"{mean[m]:.3f} ({mean[m] / best:.2f})" for m in names]
+        print(f"| {data} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
