@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
+import reference as R
 from selboost.cli import main
 
 TINY = ["--max-queries", "12", "--rounds", "4", "--patience", "2", "--threads", "1", "--no-progress"]
@@ -42,6 +43,45 @@ def _check_reported_ndcg(document):
     assert checked > 0
 
 
+def _reference_tables(document):
+    """The headline table values as the benchmark has always computed them: per-query NDCG by loops
+    with tied scores averaged, then the mean over the queries with a relevant document ("excluded") or
+    with those counted as 1 ("as-one"), then the mean over folds, printed to four digits."""
+    tables = {}
+    for name, per_fold in document["results"].items():
+        for conv in ("excluded", "as-one"):
+            cells = []
+            for k in (1, 3, 5, 10):
+                means = []
+                for fold_name, result in per_fold.items():
+                    data = document["test_data"][fold_name]
+                    y, prediction = np.array(data["y"]), np.array(result["prediction"])
+                    pointer = np.concatenate([[0], np.cumsum(data["group"])])
+                    values = [R.ndcg_query(y[a:b], prediction[a:b], k, ties="average")
+                              for a, b in zip(pointer[:-1], pointer[1:])]
+                    kept = [v for v in values if v is not None]
+                    means.append(np.mean(kept) if conv == "excluded" else
+                                 (np.sum(kept) + len(values) - len(kept)) / len(values))
+                    assert result["test"][conv][f"ndcg@{k}"] == pytest.approx(means[-1], abs=1e-15)
+                cells.append(f"{np.mean(means):.4f}")
+            tables.setdefault(conv, []).append(f"| {name} | " + " | ".join(cells) + " |")
+    return tables
+
+
+def _table_rows(text):
+    """The NDCG cells of results.md's headline tables, per convention, bold marks and s/round dropped."""
+    tables, current = {}, None
+    for line in text.splitlines():
+        if line.startswith("Test NDCG, "):
+            current = "excluded" if "left out" in line else "as-one"
+        elif current and line.startswith("| ") and not line.startswith("| method"):
+            cells = [c.strip().strip("*") for c in line.strip("|").split("|")][:5]
+            tables.setdefault(current, []).append("| " + " | ".join(cells) + " |")
+        elif current and not line.strip() and current in tables:
+            current = None
+    return tables
+
+
 def test_bench_on_bundled_slice(tmp_path, capsys):
     out = tmp_path / "res"
     methods = "xgb rank:ndcg,lgb lambdarank,xgb selboost softmax,lgb selboost pairwise"
@@ -60,6 +100,7 @@ def test_bench_on_bundled_slice(tmp_path, capsys):
     _check_reported_ndcg(document)
     text = (out / "results.md").read_text()
     assert "| method | NDCG@1 | NDCG@3 | NDCG@5 | NDCG@10 | s/round |" in text
+    assert _table_rows(text) == _reference_tables(document)  # the table's numbers, to the last digit
     assert "Paired per-query comparison" in text
     assert "NDCG@10" in capsys.readouterr().out
 

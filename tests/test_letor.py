@@ -1,4 +1,4 @@
-"""LETOR loading (S-files, Fold directories, qid grouping, comments, bad input) and the benchmark's NDCG."""
+"""LETOR loading (S-files, Fold directories, qid grouping, comments, bad input) and the bundled data."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import gzip
 
 import numpy as np
 import pytest
-from sklearn.metrics import ndcg_score
 
 from selboost.bench.letor import load_bundled, load_folds, read_letor, split_by_query
-from selboost.bench.ndcg import mean_ndcg, ndcg_per_query
 
 
 def _line(rel, qid, features, comment=True):
@@ -127,44 +125,3 @@ def test_bundled_data_and_validation_split():
     assert small.train.n_queries == small.valid.n_queries == small.test.n_queries == 5
     with pytest.raises(ValueError, match="fraction"):
         split_by_query(fold.test, 1.5)
-
-
-def test_ndcg_matches_sklearn_with_ties():
-    rng = np.random.default_rng(3)
-    sizes = rng.integers(2, 15, size=60)
-    y = rng.integers(0, 4, size=sizes.sum()).astype(float)
-    score = rng.integers(0, 5, size=sizes.sum()).astype(float)  # many ties
-    pointer = np.concatenate([[0], np.cumsum(sizes)])
-    for k in (1, 3, 5, 10):
-        ours = ndcg_per_query(y, score, sizes, k)
-        for q in range(sizes.size):
-            yq, sq = y[pointer[q]:pointer[q + 1]], score[pointer[q]:pointer[q + 1]]
-            if yq.max() == 0:
-                assert np.isnan(ours[q])
-            else:
-                assert ours[q] == pytest.approx(ndcg_score([2.0 ** yq - 1], [sq], k=k), abs=1e-12)
-
-
-def test_ndcg_conventions():
-    per_query = np.array([0.5, np.nan, 1.0, np.nan])
-    assert mean_ndcg(per_query, "excluded") == pytest.approx(0.75)
-    assert mean_ndcg(per_query, "as-one") == pytest.approx(0.875)
-    with pytest.raises(ValueError, match="convention"):
-        mean_ndcg(per_query, "zero")
-    # a single-document query with a relevant document is perfectly ranked
-    assert ndcg_per_query([1.0], [0.3], [1], 10)[0] == 1.0
-    with pytest.raises(ValueError, match="group sizes"):
-        ndcg_per_query([1.0, 0.0], [0.1, 0.2], [3], 10)
-
-
-def test_ndcg_agrees_with_selboost_metrics_without_ties():
-    from selboost.metrics import ndcg_per_query as engine_convention
-
-    rng = np.random.default_rng(4)
-    sizes = rng.integers(1, 12, size=40)
-    y = rng.integers(0, 3, size=sizes.sum()).astype(float)
-    score = rng.normal(size=sizes.sum())  # no ties: tie handling is the only difference
-    for k in (1, 5, 10):
-        ours = ndcg_per_query(y, score, sizes, k)
-        theirs = engine_convention(y, score, sizes, k, no_relevant="one")
-        np.testing.assert_allclose(np.where(np.isnan(ours), 1.0, ours), theirs, rtol=0, atol=1e-12)

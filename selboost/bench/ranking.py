@@ -8,8 +8,9 @@ Protocol, the same for every method:
   NDCG@10 (the engine's own metric; queries with no relevant document count as a constant there, so the
   choice is the same as with them excluded) and keeps its best round;
 - the configuration with the best validation NDCG@10 is scored on the test split;
-- test NDCG@1/3/5/10 (``selboost.bench.ndcg``: gains 2^r - 1, ties averaged, checked against
-  ``sklearn.metrics.ndcg_score``) under both conventions for queries with no relevant document;
+- test NDCG@1/3/5/10 (``selboost.metrics.ndcg`` with gains 2^r - 1 and tied scores averaged,
+  ``ties="average"``, as ``sklearn.metrics.ndcg_score`` ranks) under both conventions for queries
+  with no relevant document (``CONVENTIONS``);
 - a paired per-query comparison (NDCG@k, queries with a relevant document, all folds pooled) against
   the best LambdaMART (``xgb rank:ndcg`` or ``lgb lambdarank``, whichever has the higher mean test
   NDCG@10): mean difference, Wilcoxon signed-rank and paired t-test p-values, wins/ties/losses.
@@ -28,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from selboost.bench.ndcg import CONVENTIONS, mean_ndcg, ndcg_per_query
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
-from selboost.losses import ListwiseLoss, PairwiseLoss
+from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
+from selboost.metrics import ndcg, ndcg_per_query
 
 __all__ = ["Method", "SumLoss", "default_methods", "extra_methods", "all_methods", "select_methods", "run_benchmark",
            "summarize", "write_outputs", "KS"]
@@ -38,6 +39,22 @@ __all__ = ["Method", "SumLoss", "default_methods", "extra_methods", "all_methods
 KS = (1, 3, 5, 10)
 LEARNING_RATES = (0.03, 0.1, 0.3)
 LAMBDAMART = ("xgb rank:ndcg", "lgb lambdarank")
+
+#: convention name -> what a query with no relevant document counts as
+CONVENTIONS = {
+    "excluded": "queries with no relevant document left out (mean over the others)",
+    "as-one": "queries with no relevant document count as 1 (LightGBM's ndcg metric)",
+}
+#: each convention as ``selboost.metrics.ndcg``'s ``no_relevant``
+NO_RELEVANT = {"excluded": "skip", "as-one": "one"}
+
+
+def _ndcg(data, prediction, k, convention=None):
+    """NDCG@k of ``prediction`` on ``data``, gains 2^r - 1, tied scores averaged: per query (NaN where no
+    document is relevant) without ``convention``, else the mean under that one of ``CONVENTIONS``."""
+    if convention is None:
+        return ndcg_per_query(data.y, prediction, data.group, k, no_relevant="skip", ties="average")
+    return ndcg(data.y, prediction, data.group, k, no_relevant=NO_RELEVANT[convention], ties="average")
 
 
 # ---------------------------------------------------------------- selboost objectives (engine adapters)
@@ -149,10 +166,8 @@ def default_methods(engines=("xgboost", "lightgbm")):
 
 
 def _gain_base(base):
-    log_base = float(np.log(base))
-
     def gain(r):
-        return np.expm1(r * log_base)
+        return exponential_gain(r, base)
 
     gain.__name__ = f"gain_{base:g}^r-1"
     return gain
@@ -321,7 +336,7 @@ def fit_config(method, config, fold, max_rounds, patience, threads, seed=0):
 
 
 def _scores(data, prediction):
-    return {k: ndcg_per_query(data.y, prediction, data.group, k) for k in KS}
+    return {k: _ndcg(data, prediction, k) for k in KS}
 
 
 def run_method_on_fold(method, fold, max_rounds, patience, threads, progress=None):
@@ -330,7 +345,7 @@ def run_method_on_fold(method, fold, max_rounds, patience, threads, progress=Non
     trials = []
     for config in method.grid:
         best_round, rounds, seconds, predict = fit_config(method, config, fold, max_rounds, patience, threads)
-        valid_score = mean_ndcg(ndcg_per_query(fold.valid.y, predict(fold.valid), fold.valid.group, 10))
+        valid_score = _ndcg(fold.valid, predict(fold.valid), 10, "excluded")
         trial = {"config": config["label"], "valid_ndcg@10": valid_score, "best_round": best_round,
                  "rounds_run": rounds, "seconds": seconds}
         trials.append(trial)
@@ -348,7 +363,7 @@ def run_method_on_fold(method, fold, max_rounds, patience, threads, progress=Non
         "chosen": trial,
         "trials": trials,
         "seconds_per_round": seconds / max(rounds, 1),
-        "test": {conv: {f"ndcg@{k}": mean_ndcg(per_query[k], conv) for k in KS} for conv in CONVENTIONS},
+        "test": {conv: {f"ndcg@{k}": _ndcg(fold.test, prediction, k, conv) for k in KS} for conv in CONVENTIONS},
         "per_query": {f"ndcg@{k}": per_query[k] for k in KS},
         "prediction": prediction,
     }
