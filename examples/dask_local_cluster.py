@@ -20,39 +20,31 @@ per-worker quantile sketches. Takes about 10-30 s on 2 cores.
 
 from __future__ import annotations
 
-import gzip
 import time
-from importlib import resources
 
 import dask.array as da
 import numpy as np
 
 import selboost
 from selboost import dask as sd
-from selboost.bench.letor import load_bundled
+from selboost.datasets import BIKE_SHARING_FEATURES, load_bike_sharing, load_bundled
 from selboost.metrics import ndcg, region_rmse
 
 N_ESTIMATORS = 50
 BUSY = np.log1p(500.0)
-FEATURES = ["season", "yr", "mnth", "hr", "holiday", "weekday", "workingday", "weathersit", "temp", "atemp",
-            "hum", "windspeed"]
 
 
-def load_bike_sharing():
+def bike_sharing_split():
     """(X_train, y_train, X_test, y_test): the last 20 % of the hours are the test set."""
-    import pandas as pd
-
-    with (resources.files("selboost") / "data" / "bike-sharing-hour.csv.gz").open("rb") as raw, \
-            gzip.open(raw) as handle:
-        frame = pd.read_csv(handle)
-    X = frame[FEATURES].to_numpy(dtype=np.float64)
+    frame = load_bike_sharing()
+    X = frame[BIKE_SHARING_FEATURES].to_numpy(dtype=np.float64)
     y = np.log1p(frame["cnt"].to_numpy(dtype=np.float64))
     cut = int(0.8 * len(y))
     return X[:cut], y[:cut], X[cut:], y[cut:]
 
 
 def regression(client, backend, results):
-    X, y, X_test, y_test = load_bike_sharing()
+    X, y, X_test, y_test = bike_sharing_split()
     loss = selboost.SelectiveLoss(selboost.Identity() + 9 * selboost.Sigmoid(center=BUSY, scale=0.5))
     params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "engine": backend}
     params.update({"max_depth": 6} if backend == "xgboost" else {"num_leaves": 31})

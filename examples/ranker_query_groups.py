@@ -7,7 +7,7 @@ Rows of one query are consecutive; give the group sizes (``group=``) or sorted p
 import numpy as np
 
 import selboost
-from selboost.bench.letor import load_bundled_sets
+from selboost.datasets import load_bundled_sets
 
 data = load_bundled_sets()  # the LightGBM lambdarank sample bundled with selboost
 (X, y, group), (X_test, y_test, group_test) = ((s.X, s.y, s.group) for s in (data["train"], data["test"]))

@@ -35,7 +35,7 @@ def _command_line(argv):
 
 def _run_ranking(args, argv) -> int:
     from selboost.bench import ranking
-    from selboost.bench.letor import load_bundled, load_folds
+    from selboost.datasets import load_bundled, load_folds
 
     if args.data is None:
         folds = load_bundled(max_queries=args.max_queries)
@@ -55,8 +55,8 @@ def _run_ranking(args, argv) -> int:
         f"{len(methods[0].grid)} configurations (learning rate in {list(ranking.LEARNING_RATES)} times two "
         f"values of one method-specific setting), each trained up to {args.max_rounds} rounds with early "
         f"stopping (patience {args.patience}) on validation NDCG@10; the best is scored on test. "
-        f"NDCG: gains 2^r - 1, log2 discount, tied scores averaged (selboost.bench.ndcg, equal to "
-        f"sklearn.metrics.ndcg_score). Seconds per round: training time over all of a method's fits "
+        f"NDCG: gains 2^r - 1, log2 discount, tied scores averaged (selboost.metrics.ndcg with "
+        f"ties='average', equal to sklearn.metrics.ndcg_score). Seconds per round: training time over all of a method's fits "
         f"divided by the rounds they ran, {args.threads} thread(s). Folds: {folds_text}.\n"
     )
     meta = {"data": data, "command": _command_line(argv), "protocol": protocol,

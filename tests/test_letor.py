@@ -1,4 +1,5 @@
-"""LETOR loading (S-files, Fold directories, qid grouping, comments, bad input) and the bundled data."""
+"""selboost.datasets: LETOR loading (S-files, Fold directories, qid grouping, comments, bad input) and the
+bundled data."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import gzip
 import numpy as np
 import pytest
 
-from selboost.bench.letor import load_bundled, load_folds, read_letor, split_by_query
+from selboost.datasets import (
+    BIKE_SHARING_FEATURES,
+    BIKE_SHARING_TARGETS,
+    load_bike_sharing,
+    load_bundled,
+    load_bundled_sets,
+    load_folds,
+    read_letor,
+    split_by_query,
+)
 
 
 def _line(rel, qid, features, comment=True):
@@ -125,3 +135,51 @@ def test_bundled_data_and_validation_split():
     assert small.train.n_queries == small.valid.n_queries == small.test.n_queries == 5
     with pytest.raises(ValueError, match="fraction"):
         split_by_query(fold.test, 1.5)
+
+
+def test_bundled_sets():
+    sets = load_bundled_sets()
+    assert set(sets) == {"train", "test"}
+    train = sets["train"]
+    assert train.X.shape == (3005, 300) and train.n_queries == 201
+    assert train.pointer[-1] == train.y.size and train.group.sum() == train.y.size
+    assert set(np.unique(train.y)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+
+
+def test_bike_sharing(tmp_path):
+    frame = load_bike_sharing()
+    assert len(frame) == 17379
+    assert set(BIKE_SHARING_FEATURES) | set(BIKE_SHARING_TARGETS) <= set(frame.columns)
+    assert frame["dteday"].is_monotonic_increasing
+    small = load_bike_sharing(max_rows=10)
+    assert len(small) == 10 and small["dteday"].iloc[0] == frame["dteday"].iloc[0]
+    assert small["dteday"].iloc[-1] == frame["dteday"].iloc[-1]
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_bike_sharing(tmp_path / "missing.csv")
+    (tmp_path / "bad.csv").write_text("dteday,hr\n2011-01-01,0\n")
+    with pytest.raises(ValueError, match="lacks the column"):
+        load_bike_sharing(tmp_path / "bad.csv")
+
+
+def test_old_data_module_is_a_deprecated_alias():
+    import importlib
+    import sys
+
+    import selboost.datasets
+
+    sys.modules.pop("selboost.bench.letor", None)
+    with pytest.warns(FutureWarning, match="selboost.datasets"):
+        letor = importlib.import_module("selboost.bench.letor")
+    assert letor.load_bundled is selboost.datasets.load_bundled
+
+
+def test_the_library_does_not_import_the_benchmark():
+    import subprocess
+    import sys
+
+    code = ("import sys, selboost, selboost.datasets, selboost.metrics, selboost.estimators, selboost.objectives, "
+            "selboost.engines.xgboost, selboost.engines.lightgbm; "
+            "print(sorted(m for m in sys.modules if m.startswith('selboost.bench') or m == 'selboost.cli'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
