@@ -43,10 +43,12 @@ def _run_ranking(args, argv) -> int:
     else:
         folds = load_folds(args.data, max_queries=args.max_queries)
         data = f"{args.data} ({len(folds)} fold(s))"
+    from selboost.engines import ENGINE_NAMES
+
     engines = tuple(e.strip() for e in args.engines.split(","))
     for engine in engines:
-        if engine not in ("xgboost", "lightgbm"):
-            raise SystemExit(f"selboost bench: --engines takes xgboost and/or lightgbm, got {engine!r}")
+        if engine not in ENGINE_NAMES:
+            raise SystemExit(f"selboost bench: --engines takes {' and/or '.join(ENGINE_NAMES)}, got {engine!r}")
     methods = ranking.select_methods(args.methods, engines)
     folds_text = "; ".join(f"{f.name}: {f.train.n_queries}/{f.valid.n_queries}/{f.test.n_queries} queries "
                            f"train/valid/test ({f.note})" for f in folds)
@@ -160,7 +162,7 @@ def main(argv=None) -> int:
         if args.list_methods:
             from selboost.bench import ranking
 
-            for method in ranking.all_methods(("xgboost", "lightgbm")):
+            for method in ranking.all_methods():
                 print(f"{method.name:34s} {'(default)' if method.default else ''}")
             return 0
         return _run_ranking(args, argv)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from selboost.engines import ENGINE_NAMES, get_engine
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
 from selboost.metrics import ndcg, ndcg_per_query
@@ -61,12 +62,8 @@ def _ndcg(data, prediction, k, convention=None):
 
 
 def _selboost_objective(engine, loss):
-    """The custom objective for ``engine``, from ``selboost.objectives`` (serial kernels by default)."""
-    from selboost import objectives
-
-    if engine == "xgboost":
-        return objectives.xgboost_objective(loss)
-    return objectives.lightgbm_objective(loss)
+    """The custom objective for ``engine`` (its ``selboost.objectives`` adapter, serial kernels by default)."""
+    return get_engine(engine).objective(loss)
 
 
 class SumLoss:
@@ -125,7 +122,11 @@ def _listwise(transform, **kw):
     return ListwiseLoss(transform, **kw)
 
 
-def default_methods(engines=("xgboost", "lightgbm")):
+#: an engine's tree-size parameter -> (its label, the two values tuned)
+TREE_SIZES = {"max_depth": ("depth", (4, 6)), "num_leaves": ("leaves", (15, 31))}
+
+
+def default_methods(engines=ENGINE_NAMES):
     """The methods of the comparison, each with ``len(LEARNING_RATES) * 2`` configurations:
 
     - ``xgb rank:ndcg`` (max_depth 4 or 6), ``lgb lambdarank`` and ``lgb rank_xendcg`` (num_leaves 15
@@ -139,19 +140,14 @@ def default_methods(engines=("xgboost", "lightgbm")):
     each selboost loss on both engines, through ``selboost.objectives``, engine defaults otherwise.
     """
     methods = []
-    if "xgboost" in engines:
-        methods.append(Method("xgb rank:ndcg", "xgboost", "lambdamart", _grid(
-            [("depth=4", {"params": {"objective": "rank:ndcg", "max_depth": 4}}),
-             ("depth=6", {"params": {"objective": "rank:ndcg", "max_depth": 6}})])))
-    if "lightgbm" in engines:
-        methods.append(Method("lgb lambdarank", "lightgbm", "lambdamart", _grid(
-            [("leaves=15", {"params": {"objective": "lambdarank", "num_leaves": 15}}),
-             ("leaves=31", {"params": {"objective": "lambdarank", "num_leaves": 31}})])))
-        methods.append(Method("lgb rank_xendcg", "lightgbm", "xendcg", _grid(
-            [("leaves=15", {"params": {"objective": "rank_xendcg", "num_leaves": 15}}),
-             ("leaves=31", {"params": {"objective": "rank_xendcg", "num_leaves": 31}})])))
+    for engine in map(get_engine, engines):  # each engine's built-in ranking objectives first
+        size = engine.tree_size_param
+        label, values = TREE_SIZES[size]
+        for objective, family in engine.ranking_objectives.items():
+            methods.append(Method(f"{engine.short_name} {objective}", engine.name, family, _grid(
+                [(f"{label}={v}", {"params": {"objective": objective, size: v}}) for v in values])))
     for engine in engines:
-        tag = "xgb" if engine == "xgboost" else "lgb"
+        tag = get_engine(engine).short_name
         methods.append(Method(f"{tag} selboost softmax", engine, "selboost", _grid(
             [(f"tau={tau}", {"loss": _listwise((1.0 / tau) * Identity())}) for tau in (0.5, 2.0)])))
         methods.append(Method(f"{tag} selboost selective", engine, "selboost", _grid(
@@ -173,11 +169,12 @@ def _gain_base(base):
     return gain
 
 
-def extra_methods(engines=("xgboost", "lightgbm")):
+def extra_methods(engines=ENGINE_NAMES):
     """Further selboost designs tried in the quality push (``--methods all`` or by name)."""
     methods = []
     for engine in engines:
-        tag = "xgb" if engine == "xgboost" else "lgb"
+        tag = get_engine(engine).short_name
+        native = get_engine(engine).param_names
 
         def add(name, second):
             methods.append(Method(f"{tag} {name}", engine, "selboost", _grid(second), default=False))
@@ -217,9 +214,9 @@ def extra_methods(engines=("xgboost", "lightgbm")):
             (f"z + {w}*sigmoid(1.5,1)", {"loss": PairwiseLoss(Identity() + w * Sigmoid(1.5, 1.0))})
             for w in (2.0, 8.0)])
         add("pairwise exp", [(f"exp(0,{sc})", {"loss": PairwiseLoss(Exp(0.0, sc))}) for sc in (1.0, 2.0)])
-        if engine == "lightgbm":
-            xgb_like = {"lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0, "max_depth": 6, "num_leaves": 63,
-                        "min_data_in_leaf": 1}
+        if get_engine(engine).tree_size_param != "max_depth":  # leaf-wise trees: also try XGBoost's defaults
+            xgb_like = get_engine(engine).native_params(reg_lambda=1.0, min_child_weight=1.0, max_depth=6,
+                                                        num_leaves=63, min_child_samples=1)
             add("selective xgb-like trees", [
                 (f"top-bump w={w} l2=1 min_hess=1 depth=6",
                  {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0)), "params": xgb_like})
@@ -228,26 +225,20 @@ def extra_methods(engines=("xgboost", "lightgbm")):
                 (f"pairs/item={k} l2=1 min_hess=1 depth=6",
                  {"loss": PairwiseLoss(Identity(), pairs_per_item=k), "params": xgb_like}) for k in (4, 16)])
             add("softmax xgb-like trees", [
-                (f"tau={t} l2=1 min_hess=1 depth=6", {"loss": _listwise((1.0 / t) * Identity()),
-                                                      "params": {"lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0,
-                                                                 "max_depth": 6, "num_leaves": 63,
-                                                                 "min_data_in_leaf": 1}})
+                (f"tau={t} l2=1 min_hess=1 depth=6", {"loss": _listwise((1.0 / t) * Identity()), "params": xgb_like})
                 for t in (0.5, 2.0)])
-        l2_key = "reg_lambda" if engine == "xgboost" else "lambda_l2"
-        add("softmax l2", [(f"tau=2 {l2_key}={v}", {"loss": _listwise(0.5 * Identity()), "params": {l2_key: v}})
-                           for v in (1.0, 10.0)])
-        hess_key = "min_child_weight" if engine == "xgboost" else "min_sum_hessian_in_leaf"
-        add("softmax tree-min-hess", [
-            (f"tau=2 {hess_key}={v}", {"loss": _listwise(0.5 * Identity()), "params": {hess_key: v}})
-            for v in (0.1, 1.0)])
+        for name, key, values in (("softmax l2", native["reg_lambda"], (1.0, 10.0)),
+                                  ("softmax tree-min-hess", native["min_child_weight"], (0.1, 1.0))):
+            add(name, [(f"tau=2 {key}={v}", {"loss": _listwise(0.5 * Identity()), "params": {key: v}})
+                       for v in values])
     return methods
 
 
-def all_methods(engines=("xgboost", "lightgbm")):
+def all_methods(engines=ENGINE_NAMES):
     return default_methods(engines) + extra_methods(engines)
 
 
-def select_methods(spec, engines=("xgboost", "lightgbm")):
+def select_methods(spec, engines=ENGINE_NAMES):
     """Methods named by ``spec``: 'default', 'all', or comma-separated names."""
     available = all_methods(engines)
     if spec == "default":
@@ -329,10 +320,14 @@ def _lgb_fit(config, fold, max_rounds, patience, threads, seed):
     return best, rounds, seconds, predict
 
 
+#: the benchmark's own training code for each engine: built-in objectives, the engine's own NDCG for
+#: early stopping, and selboost objectives through the same calls
+_FIT = {"xgboost": _xgb_fit, "lightgbm": _lgb_fit}
+
+
 def fit_config(method, config, fold, max_rounds, patience, threads, seed=0):
     """Train one configuration; returns (best_round, rounds_run, seconds, predict)."""
-    fit = _xgb_fit if method.engine == "xgboost" else _lgb_fit
-    return fit(config, fold, max_rounds, patience, threads, seed)
+    return _FIT[method.engine](config, fold, max_rounds, patience, threads, seed)
 
 
 def _scores(data, prediction):
