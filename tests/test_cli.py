@@ -175,3 +175,29 @@ def test_module_entry_point(tmp_path):
                             env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
     assert result.returncode == 0, result.stderr
     assert "xgb rank:ndcg" in result.stdout and "lgb selboost softmax" in result.stdout
+
+
+def test_the_bench_methods_come_from_the_engines():
+    from selboost.bench import ranking
+    from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine
+
+    names = [m.name for m in ranking.default_methods()]
+    assert names[:3] == ["xgb rank:ndcg", "lgb lambdarank", "lgb rank_xendcg"]
+    assert [m.name for m in ranking.default_methods(("lightgbm",))][:2] == ["lgb lambdarank", "lgb rank_xendcg"]
+    xgb_lambdamart = next(m for m in ranking.default_methods() if m.name == "xgb rank:ndcg")
+    assert [c["params"] for c in xgb_lambdamart.grid[:2]] == [{"objective": "rank:ndcg", "max_depth": 4},
+                                                             {"objective": "rank:ndcg", "max_depth": 6}]
+    for name in ENGINE_NAMES:
+        engine = get_engine(name)
+        assert engine.tree_size_param in ranking.TREE_SIZES and engine.ranking_objectives
+        # params() and native_params() speak the same names
+        params = engine.params(BoostingParams(max_depth=3, reg_lambda=2.0, min_child_weight=0.5))
+        expected = engine.native_params(max_depth=3, reg_lambda=2.0, min_child_weight=0.5)
+        assert {key: params[key] for key in expected} == expected
+        assert engine.leaf_hessian_minimum(params) == 0.5
+        with pytest.raises(ValueError, match="no parameter"):
+            engine.native_params(no_such_parameter=1)
+    lightgbm_extra = {m.name: m for m in ranking.extra_methods(("lightgbm",))}
+    assert lightgbm_extra["lgb selective xgb-like trees"].grid[0]["params"] == {
+        "lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0, "max_depth": 6, "num_leaves": 63, "min_data_in_leaf": 1}
+    assert not any("xgb-like" in m.name for m in ranking.extra_methods(("xgboost",)))
