@@ -20,42 +20,34 @@ per-worker quantile sketches. Takes about 10-30 s on 2 cores.
 
 from __future__ import annotations
 
-import gzip
 import time
-from importlib import resources
 
 import dask.array as da
 import numpy as np
 
 import selboost
 from selboost import dask as sd
-from selboost.bench.letor import load_bundled
+from selboost.datasets import BIKE_SHARING_FEATURES, load_bike_sharing, load_bundled
 from selboost.metrics import ndcg, region_rmse
 
 N_ESTIMATORS = 50
 BUSY = np.log1p(500.0)
-FEATURES = ["season", "yr", "mnth", "hr", "holiday", "weekday", "workingday", "weathersit", "temp", "atemp",
-            "hum", "windspeed"]
 
 
-def load_bike_sharing():
+def bike_sharing_split():
     """(X_train, y_train, X_test, y_test): the last 20 % of the hours are the test set."""
-    import pandas as pd
-
-    with (resources.files("selboost") / "data" / "bike-sharing-hour.csv.gz").open("rb") as raw, \
-            gzip.open(raw) as handle:
-        frame = pd.read_csv(handle)
-    X = frame[FEATURES].to_numpy(dtype=np.float64)
+    frame = load_bike_sharing()
+    X = frame[BIKE_SHARING_FEATURES].to_numpy(dtype=np.float64)
     y = np.log1p(frame["cnt"].to_numpy(dtype=np.float64))
     cut = int(0.8 * len(y))
     return X[:cut], y[:cut], X[cut:], y[cut:]
 
 
-def regression(client, backend, results):
-    X, y, X_test, y_test = load_bike_sharing()
+def regression(client, engine, results):
+    X, y, X_test, y_test = bike_sharing_split()
     loss = selboost.SelectiveLoss(selboost.Identity() + 9 * selboost.Sigmoid(center=BUSY, scale=0.5))
-    params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "engine": backend}
-    params.update({"max_depth": 6} if backend == "xgboost" else {"num_leaves": 31})
+    params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "engine": engine}
+    params.update({"max_depth": 6} if engine == "xgboost" else {"num_leaves": 31})
 
     # Rows shuffled before partitioning: LightGBM finds each feature's bins on one worker's local
     # rows, so every partition must look like the whole (time-ordered partitions gave unstable bins).
@@ -74,20 +66,20 @@ def regression(client, backend, results):
 
     rmse = lambda p: float(np.sqrt(np.mean((p - y_test) ** 2)))  # noqa: E731
     busy = lambda p: region_rmse(y_test, p, BUSY, np.inf)  # noqa: E731
-    results[f"bike {backend} rmse"] = (rmse(dask_pred), rmse(single_pred))
-    results[f"bike {backend} rmse busy"] = (busy(dask_pred), busy(single_pred))
-    print(f"  bike sharing, {backend:8s}  dask {dask_seconds:5.1f} s, "
+    results[f"bike {engine} rmse"] = (rmse(dask_pred), rmse(single_pred))
+    results[f"bike {engine} rmse busy"] = (busy(dask_pred), busy(single_pred))
+    print(f"  bike sharing, {engine:8s}  dask {dask_seconds:5.1f} s, "
           f"single machine (1 thread) {single_seconds:5.1f} s")
 
 
-def ranking(client, backend, results):
+def ranking(client, engine, results):
     fold = load_bundled()[0]
     # queries shuffled before partitioning, for the same reason as the rows in regression()
     train = fold.train.subset(np.random.default_rng(0).permutation(fold.train.n_queries))
     test = fold.test
     loss = selboost.ListwiseLoss(selboost.Identity() + selboost.Sigmoid(center=1.0, scale=0.5))
-    params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "engine": backend}
-    params.update({"max_depth": 6} if backend == "xgboost" else {"num_leaves": 31})
+    params = {"n_estimators": N_ESTIMATORS, "learning_rate": 0.1, "engine": engine}
+    params.update({"max_depth": 6} if engine == "xgboost" else {"num_leaves": 31})
 
     qid = np.repeat(np.arange(train.n_queries), train.group)
     chunk = -(-len(qid) // 4)
@@ -107,9 +99,9 @@ def ranking(client, backend, results):
     single_scores = single.predict(test.X)
     single_seconds = time.perf_counter() - start
 
-    results[f"lgb-rank {backend} ndcg@10"] = (ndcg(test.y, dask_scores, test.group, k=10),
+    results[f"lgb-rank {engine} ndcg@10"] = (ndcg(test.y, dask_scores, test.group, k=10),
                                               ndcg(test.y, single_scores, test.group, k=10))
-    print(f"  lgb-rank,     {backend:8s}  dask {dask_seconds:5.1f} s, "
+    print(f"  lgb-rank,     {engine:8s}  dask {dask_seconds:5.1f} s, "
           f"single machine (1 thread) {single_seconds:5.1f} s")
 
 
@@ -125,9 +117,9 @@ def main(client=None):
     results = {}
     try:
         print("training (2 Dask workers, 1 thread each):")
-        for backend in ("xgboost", "lightgbm"):
-            regression(client, backend, results)
-            ranking(client, backend, results)
+        for engine in ("xgboost", "lightgbm"):
+            regression(client, engine, results)
+            ranking(client, engine, results)
     finally:
         if cluster is not None:
             client.close()

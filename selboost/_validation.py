@@ -54,6 +54,17 @@ def sample_weights(sample_weight, n: int, name: str = "sample_weight"):
     return weight
 
 
+def row_weights(sample_weight, group_weight, pointer, n_rows: int):
+    """Validated per-row weights: each row's ``sample_weight`` times the ``group_weight`` of its query
+    group (``pointer`` from ``group_pointer``); an empty array, meaning all ones, when neither is given."""
+    row = sample_weights(sample_weight, n_rows)
+    if group_weight is None:
+        return row
+    per_group = sample_weights(group_weight, pointer.size - 1, "group_weight")
+    expanded = np.repeat(per_group, np.diff(pointer))
+    return expanded * row if row.size else expanded
+
+
 def group_pointer(group, n_rows: int, name: str = "group"):
     """Group sizes (consecutive rows) -> an int64 pointer array [0, s0, s0 + s1, ..., n_rows]."""
     if group is None:

@@ -35,7 +35,7 @@ def _command_line(argv):
 
 def _run_ranking(args, argv) -> int:
     from selboost.bench import ranking
-    from selboost.bench.letor import load_bundled, load_folds
+    from selboost.datasets import load_bundled, load_folds
 
     if args.data is None:
         folds = load_bundled(max_queries=args.max_queries)
@@ -43,10 +43,12 @@ def _run_ranking(args, argv) -> int:
     else:
         folds = load_folds(args.data, max_queries=args.max_queries)
         data = f"{args.data} ({len(folds)} fold(s))"
+    from selboost.engines import ENGINE_NAMES
+
     engines = tuple(e.strip() for e in args.engines.split(","))
     for engine in engines:
-        if engine not in ("xgboost", "lightgbm"):
-            raise SystemExit(f"selboost bench: --engines takes xgboost and/or lightgbm, got {engine!r}")
+        if engine not in ENGINE_NAMES:
+            raise SystemExit(f"selboost bench: --engines takes {' and/or '.join(ENGINE_NAMES)}, got {engine!r}")
     methods = ranking.select_methods(args.methods, engines)
     folds_text = "; ".join(f"{f.name}: {f.train.n_queries}/{f.valid.n_queries}/{f.test.n_queries} queries "
                            f"train/valid/test ({f.note})" for f in folds)
@@ -55,8 +57,8 @@ def _run_ranking(args, argv) -> int:
         f"{len(methods[0].grid)} configurations (learning rate in {list(ranking.LEARNING_RATES)} times two "
         f"values of one method-specific setting), each trained up to {args.max_rounds} rounds with early "
         f"stopping (patience {args.patience}) on validation NDCG@10; the best is scored on test. "
-        f"NDCG: gains 2^r - 1, log2 discount, tied scores averaged (selboost.bench.ndcg, equal to "
-        f"sklearn.metrics.ndcg_score). Seconds per round: training time over all of a method's fits "
+        f"NDCG: gains 2^r - 1, log2 discount, tied scores averaged (selboost.metrics.ndcg with "
+        f"ties='average', equal to sklearn.metrics.ndcg_score). Seconds per round: training time over all of a method's fits "
         f"divided by the rounds they ran, {args.threads} thread(s). Folds: {folds_text}.\n"
     )
     meta = {"data": data, "command": _command_line(argv), "protocol": protocol,
@@ -160,7 +162,7 @@ def main(argv=None) -> int:
         if args.list_methods:
             from selboost.bench import ranking
 
-            for method in ranking.all_methods(("xgboost", "lightgbm")):
+            for method in ranking.all_methods():
                 print(f"{method.name:34s} {'(default)' if method.default else ''}")
             return 0
         return _run_ranking(args, argv)

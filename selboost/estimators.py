@@ -54,7 +54,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from selboost.engines import BoostingParams, get_engine, seed, threads
+from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 from selboost.metrics import NDCG, LossMetric, _as_metric, _Metric, ndcg
@@ -238,8 +238,8 @@ class _SelectiveBoosting(BaseEstimator):
     def _engine_name(self):
         if self.backend != "deprecated":
             warnings.warn("backend= is now engine= (backend will be removed)", FutureWarning, stacklevel=4)
-            if self.backend not in ("xgboost", "lightgbm"):
-                raise ValueError(f"backend must be one of ['xgboost', 'lightgbm'], got {self.backend!r}")
+            if self.backend not in ENGINE_NAMES:
+                raise ValueError(f"backend must be one of {list(ENGINE_NAMES)}, got {self.backend!r}")
             return self.backend
         return self.engine
 

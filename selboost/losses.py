@@ -24,6 +24,7 @@ from selboost._validation import (
     check_hess_min,
     group_pointer,
     raise_nonfinite,
+    row_weights,
     sample_weights,
 )
 from selboost.links import Identity, Link
@@ -207,7 +208,8 @@ class SelectiveLoss(_Loss):
         """Bind to what an engine's data object holds; per-group weights (XGBoost's, with groups) apply
         to every row of their group."""
         if group_weight is not None:
-            sample_weight = _rows_from_groups(group_weight, group, sample_weight)
+            n_rows = np.shape(label)[0]
+            sample_weight = row_weights(sample_weight, group_weight, group_pointer(group, n_rows), n_rows)
         return self.bind(label, sample_weight)
 
     def predict(self, raw):
@@ -329,8 +331,10 @@ class BoundSelectiveLoss(_BoundLoss):
 # ================================================================ composite softmax over groups
 
 
-def _exponential_gain(r):
-    return np.expm1(r * np.log(2.0))
+def exponential_gain(r, base=2.0):
+    """The gain ``base^r - 1`` of relevance labels r (2^r - 1 by default), the one NDCG and the
+    listwise targets use; computed as ``expm1(r log base)`` so that small labels keep their digits."""
+    return np.expm1(np.asarray(r, dtype=np.float64) * np.log(base))
 
 
 def _linear_gain(r):
@@ -340,7 +344,7 @@ def _linear_gain(r):
 def _gain_function(gain):
     # module-level functions, not lambdas, so that a loss pickles (estimators, saved models)
     if gain == "exponential":
-        return _exponential_gain
+        return exponential_gain
     if gain == "linear":
         return _linear_gain
     if callable(gain):
@@ -360,16 +364,6 @@ def _check_group_scale(group_scale):
     if not (np.isfinite(group_scale) and group_scale > 0):
         raise ValueError(f"group_scale must be 'auto', None or a finite number > 0, got {group_scale!r}")
     return float(group_scale)
-
-
-def _group_weights(sample_weight, group_weight, pointer, n_rows):
-    """Per-row weights: a row weight times its group's weight (empty array = all ones)."""
-    row = sample_weights(sample_weight, n_rows)
-    if group_weight is None:
-        return row
-    per_group = sample_weights(group_weight, pointer.size - 1, "group_weight")
-    expanded = np.repeat(per_group, np.diff(pointer))
-    return expanded * row if row.size else expanded
 
 
 def _weighted_group_losses(losses, weight, pointer):
@@ -473,7 +467,7 @@ class ListwiseLoss(_GroupedLoss):
         """Validate labels, groups and weights once; returns a ``BoundSoftmaxLoss``."""
         y = as_float_array(y_true, "y_true")
         pointer = group_pointer(group, y.shape[0])
-        weight = _group_weights(sample_weight, group_weight, pointer, y.shape[0])
+        weight = row_weights(sample_weight, group_weight, pointer, y.shape[0])
         components, table = self.transform.packed()
         if self.target == "relevance":
             if (y < 0).any():
@@ -585,7 +579,7 @@ class PairwiseLoss(_GroupedLoss):
         if (y < 0).any():
             raise ValueError(f"y_true (relevance) must be >= 0, found {y.min()}")
         pointer = group_pointer(group, y.shape[0])
-        weight = _group_weights(sample_weight, group_weight, pointer, y.shape[0])
+        weight = row_weights(sample_weight, group_weight, pointer, y.shape[0])
         return BoundPairwiseLoss(self, y, pointer, weight)
 
 class BoundPairwiseLoss(_BoundLoss):
@@ -738,12 +732,6 @@ class MulticlassLoss(_Loss):
         phi = phi - phi.max(axis=1, keepdims=True)
         e = np.exp(phi)
         return e / e.sum(axis=1, keepdims=True)
-
-
-def _rows_from_groups(group_weight, group, sample_weight=None):
-    """Per-group weights repeated over their group's rows (times per-row weights, when given)."""
-    rows = np.repeat(np.asarray(group_weight, dtype=np.float64), np.asarray(group))
-    return rows if sample_weight is None else np.asarray(sample_weight, dtype=np.float64) * rows
 
 
 def check_loss(loss, name="loss"):

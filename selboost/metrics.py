@@ -2,7 +2,9 @@
 
 Plain functions (NumPy in, float out):
 
-- ``ndcg(y, score, group, k=10, no_relevant="one", gain="exponential")``: mean NDCG@k over queries;
+- ``ndcg(y, score, group, k=10, no_relevant="one", gain="exponential", ties="order")``: mean NDCG@k
+  over queries, with the conventions for queries with no relevant document and for tied scores as
+  options (``ndcg_per_query``: one value per query);
 - ``region_rmse`` / ``region_mae(y, pred, lo, hi, sample_weight=None)``: the error on the rows whose
   *target* lies in the important score region [lo, hi];
 - ``loss_value(loss, y, raw, group=None, sample_weight=None, group_weight=None)``: the mean selective
@@ -22,11 +24,13 @@ import weakref
 
 import numpy as np
 
-from selboost._validation import as_float_array, check_choice, group_pointer, sample_weights
+from selboost._validation import as_float_array, check_choice, group_pointer, row_weights, sample_weights
 from selboost.links import Link
-from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
+from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss, exponential_gain
 
 __all__ = [
+    "NO_RELEVANT",
+    "TIES",
     "ndcg",
     "ndcg_per_query",
     "region_rmse",
@@ -39,7 +43,10 @@ __all__ = [
     "lightgbm_metric",
 ]
 
-_NO_RELEVANT = ("one", "zero")
+#: what a query with no relevant document (ideal DCG 0) counts as
+NO_RELEVANT = ("one", "zero", "skip")
+#: how tied scores are ranked
+TIES = ("order", "average", "pessimistic")
 
 
 # ---------------------------------------------------------------- NDCG
@@ -49,7 +56,7 @@ def _gains(y, gain):
     if gain == "exponential":
         if y.max() > 60:
             raise ValueError(f"relevance up to {y.max()} overflows the exponential gain 2^r - 1: use gain='linear'")
-        return np.expm1(y * np.log(2.0))
+        return exponential_gain(y)
     if gain == "linear":
         return y
     raise ValueError(f"gain must be 'exponential' or 'linear', got {gain!r}")
@@ -77,52 +84,88 @@ class _RankingData:
         self.n_groups = self.pointer.size - 1
         sizes = np.diff(self.pointer)
         self.group_id = np.repeat(np.arange(self.n_groups), sizes)
-        self.position_base = np.repeat(self.pointer[:-1], sizes)
-        self.k = k
+        rank = np.arange(self.n_rows) - np.repeat(self.pointer[:-1], sizes)
+        self.discount = 1.0 / np.log2(rank + 2.0)
+        if k is not None:
+            self.discount[rank >= k] = 0.0
         self.gain = _gains(y, gain)
         order = np.lexsort((-self.gain, self.group_id))
         self.ideal = self._dcg(self.gain[order])
 
     def _dcg(self, sorted_gain):
-        rank = np.arange(self.n_rows) - self.position_base
-        discount = 1.0 / np.log2(rank + 2.0)
-        if self.k is not None:
-            discount[rank >= self.k] = 0.0
-        return np.bincount(self.group_id, weights=sorted_gain * discount, minlength=self.n_groups)
+        return np.bincount(self.group_id, weights=sorted_gain * self.discount, minlength=self.n_groups)
 
-    def per_query(self, score, no_relevant):
+    def _tie_averaged_dcg(self, sorted_gain, sorted_score):
+        """DCG with the gains of every run of tied scores averaged over the run's positions: the mean DCG
+        over every order of the tied items (McSherry & Najork, 2008)."""
+        new_run = np.ones(self.n_rows, dtype=bool)
+        new_run[1:] = (sorted_score[1:] != sorted_score[:-1]) | (self.group_id[1:] != self.group_id[:-1])
+        starts = np.flatnonzero(new_run)
+        run_gain = np.add.reduceat(sorted_gain, starts) / np.diff(np.append(starts, self.n_rows))
+        run_discount = np.add.reduceat(self.discount, starts)
+        return np.bincount(self.group_id[starts], weights=run_gain * run_discount, minlength=self.n_groups)
+
+    def per_query(self, score, no_relevant, ties="order"):
         score = as_float_array(score, "score")
         if score.shape[0] != self.n_rows:
             raise ValueError(f"score has {score.shape[0]} rows, y has {self.n_rows}")
-        # stable: tied scores keep their input order, as LightGBM and XGBoost do
-        order = np.lexsort((-score, self.group_id))
-        dcg = self._dcg(self.gain[order])
+        if ties == "pessimistic":  # tied items ranked worst first
+            order = np.lexsort((self.gain, -score, self.group_id))
+        else:  # stable: tied scores keep their input order, as LightGBM and XGBoost rank
+            order = np.lexsort((-score, self.group_id))
+        if ties == "average":
+            dcg = self._tie_averaged_dcg(self.gain[order], score[order])
+        else:
+            dcg = self._dcg(self.gain[order])
         empty = self.ideal <= 0.0
         out = np.divide(dcg, self.ideal, out=np.zeros_like(dcg), where=~empty)
-        out[empty] = 1.0 if no_relevant == "one" else 0.0
+        out[empty] = {"one": 1.0, "zero": 0.0, "skip": np.nan}[no_relevant]
         return out
 
 
-def ndcg_per_query(y, score, group, k=10, no_relevant="one", gain="exponential"):
-    """NDCG@k of every query group (an array with one value per group); see ``ndcg``."""
-    check_choice(no_relevant, "no_relevant", _NO_RELEVANT)
-    return _RankingData(y, group, _check_k(k), gain).per_query(score, no_relevant)
+def _check_conventions(no_relevant, ties):
+    check_choice(no_relevant, "no_relevant", NO_RELEVANT)
+    check_choice(ties, "ties", TIES)
 
 
-def ndcg(y, score, group, k=10, no_relevant="one", gain="exponential"):
+def _mean(per_query, weight=None):
+    """The (weighted) mean over the queries that have a value (``no_relevant="skip"`` leaves NaN)."""
+    kept = ~np.isnan(per_query)
+    if not kept.any():
+        return float("nan")
+    if kept.all():
+        return float(per_query.mean() if weight is None else np.average(per_query, weights=weight))
+    return float(per_query[kept].mean() if weight is None else np.average(per_query[kept], weights=weight[kept]))
+
+
+def ndcg_per_query(y, score, group, k=10, no_relevant="one", gain="exponential", ties="order"):
+    """NDCG@k of every query group (an array with one value per group; NaN for a query with no
+    relevant document under ``no_relevant="skip"``); see ``ndcg``."""
+    _check_conventions(no_relevant, ties)
+    return _RankingData(y, group, _check_k(k), gain).per_query(score, no_relevant, ties)
+
+
+def ndcg(y, score, group, k=10, no_relevant="one", gain="exponential", ties="order"):
     """Mean NDCG@k over query groups.
 
         DCG@k  = sum_{i < k} gain(r_(i)) / log2(i + 2)      (items sorted by decreasing score)
         NDCG@k = DCG@k / DCG@k of the ideal order,          gain(r) = 2^r - 1 or r ("linear")
 
-    ``group`` holds the sizes of consecutive query groups; ``k=None`` uses the whole list. Tied
-    scores keep their input order (a stable sort, as LightGBM and XGBoost rank). A query with no
-    relevant document (ideal DCG 0) counts as 1 with ``no_relevant="one"`` (LightGBM's convention,
-    and XGBoost's ``ndcg@k``) or as 0 with ``no_relevant="zero"`` (scikit-learn's ``ndcg_score`` and
-    XGBoost's ``ndcg@k-``). ``sklearn.metrics.ndcg_score`` uses the labels themselves as gains:
-    it equals ``gain="linear", no_relevant="zero"`` when scores have no ties.
+    ``group`` holds the sizes of consecutive query groups; ``k=None`` uses the whole list.
+
+    ``no_relevant``: a query with no relevant document (ideal DCG 0) counts as 1 (``"one"``,
+    LightGBM's convention and XGBoost's ``ndcg@k``), as 0 (``"zero"``, scikit-learn's ``ndcg_score``
+    and XGBoost's ``ndcg@k-``), or is left out of the mean (``"skip"``; NaN when every query is).
+
+    ``ties``: tied scores keep their input order (``"order"``, a stable sort, as LightGBM and XGBoost
+    rank), are averaged over every order of the tied items (``"average"``, McSherry & Najork 2008, as
+    ``sklearn.metrics.ndcg_score`` does), or rank their least relevant items first (``"pessimistic"``).
+
+    ``sklearn.metrics.ndcg_score`` uses the labels themselves as gains: it equals
+    ``gain="linear", no_relevant="zero", ties="average"`` (and the exponential gain is scikit-learn
+    given ``2^r - 1`` as labels).
     """
-    return float(ndcg_per_query(y, score, group, k, no_relevant, gain).mean())
+    return _mean(ndcg_per_query(y, score, group, k, no_relevant, gain, ties))
 
 
 # ---------------------------------------------------------------- important-region errors
@@ -217,28 +260,31 @@ class _Prepared:
 
 
 class NDCG(_Metric):
-    """NDCG@k over query groups (see ``ndcg``); higher is better. Named ``ndcg@k`` (``ndcg@k-`` for
-    ``no_relevant="zero"``, XGBoost's spelling), so XGBoost's early stopping maximises it."""
+    """NDCG@k over query groups (see ``ndcg`` for the conventions); higher is better. Named ``ndcg@k``
+    (``ndcg@k-`` for ``no_relevant="zero"``, XGBoost's spelling; ``ndcg@k-skip`` for ``"skip"``), so
+    XGBoost's early stopping maximises it."""
 
     higher_is_better = True
 
-    def __init__(self, k=10, no_relevant="one", gain="exponential"):
+    def __init__(self, k=10, no_relevant="one", gain="exponential", ties="order"):
         super().__init__()
         self.k = _check_k(k)
-        self.no_relevant = check_choice(no_relevant, "no_relevant", _NO_RELEVANT)
+        _check_conventions(no_relevant, ties)
+        self.no_relevant = no_relevant
+        self.ties = ties
         _gains(np.zeros(1), gain)
         self.gain = gain
-        self.name = ("ndcg" if self.k is None else f"ndcg@{self.k}") + ("-" if no_relevant == "zero" else "")
+        suffix = {"one": "", "zero": "-", "skip": "-skip"}[no_relevant]
+        self.name = ("ndcg" if self.k is None else f"ndcg@{self.k}") + suffix
 
     def __repr__(self):
-        return f"NDCG(k={self.k!r}, no_relevant={self.no_relevant!r}, gain={self.gain!r})"
+        return (f"NDCG(k={self.k!r}, no_relevant={self.no_relevant!r}, gain={self.gain!r}"
+                + ("" if self.ties == "order" else f", ties={self.ties!r}") + ")")
 
     def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
         data = _RankingData(y, group, self.k, self.gain)
-        if group_weight is not None:
-            weight = sample_weights(group_weight, data.n_groups, "group_weight")
-            return _Prepared(lambda raw: float(np.average(data.per_query(raw, self.no_relevant), weights=weight)))
-        return _Prepared(lambda raw: float(data.per_query(raw, self.no_relevant).mean()))
+        weight = None if group_weight is None else sample_weights(group_weight, data.n_groups, "group_weight")
+        return _Prepared(lambda raw: _mean(data.per_query(raw, self.no_relevant, self.ties), weight))
 
 
 class RegionError(_Metric):
@@ -266,7 +312,8 @@ class RegionError(_Metric):
 
     def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
         if group_weight is not None:
-            sample_weight = np.repeat(np.asarray(group_weight, dtype=np.float64), np.asarray(group))
+            n_rows = np.shape(y)[0]
+            sample_weight = row_weights(sample_weight, group_weight, group_pointer(group, n_rows), n_rows)
         data = _RegionData(y, self.lo, self.hi, sample_weight)
         link = self.link
         return _Prepared(lambda raw: data.error(raw if link is None else link.h(np.asarray(raw, float)), self.kind))

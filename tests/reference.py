@@ -268,3 +268,37 @@ def multiclass(transform, y, z, sample_weight=None, exact=False, hess_min=1e-6):
         grad[r] = g * w[r]
         hess[r] = h * w[r]
     return losses, grad, hess
+
+
+# ------------------------------------------------------------------ NDCG
+
+
+def ndcg_query(relevance, score, k=None, gain="exponential", ties="order"):
+    """NDCG@k of one query by loops (None when no document is relevant).
+
+    ties="order": tied scores keep their input order; "pessimistic": tied items least relevant first;
+    "average": every position of a run of tied scores gets the mean gain of the run (McSherry & Najork,
+    2008: the mean DCG over every order of the tied items)."""
+    g = gains(relevance, gain)
+    s = np.asarray(score, dtype=np.float64)
+    n = len(g)
+    top = n if k is None else min(k, n)
+    discount = [1.0 / np.log2(i + 2.0) if i < top else 0.0 for i in range(n)]
+    ideal = sum(d * x for d, x in zip(discount, sorted(g, reverse=True)))
+    if ideal <= 0.0:
+        return None
+    if ties == "pessimistic":
+        order = sorted(range(n), key=lambda i: (-s[i], g[i]))
+    else:
+        order = sorted(range(n), key=lambda i: -s[i])  # Python's sort is stable
+    placed = [g[i] for i in order]
+    if ties == "average":
+        start = 0
+        while start < n:
+            stop = start
+            while stop < n and s[order[stop]] == s[order[start]]:
+                stop += 1
+            mean = sum(placed[start:stop]) / (stop - start)
+            placed[start:stop] = [mean] * (stop - start)
+            start = stop
+    return sum(d * x for d, x in zip(discount, placed)) / ideal

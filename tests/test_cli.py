@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
+import reference as R
 from selboost.cli import main
 
 TINY = ["--max-queries", "12", "--rounds", "4", "--patience", "2", "--threads", "1", "--no-progress"]
@@ -42,6 +43,45 @@ def _check_reported_ndcg(document):
     assert checked > 0
 
 
+def _reference_tables(document):
+    """The headline table values as the benchmark has always computed them: per-query NDCG by loops
+    with tied scores averaged, then the mean over the queries with a relevant document ("excluded") or
+    with those counted as 1 ("as-one"), then the mean over folds, printed to four digits."""
+    tables = {}
+    for name, per_fold in document["results"].items():
+        for conv in ("excluded", "as-one"):
+            cells = []
+            for k in (1, 3, 5, 10):
+                means = []
+                for fold_name, result in per_fold.items():
+                    data = document["test_data"][fold_name]
+                    y, prediction = np.array(data["y"]), np.array(result["prediction"])
+                    pointer = np.concatenate([[0], np.cumsum(data["group"])])
+                    values = [R.ndcg_query(y[a:b], prediction[a:b], k, ties="average")
+                              for a, b in zip(pointer[:-1], pointer[1:])]
+                    kept = [v for v in values if v is not None]
+                    means.append(np.mean(kept) if conv == "excluded" else
+                                 (np.sum(kept) + len(values) - len(kept)) / len(values))
+                    assert result["test"][conv][f"ndcg@{k}"] == pytest.approx(means[-1], abs=1e-15)
+                cells.append(f"{np.mean(means):.4f}")
+            tables.setdefault(conv, []).append(f"| {name} | " + " | ".join(cells) + " |")
+    return tables
+
+
+def _table_rows(text):
+    """The NDCG cells of results.md's headline tables, per convention, bold marks and s/round dropped."""
+    tables, current = {}, None
+    for line in text.splitlines():
+        if line.startswith("Test NDCG, "):
+            current = "excluded" if "left out" in line else "as-one"
+        elif current and line.startswith("| ") and not line.startswith("| method"):
+            cells = [c.strip().strip("*") for c in line.strip("|").split("|")][:5]
+            tables.setdefault(current, []).append("| " + " | ".join(cells) + " |")
+        elif current and not line.strip() and current in tables:
+            current = None
+    return tables
+
+
 def test_bench_on_bundled_slice(tmp_path, capsys):
     out = tmp_path / "res"
     methods = "xgb rank:ndcg,lgb lambdarank,xgb selboost softmax,lgb selboost pairwise"
@@ -60,6 +100,7 @@ def test_bench_on_bundled_slice(tmp_path, capsys):
     _check_reported_ndcg(document)
     text = (out / "results.md").read_text()
     assert "| method | NDCG@1 | NDCG@3 | NDCG@5 | NDCG@10 | s/round |" in text
+    assert _table_rows(text) == _reference_tables(document)  # the table's numbers, to the last digit
     assert "Paired per-query comparison" in text
     assert "NDCG@10" in capsys.readouterr().out
 
@@ -134,3 +175,29 @@ def test_module_entry_point(tmp_path):
                             env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
     assert result.returncode == 0, result.stderr
     assert "xgb rank:ndcg" in result.stdout and "lgb selboost softmax" in result.stdout
+
+
+def test_the_bench_methods_come_from_the_engines():
+    from selboost.bench import ranking
+    from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine
+
+    names = [m.name for m in ranking.default_methods()]
+    assert names[:3] == ["xgb rank:ndcg", "lgb lambdarank", "lgb rank_xendcg"]
+    assert [m.name for m in ranking.default_methods(("lightgbm",))][:2] == ["lgb lambdarank", "lgb rank_xendcg"]
+    xgb_lambdamart = next(m for m in ranking.default_methods() if m.name == "xgb rank:ndcg")
+    assert [c["params"] for c in xgb_lambdamart.grid[:2]] == [{"objective": "rank:ndcg", "max_depth": 4},
+                                                             {"objective": "rank:ndcg", "max_depth": 6}]
+    for name in ENGINE_NAMES:
+        engine = get_engine(name)
+        assert engine.tree_size_param in ranking.TREE_SIZES and engine.ranking_objectives
+        # params() and native_params() speak the same names
+        params = engine.params(BoostingParams(max_depth=3, reg_lambda=2.0, min_child_weight=0.5))
+        expected = engine.native_params(max_depth=3, reg_lambda=2.0, min_child_weight=0.5)
+        assert {key: params[key] for key in expected} == expected
+        assert engine.leaf_hessian_minimum(params) == 0.5
+        with pytest.raises(ValueError, match="no parameter"):
+            engine.native_params(no_such_parameter=1)
+    lightgbm_extra = {m.name: m for m in ranking.extra_methods(("lightgbm",))}
+    assert lightgbm_extra["lgb selective xgb-like trees"].grid[0]["params"] == {
+        "lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0, "max_depth": 6, "num_leaves": 63, "min_data_in_leaf": 1}
+    assert not any("xgb-like" in m.name for m in ranking.extra_methods(("xgboost",)))

@@ -96,9 +96,9 @@ def dask_rows(*arrays, chunk=CHUNK):
 # ---------------------------------------------------------------- single-machine references
 
 
-def single_machine_raw(loss, backend, X, y, *, weight=None, group=None, n_classes=None):
+def single_machine_raw(loss, engine, X, y, *, weight=None, group=None, n_classes=None):
     """Raw training scores of the single-machine model (selboost objective, same parameters)."""
-    if backend == "xgboost":
+    if engine == "xgboost":
         params = dict(XGB_PARAMS)
         if n_classes:
             params["num_class"] = n_classes
@@ -116,9 +116,9 @@ def single_machine_raw(loss, backend, X, y, *, weight=None, group=None, n_classe
     return booster.predict(X, raw_score=True) + init
 
 
-def dask_estimator(cls, loss, backend, client):
-    params = {"max_depth": 4} if backend == "xgboost" else {"num_leaves": 15}
-    return cls(loss, engine=backend, n_estimators=ROUNDS, learning_rate=0.1, client=client, **params)
+def dask_estimator(cls, loss, engine, client):
+    params = {"max_depth": 4} if engine == "xgboost" else {"num_leaves": 15}
+    return cls(loss, engine=engine, n_estimators=ROUNDS, learning_rate=0.1, client=client, **params)
 
 
 # ---------------------------------------------------------------- initial score
@@ -247,8 +247,8 @@ def test_partition_by_query_moves_boundaries_between_groups(client):
 def test_ranker_refuses_split_group_before_training(client):
     X, y, qid, _ = ranking_data()
     dX, dy, dq = dask_rows(X, y, qid, chunk=730)
-    for backend in ("xgboost", "lightgbm"):
-        ranker = dask_estimator(sd.DaskSelectiveRanker, ListwiseLoss(), backend, client)
+    for engine in ("xgboost", "lightgbm"):
+        ranker = dask_estimator(sd.DaskSelectiveRanker, ListwiseLoss(), engine, client)
         with pytest.raises(ValueError, match="spans partitions"):
             ranker.fit(dX, dy, qid=dq)
         assert not hasattr(ranker, "booster_")
@@ -257,17 +257,17 @@ def test_ranker_refuses_split_group_before_training(client):
 # ---------------------------------------------------------------- training: every kind, both engines
 
 
-@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
-def test_scalar_matches_single_machine(client, backend):
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_scalar_matches_single_machine(client, engine):
     X, y, w = regression_data()
     loss = SelectiveLoss(Identity() + 4 * Sigmoid(4.0, 0.7))
     dX, dy, dw = dask_rows(X, y, w)
-    model = dask_estimator(sd.DaskSelectiveRegressor, loss, backend, client).fit(dX, dy, sample_weight=dw)
+    model = dask_estimator(sd.DaskSelectiveRegressor, loss, engine, client).fit(dX, dy, sample_weight=dw)
     assert model.init_score_ == pytest.approx(loss.init_score(y, w), rel=1e-12)
     raw = model.predict(dX)
     assert isinstance(raw, da.Array)
     raw = raw.compute()
-    reference = single_machine_raw(loss, backend, X, y, weight=w)
+    reference = single_machine_raw(loss, engine, X, y, weight=w)
     start = loss_value(loss, y, np.full(y.size, model.init_score_), sample_weight=w)
     got, expected = loss_value(loss, y, raw, sample_weight=w), loss_value(loss, y, reference, sample_weight=w)
     assert got < 0.5 * start  # it learned
@@ -276,16 +276,16 @@ def test_scalar_matches_single_machine(client, backend):
     assert rmse(raw) == pytest.approx(rmse(reference), rel=REL_TOL)
 
 
-@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
 @pytest.mark.parametrize("kind", ["listwise", "pairwise"])
-def test_ranking_matches_single_machine(client, backend, kind):
+def test_ranking_matches_single_machine(client, engine, kind):
     X, y, qid, _ = ranking_data()
     loss = ListwiseLoss(Identity() + Sigmoid(1.0, 0.5)) if kind == "listwise" else PairwiseLoss(pairs_per_item=8)
     dX, dy, dq = dask_rows(X, y, qid)
-    model = dask_estimator(sd.DaskSelectiveRanker, loss, backend, client).fit(dX, dy, qid=dq)
+    model = dask_estimator(sd.DaskSelectiveRanker, loss, engine, client).fit(dX, dy, qid=dq)
     raw = model.predict(dX).compute()
     group = np.full(N_QUERIES, QUERY_SIZE)
-    reference = single_machine_raw(loss, backend, X, y, group=group)
+    reference = single_machine_raw(loss, engine, X, y, group=group)
     start = ndcg(y, np.zeros_like(y), group)
     got, expected = ndcg(y, raw, group), ndcg(y, reference, group)
     assert got > start + 0.1
@@ -334,19 +334,19 @@ def test_xgboost_ranking_refuses_weights(client):
         ranker.fit(dX, dy, qid=dq, sample_weight=dw)
 
 
-@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
-def test_multiclass_matches_single_machine(client, backend):
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_multiclass_matches_single_machine(client, engine):
     X, labels, w = multiclass_data()
     loss = MulticlassLoss()
     names = np.array(["low", "mid", "high", "top"])[labels]  # any labels; classes_ sorts them
     dX, dw = dask_rows(X, w)
     (dnames,) = dask_rows(names)
-    model = dask_estimator(sd.DaskSelectiveClassifier, loss, backend, client).fit(dX, dnames, sample_weight=dw)
+    model = dask_estimator(sd.DaskSelectiveClassifier, loss, engine, client).fit(dX, dnames, sample_weight=dw)
     assert list(model.classes_) == ["high", "low", "mid", "top"]
     codes = np.searchsorted(model.classes_, names)
     np.testing.assert_allclose(model.init_score_, loss.init_score(codes, 4, w), rtol=1e-12, atol=1e-12)
     raw = model.predict_raw(dX).compute()
-    reference = single_machine_raw(loss, backend, X, codes.astype(float), weight=w, n_classes=4)
+    reference = single_machine_raw(loss, engine, X, codes.astype(float), weight=w, n_classes=4)
     got = loss_value(loss, codes, raw, sample_weight=w)
     expected = loss_value(loss, codes, reference, sample_weight=w)
     assert got < 0.7 * loss_value(loss, codes, np.tile(model.init_score_, (codes.size, 1)), sample_weight=w)
@@ -454,12 +454,12 @@ def test_dask_estimators_subclass_the_single_machine_ones():
     assert params["n_estimators"] == 7
 
 
-@pytest.mark.parametrize("backend", ["xgboost", "lightgbm"])
-def test_eval_set_and_early_stopping(client, backend):
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_eval_set_and_early_stopping(client, engine):
     X, y, _ = regression_data()
     Xv, yv, _ = regression_data(seed=5, n=400)
     dX, dy = dask_rows(X, y)
-    model = dask_estimator(sd.DaskSelectiveRegressor, SelectiveLoss(Identity()), backend, client)
+    model = dask_estimator(sd.DaskSelectiveRegressor, SelectiveLoss(Identity()), engine, client)
     model.set_params(n_estimators=60, learning_rate=0.5, early_stopping_rounds=3)
     dXv = da.from_array(Xv, chunks=200)
     model.fit(dX, dy, eval_set=[(dXv, yv)])
@@ -471,5 +471,5 @@ def test_eval_set_and_early_stopping(client, backend):
     np.testing.assert_allclose(model.predict(dX).compute(),
                                model.predict(dX, iteration_range=(0, best + 1)).compute())
     with pytest.raises(ValueError, match="needs an eval_set"):
-        dask_estimator(sd.DaskSelectiveRegressor, SelectiveLoss(), backend, client).set_params(
+        dask_estimator(sd.DaskSelectiveRegressor, SelectiveLoss(), engine, client).set_params(
             early_stopping_rounds=2).fit(dX, dy)

@@ -30,7 +30,7 @@ from selboost.metrics import ndcg
 pytest.importorskip("xgboost")
 pytest.importorskip("lightgbm")
 
-BACKENDS = ["xgboost", "lightgbm"]
+ENGINES = ["xgboost", "lightgbm"]
 # one thread: the machine's cores are shared, and OpenMP pools spinning on tiny data cost more than they give
 FAST = {"n_estimators": 10, "learning_rate": 0.3, "n_jobs": 1}
 
@@ -69,11 +69,11 @@ _LOSSES = {
 
 
 @parametrize_with_checks(
-    [SelectiveRegressor(engine=b, **FAST) for b in BACKENDS]
-    + [SelectiveClassifier(engine=b, **FAST) for b in BACKENDS]
-    + [SelectiveRegressor(_LOSSES["regressor"], engine=b, **FAST) for b in BACKENDS]
-    + [SelectiveClassifier(_LOSSES["binary"], engine=b, **FAST) for b in BACKENDS]
-    + [SelectiveClassifier(_LOSSES["multiclass"], engine=b, **FAST) for b in BACKENDS],
+    [SelectiveRegressor(engine=b, **FAST) for b in ENGINES]
+    + [SelectiveClassifier(engine=b, **FAST) for b in ENGINES]
+    + [SelectiveRegressor(_LOSSES["regressor"], engine=b, **FAST) for b in ENGINES]
+    + [SelectiveClassifier(_LOSSES["binary"], engine=b, **FAST) for b in ENGINES]
+    + [SelectiveClassifier(_LOSSES["multiclass"], engine=b, **FAST) for b in ENGINES],
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible_estimator(estimator, check):
@@ -99,15 +99,15 @@ _RANKER_CANNOT_FIT = (
 
 
 @parametrize_with_checks(
-    [SelectiveRanker(engine=b, **FAST) for b in BACKENDS]
-    + [SelectiveRanker(PairwiseLoss(pairs_per_item=4), engine=b, **FAST) for b in BACKENDS],
+    [SelectiveRanker(engine=b, **FAST) for b in ENGINES]
+    + [SelectiveRanker(PairwiseLoss(pairs_per_item=4), engine=b, **FAST) for b in ENGINES],
     expected_failed_checks=lambda _: dict.fromkeys(_RANKER_CANNOT_FIT, "fit needs query groups"),
 )
 def test_sklearn_checks_that_apply_to_the_ranker(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("engine", BACKENDS)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_fit_leaves_the_loss_and_metric_unchanged(engine):
     import joblib
 
@@ -139,7 +139,7 @@ def test_nested_parameters_of_losses_and_links():
     assert Sigmoid().replace(center=2.0) == Sigmoid(2.0)
 
 
-@pytest.mark.parametrize("engine", BACKENDS)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_grid_search_over_a_link_parameter(engine):
     X, y = _regression()
     search = GridSearchCV(SelectiveRegressor(SelectiveLoss(Identity() + 4 * Sigmoid(1.0, 0.5)), engine=engine, **FAST),
@@ -149,7 +149,7 @@ def test_grid_search_over_a_link_parameter(engine):
     assert search.best_estimator_.loss_.link.terms[1][1].center == search.best_params_["loss__link__term_1__center"]
 
 
-@pytest.mark.parametrize("engine", BACKENDS)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_ranker_in_cross_val_and_grid_search_with_a_qid_column(engine):
     pd = pytest.importorskip("pandas")
     from sklearn.model_selection import GroupKFold
@@ -168,7 +168,7 @@ def test_ranker_in_cross_val_and_grid_search_with_a_qid_column(engine):
         ranker.fit(frame, y, qid=qid)
 
 
-@pytest.mark.parametrize("engine", BACKENDS)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_ranker_in_cross_val_with_metadata_routing(engine):
     import sklearn
     from sklearn.model_selection import GroupKFold
@@ -180,7 +180,7 @@ def test_ranker_in_cross_val_with_metadata_routing(engine):
     assert scores.shape == (3,) and (scores > 0.5).all()
 
 
-@pytest.mark.parametrize("engine", BACKENDS)
+@pytest.mark.parametrize("engine", ENGINES)
 def test_the_engines_estimator_surface(engine):
     X, y = _regression()
     model = SelectiveRegressor(engine=engine, n_estimators=30, learning_rate=0.3, n_jobs=-2,
@@ -256,33 +256,33 @@ def _ranking(n_groups=40, size=10, seed=0):
     return X, y, np.full(n_groups, size), np.repeat(np.arange(n_groups) * 7, size)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_in_pipeline_gridsearch_and_cross_val(backend):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_in_pipeline_gridsearch_and_cross_val(engine):
     X, y = _regression()
-    pipe = make_pipeline(StandardScaler(), SelectiveRegressor(engine=backend, **FAST))
+    pipe = make_pipeline(StandardScaler(), SelectiveRegressor(engine=engine, **FAST))
     assert pipe.fit(X, y).score(X, y) > 0.8
-    scores = cross_val_score(SelectiveRegressor(engine=backend, **FAST), X, y, cv=3)
+    scores = cross_val_score(SelectiveRegressor(engine=engine, **FAST), X, y, cv=3)
     assert scores.shape == (3,) and (scores > 0.5).all()
-    search = GridSearchCV(SelectiveClassifier(engine=backend, **FAST), {"max_depth": [2, 3]}, cv=2)
+    search = GridSearchCV(SelectiveClassifier(engine=engine, **FAST), {"max_depth": [2, 3]}, cv=2)
     search.fit(X, (y > 1).astype(int))
     assert search.best_params_["max_depth"] in (2, 3) and search.best_score_ > 0.8
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_regressor_default_is_square_loss_and_starts_at_the_mean(backend):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_regressor_default_is_square_loss_and_starts_at_the_mean(engine):
     X, y = _regression()
-    model = SelectiveRegressor(engine=backend, n_estimators=1, learning_rate=1e-12, n_jobs=1).fit(X, y)
+    model = SelectiveRegressor(engine=engine, n_estimators=1, learning_rate=1e-12, n_jobs=1).fit(X, y)
     assert model.init_score_ == pytest.approx(y.mean())
     np.testing.assert_allclose(model.predict(X), y.mean(), rtol=1e-6)
     assert model.loss_.link == Identity()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_regressor_important_region_and_early_stopping(backend):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_regressor_important_region_and_early_stopping(engine):
     X, y = _regression(600)
     Xv, yv = _regression(300, seed=1)
     loss = SelectiveLoss(Identity() + 9 * Sigmoid(center=3.0, scale=0.5))
-    model = SelectiveRegressor(loss, engine=backend, n_estimators=300, learning_rate=0.3, n_jobs=1,
+    model = SelectiveRegressor(loss, engine=engine, n_estimators=300, learning_rate=0.3, n_jobs=1,
                                early_stopping_rounds=5, eval_metric=RegionError(2.0, 4.0))
     model.fit(X, y, eval_set=[(Xv, yv)])
     history = model.evals_result_["validation_0"]["region_rmse"]
@@ -293,11 +293,11 @@ def test_regressor_important_region_and_early_stopping(backend):
     assert region_rmse(yv, model.predict(Xv), 2.0, 4.0) == pytest.approx(min(history), rel=1e-5)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_classifier_binary_and_multiclass(backend):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_classifier_binary_and_multiclass(engine):
     X, y = _regression()
     labels = np.where(y > 1, "high", "low")
-    clf = SelectiveClassifier(engine=backend, **FAST).fit(X, labels)
+    clf = SelectiveClassifier(engine=engine, **FAST).fit(X, labels)
     proba = clf.predict_proba(X)
     assert list(clf.classes_) == ["high", "low"] and proba.shape == (len(y), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -306,29 +306,29 @@ def test_classifier_binary_and_multiclass(backend):
     p = np.mean(labels == "low")
     assert clf.init_score_ == pytest.approx(np.log(p / (1 - p)))
     classes = np.digitize(y, [0.0, 1.0, 2.5])
-    clf = SelectiveClassifier(engine=backend, **FAST).fit(X, classes)
+    clf = SelectiveClassifier(engine=engine, **FAST).fit(X, classes)
     assert isinstance(clf.loss_, MulticlassLoss) and clf.predict_proba(X).shape == (len(y), 4)
     assert clf.score(X, classes) > 0.8
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("loss", [None, PairwiseLoss(pairs_per_item=4)], ids=["listwise", "pairwise"])
-def test_ranker_with_group_or_qid(backend, loss):
+def test_ranker_with_group_or_qid(engine, loss):
     X, y, group, qid = _ranking()
-    ranker = SelectiveRanker(loss, engine=backend, **FAST)
+    ranker = SelectiveRanker(loss, engine=engine, **FAST)
     with_group = ranker.fit(X, y, group=group).predict(X)
-    with_qid = SelectiveRanker(loss, engine=backend, **FAST).fit(X, y, qid=qid).predict(X)
+    with_qid = SelectiveRanker(loss, engine=engine, **FAST).fit(X, y, qid=qid).predict(X)
     np.testing.assert_allclose(with_group, with_qid)
     untrained = ndcg(y, np.zeros(len(y)), group, k=5)
     assert ranker.score(X, y, group=group, k=5) > untrained + 0.1
     assert ranker.score(X, y, qid=qid, k=5) == pytest.approx(ndcg(y, with_group, group, k=5))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_ranker_eval_set_early_stopping_on_ndcg(backend):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ranker_eval_set_early_stopping_on_ndcg(engine):
     X, y, group, qid = _ranking(60)
     Xv, yv, gv, _ = _ranking(30, seed=1)
-    ranker = SelectiveRanker(engine=backend, n_estimators=200, learning_rate=0.5, n_jobs=1,
+    ranker = SelectiveRanker(engine=engine, n_estimators=200, learning_rate=0.5, n_jobs=1,
                              early_stopping_rounds=3, eval_metric=NDCG(k=5))
     ranker.fit(X, y, qid=qid, eval_set=[(Xv, yv)], eval_group=[gv])
     history = ranker.evals_result_["validation_0"]["ndcg@5"]
@@ -355,44 +355,44 @@ def test_ranker_input_errors():
         ranker.fit(X, -y - 1, group=group)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_bad_input_is_a_clear_error_at_fit(backend):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_bad_input_is_a_clear_error_at_fit(engine):
     X, y = _regression(50)
     with pytest.raises(ValueError, match="engine must be"):
         SelectiveRegressor(engine="catboost").fit(X, y)
     with pytest.raises(ValueError, match="device must be"):
-        SelectiveRegressor(engine=backend, device="tpu").fit(X, y)
+        SelectiveRegressor(engine=engine, device="tpu").fit(X, y)
     with pytest.raises(TypeError, match="loss must be a selboost loss"):
-        SelectiveRegressor("squared_error", engine=backend).fit(X, y)
+        SelectiveRegressor("squared_error", engine=engine).fit(X, y)
     with pytest.raises(TypeError, match="needs a SelectiveLoss"):
-        SelectiveRegressor(ListwiseLoss(), engine=backend).fit(X, y)
+        SelectiveRegressor(ListwiseLoss(), engine=engine).fit(X, y)
     with pytest.raises(ValueError, match="n_estimators"):
-        SelectiveRegressor(engine=backend, n_estimators=0).fit(X, y)
+        SelectiveRegressor(engine=engine, n_estimators=0).fit(X, y)
     bad = y.copy()
     bad[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        SelectiveRegressor(engine=backend).fit(X, bad)
+        SelectiveRegressor(engine=engine).fit(X, bad)
     with pytest.raises(ValueError, match="eval_set"):
-        SelectiveRegressor(engine=backend, **FAST).fit(X, y, eval_set=[(X, y[:-1])])
+        SelectiveRegressor(engine=engine, **FAST).fit(X, y, eval_set=[(X, y[:-1])])
     with pytest.raises(ValueError, match="features"):
-        SelectiveRegressor(engine=backend, **FAST).fit(X, y, eval_set=[(X[:, :2], y)])
+        SelectiveRegressor(engine=engine, **FAST).fit(X, y, eval_set=[(X[:, :2], y)])
     with pytest.raises(ValueError, match="needs an eval_set"):
-        SelectiveRegressor(engine=backend, early_stopping_rounds=3, **FAST).fit(X, y)
+        SelectiveRegressor(engine=engine, early_stopping_rounds=3, **FAST).fit(X, y)
     with pytest.raises(ValueError, match="objective"):
-        SelectiveRegressor(engine=backend, engine_params={"objective": "huber"}).fit(X, y)
+        SelectiveRegressor(engine=engine, engine_params={"objective": "huber"}).fit(X, y)
     with pytest.raises(ValueError, match="link"):
-        SelectiveClassifier(SelectiveLoss(Identity()), engine=backend).fit(X, y > 0)
+        SelectiveClassifier(SelectiveLoss(Identity()), engine=engine).fit(X, y > 0)
     with pytest.raises(ValueError, match="range"):
-        SelectiveRegressor(SelectiveLoss(Sigmoid(), target="link"), engine=backend).fit(X, y + 10)
+        SelectiveRegressor(SelectiveLoss(Sigmoid(), target="link"), engine=engine).fit(X, y + 10)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_cuda_without_gpu_is_a_clear_error(backend):
-    if check_gpu(backend) is None:
-        pytest.skip(f"{backend} has a usable GPU here")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cuda_without_gpu_is_a_clear_error(engine):
+    if check_gpu(engine) is None:
+        pytest.skip(f"{engine} has a usable GPU here")
     X, y = _regression(50)
     with pytest.raises(ValueError, match="device='cuda' needs a usable CUDA GPU"):
-        SelectiveRegressor(engine=backend, device="cuda").fit(X, y)
+        SelectiveRegressor(engine=engine, device="cuda").fit(X, y)
 
 
 def test_opencl_gpu_device_is_lightgbm_only_and_checked():
@@ -405,37 +405,37 @@ def test_opencl_gpu_device_is_lightgbm_only_and_checked():
         SelectiveRegressor(engine="lightgbm", device="gpu").fit(X, y)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_save_load_and_pickle(backend, tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_save_load_and_pickle(engine, tmp_path):
     X, y = _regression()
     loss = SelectiveLoss(Identity() + 4 * Sigmoid(center=1.0, scale=0.5))
-    model = SelectiveRegressor(loss, engine=backend, **FAST).fit(X, y)
+    model = SelectiveRegressor(loss, engine=engine, **FAST).fit(X, y)
     path = tmp_path / "model.json"
     model.save_model(path)
     loaded = SelectiveRegressor().load_model(path)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
-    assert loaded.engine == backend and repr(loaded.loss) == repr(loss)
+    assert loaded.engine == engine and repr(loaded.loss) == repr(loss)
     clone = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(clone.predict(X), model.predict(X))
 
     labels = np.digitize(y, [0.0, 2.0])
-    clf = SelectiveClassifier(engine=backend, **FAST).fit(X, labels)
+    clf = SelectiveClassifier(engine=engine, **FAST).fit(X, labels)
     clf.save_model(path)
     np.testing.assert_array_equal(SelectiveClassifier().load_model(path).predict_proba(X), clf.predict_proba(X))
     with pytest.raises(ValueError, match="holds a SelectiveClassifier"):
         SelectiveRegressor().load_model(path)
 
     Xr, yr, group, _ = _ranking()
-    ranker = SelectiveRanker(engine=backend, **FAST).fit(Xr, yr, group=group)
+    ranker = SelectiveRanker(engine=engine, **FAST).fit(Xr, yr, group=group)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(ranker)).predict(Xr), ranker.predict(Xr))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_pandas_feature_names(backend):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pandas_feature_names(engine):
     pd = pytest.importorskip("pandas")
     X, y = _regression()
     frame = pd.DataFrame(X, columns=["age", "income", "tenure", "visits"])
-    model = SelectiveRegressor(engine=backend, **FAST).fit(frame, pd.Series(y))
+    model = SelectiveRegressor(engine=engine, **FAST).fit(frame, pd.Series(y))
     assert list(model.feature_names_in_) == ["age", "income", "tenure", "visits"]
     with pytest.warns(UserWarning, match="does not have valid feature names"):
         from_array = model.predict(X)
@@ -444,10 +444,10 @@ def test_pandas_feature_names(backend):
         model.predict(frame[["income", "age", "tenure", "visits"]])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_link_target_regressor_predicts_in_the_link_range(backend):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_link_target_regressor_predicts_in_the_link_range(engine):
     X, y = _regression()
     p = 1 / (1 + np.exp(-(y - 1)))
-    model = SelectiveRegressor(SelectiveLoss(0.25 * Sigmoid(), target="link"), engine=backend, **FAST).fit(X, p)
+    model = SelectiveRegressor(SelectiveLoss(0.25 * Sigmoid(), target="link"), engine=engine, **FAST).fit(X, p)
     pred = model.predict(X)
     assert ((pred > 0) & (pred < 1)).all() and model.score(X, p) > 0.8

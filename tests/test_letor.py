@@ -1,4 +1,5 @@
-"""LETOR loading (S-files, Fold directories, qid grouping, comments, bad input) and the benchmark's NDCG."""
+"""selboost.datasets: LETOR loading (S-files, Fold directories, qid grouping, comments, bad input) and the
+bundled data."""
 
 from __future__ import annotations
 
@@ -6,10 +7,17 @@ import gzip
 
 import numpy as np
 import pytest
-from sklearn.metrics import ndcg_score
 
-from selboost.bench.letor import load_bundled, load_folds, read_letor, split_by_query
-from selboost.bench.ndcg import mean_ndcg, ndcg_per_query
+from selboost.datasets import (
+    BIKE_SHARING_FEATURES,
+    BIKE_SHARING_TARGETS,
+    load_bike_sharing,
+    load_bundled,
+    load_bundled_sets,
+    load_folds,
+    read_letor,
+    split_by_query,
+)
 
 
 def _line(rel, qid, features, comment=True):
@@ -129,42 +137,49 @@ def test_bundled_data_and_validation_split():
         split_by_query(fold.test, 1.5)
 
 
-def test_ndcg_matches_sklearn_with_ties():
-    rng = np.random.default_rng(3)
-    sizes = rng.integers(2, 15, size=60)
-    y = rng.integers(0, 4, size=sizes.sum()).astype(float)
-    score = rng.integers(0, 5, size=sizes.sum()).astype(float)  # many ties
-    pointer = np.concatenate([[0], np.cumsum(sizes)])
-    for k in (1, 3, 5, 10):
-        ours = ndcg_per_query(y, score, sizes, k)
-        for q in range(sizes.size):
-            yq, sq = y[pointer[q]:pointer[q + 1]], score[pointer[q]:pointer[q + 1]]
-            if yq.max() == 0:
-                assert np.isnan(ours[q])
-            else:
-                assert ours[q] == pytest.approx(ndcg_score([2.0 ** yq - 1], [sq], k=k), abs=1e-12)
+def test_bundled_sets():
+    sets = load_bundled_sets()
+    assert set(sets) == {"train", "test"}
+    train = sets["train"]
+    assert train.X.shape == (3005, 300) and train.n_queries == 201
+    assert train.pointer[-1] == train.y.size and train.group.sum() == train.y.size
+    assert set(np.unique(train.y)) <= {0.0, 1.0, 2.0, 3.0, 4.0}
 
 
-def test_ndcg_conventions():
-    per_query = np.array([0.5, np.nan, 1.0, np.nan])
-    assert mean_ndcg(per_query, "excluded") == pytest.approx(0.75)
-    assert mean_ndcg(per_query, "as-one") == pytest.approx(0.875)
-    with pytest.raises(ValueError, match="convention"):
-        mean_ndcg(per_query, "zero")
-    # a single-document query with a relevant document is perfectly ranked
-    assert ndcg_per_query([1.0], [0.3], [1], 10)[0] == 1.0
-    with pytest.raises(ValueError, match="group sizes"):
-        ndcg_per_query([1.0, 0.0], [0.1, 0.2], [3], 10)
+def test_bike_sharing(tmp_path):
+    frame = load_bike_sharing()
+    assert len(frame) == 17379
+    assert set(BIKE_SHARING_FEATURES) | set(BIKE_SHARING_TARGETS) <= set(frame.columns)
+    assert frame["dteday"].is_monotonic_increasing
+    small = load_bike_sharing(max_rows=10)
+    assert len(small) == 10 and small["dteday"].iloc[0] == frame["dteday"].iloc[0]
+    assert small["dteday"].iloc[-1] == frame["dteday"].iloc[-1]
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_bike_sharing(tmp_path / "missing.csv")
+    (tmp_path / "bad.csv").write_text("dteday,hr\n2011-01-01,0\n")
+    with pytest.raises(ValueError, match="lacks the column"):
+        load_bike_sharing(tmp_path / "bad.csv")
 
 
-def test_ndcg_agrees_with_selboost_metrics_without_ties():
-    from selboost.metrics import ndcg_per_query as engine_convention
+def test_old_data_module_is_a_deprecated_alias():
+    import importlib
+    import sys
 
-    rng = np.random.default_rng(4)
-    sizes = rng.integers(1, 12, size=40)
-    y = rng.integers(0, 3, size=sizes.sum()).astype(float)
-    score = rng.normal(size=sizes.sum())  # no ties: tie handling is the only difference
-    for k in (1, 5, 10):
-        ours = ndcg_per_query(y, score, sizes, k)
-        theirs = engine_convention(y, score, sizes, k, no_relevant="one")
-        np.testing.assert_allclose(np.where(np.isnan(ours), 1.0, ours), theirs, rtol=0, atol=1e-12)
+    import selboost.datasets
+
+    sys.modules.pop("selboost.bench.letor", None)
+    with pytest.warns(FutureWarning, match="selboost.datasets"):
+        letor = importlib.import_module("selboost.bench.letor")
+    assert letor.load_bundled is selboost.datasets.load_bundled
+
+
+def test_the_library_does_not_import_the_benchmark():
+    import subprocess
+    import sys
+
+    code = ("import sys, selboost, selboost.datasets, selboost.metrics, selboost.estimators, selboost.objectives, "
+            "selboost.engines.xgboost, selboost.engines.lightgbm; "
+            "print(sorted(m for m in sys.modules if m.startswith('selboost.bench') or m == 'selboost.cli'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

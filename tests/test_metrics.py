@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
+import reference as R
 from selboost import Identity, ListwiseLoss, MulticlassLoss, SelectiveLoss, Sigmoid
 from selboost.metrics import (
     NDCG,
@@ -63,6 +64,88 @@ def test_ndcg_of_ideal_order_is_one_and_ties_are_stable():
     dcg = sum((2**r - 1) / np.log2(i + 2) for i, r in enumerate(y))
     idcg = sum((2**r - 1) / np.log2(i + 2) for i, r in enumerate(sorted(y, reverse=True)))
     assert tied == pytest.approx(dcg / idcg)
+
+
+def test_tie_conventions_by_hand():
+    # gains 3, 0, 1; the first two documents tie
+    y, score = np.array([2.0, 0.0, 1.0]), np.array([1.0, 1.0, 0.0])
+    d1, d2 = 1.0 / np.log2(3.0), 1.0 / np.log2(4.0)
+    ideal = 3.0 + 1.0 * d1
+    expected = {"order": (3.0 + 1.0 * d2) / ideal,               # input order: [3, 0, 1]
+                "pessimistic": (0.0 + 3.0 * d1 + 1.0 * d2) / ideal,  # least relevant first: [0, 3, 1]
+                "average": (1.5 * (1.0 + d1) + 1.0 * d2) / ideal}   # the tied pair shares 1 + d1
+    for ties, value in expected.items():
+        assert ndcg(y, score, [3], k=None, ties=ties) == pytest.approx(value, rel=1e-15)
+    # k=1 cuts inside the tied run: the run's mean gain times the one discount it keeps
+    assert ndcg(y, score, [3], k=1, ties="average") == pytest.approx(1.5 / 3.0, rel=1e-15)
+    with pytest.raises(ValueError, match="ties"):
+        ndcg(y, score, [3], ties="random")
+
+
+def test_no_relevant_conventions_by_hand():
+    y = np.array([0.0, 0.0, 1.0, 0.0])  # query 0 has no relevant document; query 1 is ranked worst first
+    score = np.array([0.5, 0.1, 0.0, 1.0])
+    second = (1.0 / np.log2(3.0)) / 1.0
+    np.testing.assert_allclose(ndcg_per_query(y, score, [2, 2], no_relevant="one"), [1.0, second])
+    np.testing.assert_allclose(ndcg_per_query(y, score, [2, 2], no_relevant="zero"), [0.0, second])
+    skipped = ndcg_per_query(y, score, [2, 2], no_relevant="skip")
+    assert np.isnan(skipped[0]) and skipped[1] == pytest.approx(second)
+    assert ndcg(y, score, [2, 2], no_relevant="one") == pytest.approx((1.0 + second) / 2)
+    assert ndcg(y, score, [2, 2], no_relevant="zero") == pytest.approx(second / 2)
+    assert ndcg(y, score, [2, 2], no_relevant="skip") == pytest.approx(second)
+    assert np.isnan(ndcg(y[:2], score[:2], [2], no_relevant="skip"))  # nothing left to average
+
+
+@pytest.mark.parametrize("k", [None, 1, 3, 5, 10])
+def test_tied_ndcg_matches_sklearn(k):
+    """scikit-learn averages ties and counts a query with no relevant document as 0."""
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 15, size=60)
+    y = rng.integers(0, 4, size=sizes.sum()).astype(float)
+    y[:sizes[0]] = 0.0
+    score = rng.integers(0, 5, size=sizes.sum()).astype(float)  # many ties
+    pointer = np.concatenate([[0], np.cumsum(sizes)])
+    linear = ndcg_per_query(y, score, sizes, k=k, no_relevant="zero", gain="linear", ties="average")
+    exponential = ndcg_per_query(y, score, sizes, k=k, no_relevant="zero", ties="average")
+    for q in range(sizes.size):
+        yq, sq = y[pointer[q]:pointer[q + 1]], score[pointer[q]:pointer[q + 1]]
+        if yq.size == 1:  # scikit-learn refuses single-document queries
+            continue
+        assert linear[q] == pytest.approx(ndcg_score([yq], [sq], k=k), abs=1e-12)
+        assert exponential[q] == pytest.approx(ndcg_score([2.0 ** yq - 1], [sq], k=k), abs=1e-12)
+
+
+@pytest.mark.parametrize("ties", ["order", "average", "pessimistic"])
+@pytest.mark.parametrize("gain", ["exponential", "linear"])
+def test_ndcg_matches_the_loop_reference(ties, gain):
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 12, size=50)
+    y = rng.integers(0, 4, size=sizes.sum()).astype(float)
+    score = rng.integers(0, 4, size=sizes.sum()).astype(float)
+    pointer = np.concatenate([[0], np.cumsum(sizes)])
+    for k in (None, 1, 3, 10):
+        ours = ndcg_per_query(y, score, sizes, k=k, no_relevant="skip", gain=gain, ties=ties)
+        for q in range(sizes.size):
+            expected = R.ndcg_query(y[pointer[q]:pointer[q + 1]], score[pointer[q]:pointer[q + 1]], k, gain, ties)
+            if expected is None:
+                assert np.isnan(ours[q])
+            else:
+                assert ours[q] == pytest.approx(expected, abs=1e-13)
+
+
+def test_ndcg_metric_conventions():
+    y, score, group = _queries()
+    weight = np.arange(1.0, group.size + 1)
+    for no_relevant, name in (("one", "ndcg@5"), ("zero", "ndcg@5-"), ("skip", "ndcg@5-skip")):
+        metric = NDCG(5, no_relevant=no_relevant, ties="average")
+        assert metric.name == name
+        assert metric(y, score, group) == pytest.approx(ndcg(y, score, group, 5, no_relevant, ties="average"))
+    per_query = ndcg_per_query(y, score, group, 5, "skip")
+    assert NDCG(5, "skip")(y, score, group, group_weight=weight) == pytest.approx(
+        np.average(per_query[1:], weights=weight[1:]))
+    assert repr(NDCG(3)) == "NDCG(k=3, no_relevant='one', gain='exponential')"
+    with pytest.raises(ValueError, match="ties"):
+        NDCG(ties="best")
 
 
 def test_ndcg_matches_lightgbm_and_xgboost_builtin_metrics():

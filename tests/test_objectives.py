@@ -33,7 +33,7 @@ def data():
 @pytest.fixture(scope="module")
 def lambdarank():
     """{split: (X, relevance, group sizes)} of the LightGBM lambdarank sample bundled in selboost/data."""
-    from selboost.bench.letor import load_bundled_sets
+    from selboost.datasets import load_bundled_sets
 
     return {split: (s.X, s.y, s.group) for split, s in load_bundled_sets().items()}
 

@@ -8,8 +8,9 @@ Protocol, the same for every method:
   NDCG@10 (the engine's own metric; queries with no relevant document count as a constant there, so the
   choice is the same as with them excluded) and keeps its best round;
 - the configuration with the best validation NDCG@10 is scored on the test split;
-- test NDCG@1/3/5/10 (``selboost.bench.ndcg``: gains 2^r - 1, ties averaged, checked against
-  ``sklearn.metrics.ndcg_score``) under both conventions for queries with no relevant document;
+- test NDCG@1/3/5/10 (``selboost.metrics.ndcg`` with gains 2^r - 1 and tied scores averaged,
+  ``ties="average"``, as ``sklearn.metrics.ndcg_score`` ranks) under both conventions for queries
+  with no relevant document (``CONVENTIONS``);
 - a paired per-query comparison (NDCG@k, queries with a relevant document, all folds pooled) against
   the best LambdaMART (``xgb rank:ndcg`` or ``lgb lambdarank``, whichever has the higher mean test
   NDCG@10): mean difference, Wilcoxon signed-rank and paired t-test p-values, wins/ties/losses.
@@ -28,9 +29,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from selboost.bench.ndcg import CONVENTIONS, mean_ndcg, ndcg_per_query
+from selboost.engines import ENGINE_NAMES, get_engine
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
-from selboost.losses import ListwiseLoss, PairwiseLoss
+from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
+from selboost.metrics import ndcg, ndcg_per_query
 
 __all__ = ["Method", "SumLoss", "default_methods", "extra_methods", "all_methods", "select_methods", "run_benchmark",
            "summarize", "write_outputs", "KS"]
@@ -39,17 +41,29 @@ KS = (1, 3, 5, 10)
 LEARNING_RATES = (0.03, 0.1, 0.3)
 LAMBDAMART = ("xgb rank:ndcg", "lgb lambdarank")
 
+#: convention name -> what a query with no relevant document counts as
+CONVENTIONS = {
+    "excluded": "queries with no relevant document left out (mean over the others)",
+    "as-one": "queries with no relevant document count as 1 (LightGBM's ndcg metric)",
+}
+#: each convention as ``selboost.metrics.ndcg``'s ``no_relevant``
+NO_RELEVANT = {"excluded": "skip", "as-one": "one"}
+
+
+def _ndcg(data, prediction, k, convention=None):
+    """NDCG@k of ``prediction`` on ``data``, gains 2^r - 1, tied scores averaged: per query (NaN where no
+    document is relevant) without ``convention``, else the mean under that one of ``CONVENTIONS``."""
+    if convention is None:
+        return ndcg_per_query(data.y, prediction, data.group, k, no_relevant="skip", ties="average")
+    return ndcg(data.y, prediction, data.group, k, no_relevant=NO_RELEVANT[convention], ties="average")
+
 
 # ---------------------------------------------------------------- selboost objectives (engine adapters)
 
 
 def _selboost_objective(engine, loss):
-    """The custom objective for ``engine``, from ``selboost.objectives`` (serial kernels by default)."""
-    from selboost import objectives
-
-    if engine == "xgboost":
-        return objectives.xgboost_objective(loss)
-    return objectives.lightgbm_objective(loss)
+    """The custom objective for ``engine`` (its ``selboost.objectives`` adapter, serial kernels by default)."""
+    return get_engine(engine).objective(loss)
 
 
 class SumLoss:
@@ -108,7 +122,11 @@ def _listwise(transform, **kw):
     return ListwiseLoss(transform, **kw)
 
 
-def default_methods(engines=("xgboost", "lightgbm")):
+#: an engine's tree-size parameter -> (its label, the two values tuned)
+TREE_SIZES = {"max_depth": ("depth", (4, 6)), "num_leaves": ("leaves", (15, 31))}
+
+
+def default_methods(engines=ENGINE_NAMES):
     """The methods of the comparison, each with ``len(LEARNING_RATES) * 2`` configurations:
 
     - ``xgb rank:ndcg`` (max_depth 4 or 6), ``lgb lambdarank`` and ``lgb rank_xendcg`` (num_leaves 15
@@ -122,19 +140,14 @@ def default_methods(engines=("xgboost", "lightgbm")):
     each selboost loss on both engines, through ``selboost.objectives``, engine defaults otherwise.
     """
     methods = []
-    if "xgboost" in engines:
-        methods.append(Method("xgb rank:ndcg", "xgboost", "lambdamart", _grid(
-            [("depth=4", {"params": {"objective": "rank:ndcg", "max_depth": 4}}),
-             ("depth=6", {"params": {"objective": "rank:ndcg", "max_depth": 6}})])))
-    if "lightgbm" in engines:
-        methods.append(Method("lgb lambdarank", "lightgbm", "lambdamart", _grid(
-            [("leaves=15", {"params": {"objective": "lambdarank", "num_leaves": 15}}),
-             ("leaves=31", {"params": {"objective": "lambdarank", "num_leaves": 31}})])))
-        methods.append(Method("lgb rank_xendcg", "lightgbm", "xendcg", _grid(
-            [("leaves=15", {"params": {"objective": "rank_xendcg", "num_leaves": 15}}),
-             ("leaves=31", {"params": {"objective": "rank_xendcg", "num_leaves": 31}})])))
+    for engine in map(get_engine, engines):  # each engine's built-in ranking objectives first
+        size = engine.tree_size_param
+        label, values = TREE_SIZES[size]
+        for objective, family in engine.ranking_objectives.items():
+            methods.append(Method(f"{engine.short_name} {objective}", engine.name, family, _grid(
+                [(f"{label}={v}", {"params": {"objective": objective, size: v}}) for v in values])))
     for engine in engines:
-        tag = "xgb" if engine == "xgboost" else "lgb"
+        tag = get_engine(engine).short_name
         methods.append(Method(f"{tag} selboost softmax", engine, "selboost", _grid(
             [(f"tau={tau}", {"loss": _listwise((1.0 / tau) * Identity())}) for tau in (0.5, 2.0)])))
         methods.append(Method(f"{tag} selboost selective", engine, "selboost", _grid(
@@ -149,20 +162,19 @@ def default_methods(engines=("xgboost", "lightgbm")):
 
 
 def _gain_base(base):
-    log_base = float(np.log(base))
-
     def gain(r):
-        return np.expm1(r * log_base)
+        return exponential_gain(r, base)
 
     gain.__name__ = f"gain_{base:g}^r-1"
     return gain
 
 
-def extra_methods(engines=("xgboost", "lightgbm")):
+def extra_methods(engines=ENGINE_NAMES):
     """Further selboost designs tried in the quality push (``--methods all`` or by name)."""
     methods = []
     for engine in engines:
-        tag = "xgb" if engine == "xgboost" else "lgb"
+        tag = get_engine(engine).short_name
+        native = get_engine(engine).param_names
 
         def add(name, second):
             methods.append(Method(f"{tag} {name}", engine, "selboost", _grid(second), default=False))
@@ -202,9 +214,9 @@ def extra_methods(engines=("xgboost", "lightgbm")):
             (f"z + {w}*sigmoid(1.5,1)", {"loss": PairwiseLoss(Identity() + w * Sigmoid(1.5, 1.0))})
             for w in (2.0, 8.0)])
         add("pairwise exp", [(f"exp(0,{sc})", {"loss": PairwiseLoss(Exp(0.0, sc))}) for sc in (1.0, 2.0)])
-        if engine == "lightgbm":
-            xgb_like = {"lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0, "max_depth": 6, "num_leaves": 63,
-                        "min_data_in_leaf": 1}
+        if get_engine(engine).tree_size_param != "max_depth":  # leaf-wise trees: also try XGBoost's defaults
+            xgb_like = get_engine(engine).native_params(reg_lambda=1.0, min_child_weight=1.0, max_depth=6,
+                                                        num_leaves=63, min_child_samples=1)
             add("selective xgb-like trees", [
                 (f"top-bump w={w} l2=1 min_hess=1 depth=6",
                  {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0)), "params": xgb_like})
@@ -213,26 +225,20 @@ def extra_methods(engines=("xgboost", "lightgbm")):
                 (f"pairs/item={k} l2=1 min_hess=1 depth=6",
                  {"loss": PairwiseLoss(Identity(), pairs_per_item=k), "params": xgb_like}) for k in (4, 16)])
             add("softmax xgb-like trees", [
-                (f"tau={t} l2=1 min_hess=1 depth=6", {"loss": _listwise((1.0 / t) * Identity()),
-                                                      "params": {"lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0,
-                                                                 "max_depth": 6, "num_leaves": 63,
-                                                                 "min_data_in_leaf": 1}})
+                (f"tau={t} l2=1 min_hess=1 depth=6", {"loss": _listwise((1.0 / t) * Identity()), "params": xgb_like})
                 for t in (0.5, 2.0)])
-        l2_key = "reg_lambda" if engine == "xgboost" else "lambda_l2"
-        add("softmax l2", [(f"tau=2 {l2_key}={v}", {"loss": _listwise(0.5 * Identity()), "params": {l2_key: v}})
-                           for v in (1.0, 10.0)])
-        hess_key = "min_child_weight" if engine == "xgboost" else "min_sum_hessian_in_leaf"
-        add("softmax tree-min-hess", [
-            (f"tau=2 {hess_key}={v}", {"loss": _listwise(0.5 * Identity()), "params": {hess_key: v}})
-            for v in (0.1, 1.0)])
+        for name, key, values in (("softmax l2", native["reg_lambda"], (1.0, 10.0)),
+                                  ("softmax tree-min-hess", native["min_child_weight"], (0.1, 1.0))):
+            add(name, [(f"tau=2 {key}={v}", {"loss": _listwise(0.5 * Identity()), "params": {key: v}})
+                       for v in values])
     return methods
 
 
-def all_methods(engines=("xgboost", "lightgbm")):
+def all_methods(engines=ENGINE_NAMES):
     return default_methods(engines) + extra_methods(engines)
 
 
-def select_methods(spec, engines=("xgboost", "lightgbm")):
+def select_methods(spec, engines=ENGINE_NAMES):
     """Methods named by ``spec``: 'default', 'all', or comma-separated names."""
     available = all_methods(engines)
     if spec == "default":
@@ -314,14 +320,18 @@ def _lgb_fit(config, fold, max_rounds, patience, threads, seed):
     return best, rounds, seconds, predict
 
 
+#: the benchmark's own training code for each engine: built-in objectives, the engine's own NDCG for
+#: early stopping, and selboost objectives through the same calls
+_FIT = {"xgboost": _xgb_fit, "lightgbm": _lgb_fit}
+
+
 def fit_config(method, config, fold, max_rounds, patience, threads, seed=0):
     """Train one configuration; returns (best_round, rounds_run, seconds, predict)."""
-    fit = _xgb_fit if method.engine == "xgboost" else _lgb_fit
-    return fit(config, fold, max_rounds, patience, threads, seed)
+    return _FIT[method.engine](config, fold, max_rounds, patience, threads, seed)
 
 
 def _scores(data, prediction):
-    return {k: ndcg_per_query(data.y, prediction, data.group, k) for k in KS}
+    return {k: _ndcg(data, prediction, k) for k in KS}
 
 
 def run_method_on_fold(method, fold, max_rounds, patience, threads, progress=None):
@@ -330,7 +340,7 @@ def run_method_on_fold(method, fold, max_rounds, patience, threads, progress=Non
     trials = []
     for config in method.grid:
         best_round, rounds, seconds, predict = fit_config(method, config, fold, max_rounds, patience, threads)
-        valid_score = mean_ndcg(ndcg_per_query(fold.valid.y, predict(fold.valid), fold.valid.group, 10))
+        valid_score = _ndcg(fold.valid, predict(fold.valid), 10, "excluded")
         trial = {"config": config["label"], "valid_ndcg@10": valid_score, "best_round": best_round,
                  "rounds_run": rounds, "seconds": seconds}
         trials.append(trial)
@@ -348,7 +358,7 @@ def run_method_on_fold(method, fold, max_rounds, patience, threads, progress=Non
         "chosen": trial,
         "trials": trials,
         "seconds_per_round": seconds / max(rounds, 1),
-        "test": {conv: {f"ndcg@{k}": mean_ndcg(per_query[k], conv) for k in KS} for conv in CONVENTIONS},
+        "test": {conv: {f"ndcg@{k}": _ndcg(fold.test, prediction, k, conv) for k in KS} for conv in CONVENTIONS},
         "per_query": {f"ndcg@{k}": per_query[k] for k in KS},
         "prediction": prediction,
     }

@@ -2,7 +2,7 @@
 
 Data: UCI Bike Sharing, hourly (Fanaee-T & Gama, "Event labeling combining ensemble detectors and
 background knowledge", Progress in Artificial Intelligence, 2013, doi:10.1007/s13748-013-0040-3),
-bundled in ``selboost/data`` (its Readme asks only for that citation). Two targets: ``cnt`` (all rentals,
+bundled in ``selboost/data`` and loaded by ``selboost.datasets.load_bike_sharing`` (its Readme asks only for that citation). Two targets: ``cnt`` (all rentals,
 right-skewed) and ``casual`` (rentals by casual users, far more skewed). Features: season, yr, mnth, hr,
 holiday, weekday, workingday, weathersit, temp, atemp, hum, windspeed (``casual``, ``registered`` and
 ``instant`` dropped). Split by time: train on the dates before ``SPLIT_DATE``, test on the later ones.
@@ -29,44 +29,20 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import resources
 
 import numpy as np
 
+from selboost.datasets import BIKE_SHARING_CITATION as CITATION
+from selboost.datasets import BIKE_SHARING_FEATURES as FEATURES
+from selboost.datasets import BIKE_SHARING_TARGETS as TARGETS
+from selboost.datasets import load_bike_sharing
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid
 from selboost.losses import SelectiveLoss
 
 __all__ = ["load_bike_sharing", "loss_grid", "run", "FEATURES", "SPLIT_DATE"]
 
-FEATURES = ["season", "yr", "mnth", "hr", "holiday", "weekday", "workingday", "weathersit", "temp", "atemp",
-            "hum", "windspeed"]
-TARGETS = ("cnt", "casual")
 SPLIT_DATE = "2012-07-01"
 QUANTILE = 0.9
-CITATION = ("Fanaee-T & Gama, \"Event labeling combining ensemble detectors and background knowledge\", "
-            "Progress in Artificial Intelligence (2013), doi:10.1007/s13748-013-0040-3")
-
-
-def load_bike_sharing(path=None, max_rows=None):
-    """The hourly bike-sharing table as a pandas DataFrame (bundled copy unless ``path`` is given)."""
-    import pandas as pd
-
-    if path is None:
-        with (resources.files("selboost") / "data" / "bike-sharing-hour.csv.gz").open("rb") as handle:
-            frame = pd.read_csv(handle, compression="gzip")
-    else:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"--data: no such file: {path}")
-        frame = pd.read_csv(path)
-    missing = [c for c in ["dteday", *FEATURES, *TARGETS] if c not in frame.columns]
-    if missing:
-        raise ValueError(f"--data: the bike-sharing table lacks the column(s) {missing}")
-    frame = frame.sort_values(["dteday", "hr"], kind="stable").reset_index(drop=True)
-    if max_rows is not None:
-        # keep both sides of the time split: the first and the last max_rows / 2 rows
-        half = max(1, max_rows // 2)
-        frame = pd.concat([frame.iloc[:half], frame.iloc[-half:]]).reset_index(drop=True)
-    return frame
 
 
 def loss_grid(threshold):

@@ -123,14 +123,24 @@ class Engine:
     """The interface every engine module implements (``selboost.engines.xgboost`` and ``.lightgbm``).
 
     Data: ``read_data``, ``n_rows``, ``set_margin``, ``n_classes_of``. Objectives and metrics:
-    ``objective``, ``metric``. Parameters: ``params``, ``leaf_hessian_minimum``. Training and models:
+    ``objective``, ``metric``. Parameters: ``params``, ``native_params``, ``leaf_hessian_minimum``;
+    what the engine has built in: ``ranking_objectives``, ``tree_size_param``. Training and models:
     ``train``, ``predict_raw``, ``num_rounds``, ``save``, ``load``, ``feature_importances``. Devices:
     ``devices``, ``check_device``, ``gpu_problem``. Dask: ``dask_train``, ``dask_predict_raw``.
     """
 
     name: str = ""
+    #: a short tag for tables and method names ("xgb", "lgb")
+    short_name: str = ""
     package: str = ""
     data_types: str = ""
+    #: the engine's own name for each common parameter it takes (``BoostingParams`` fields and
+    #: scikit-learn's ``min_child_samples``)
+    param_names: dict = {}
+    #: the parameter that bounds a tree's size under the engine's default growth policy
+    tree_size_param: str = ""
+    #: the engine's built-in learning-to-rank objectives -> their family ("lambdamart", "xendcg")
+    ranking_objectives: dict = {}
     #: the ``device=`` values this engine accepts
     devices: tuple = ("cpu",)
     #: the Dask interface takes per-row weights together with query groups
@@ -187,9 +197,25 @@ class Engine:
         """The engine's parameters for the common ones (``None`` values left to the engine)."""
         raise NotImplementedError
 
+    def native_params(self, **common):
+        """The parameters given by their common names (``native_params(reg_lambda=1.0)``) under the
+        engine's own names; a ValueError for one the engine has no counterpart of."""
+        missing = [key for key in common if key not in self.param_names]
+        if missing:
+            raise ValueError(f"engine={self.name!r} has no parameter for {missing}")
+        return {self.param_names[key]: value for key, value in common.items()}
+
+    def _optional_params(self, common: BoostingParams):
+        """The optional common parameters that are set, under the engine's own names."""
+        fields = ("max_depth", "num_leaves", "min_child_weight", "reg_lambda", "seed", "threads")
+        return self.native_params(**{key: getattr(common, key) for key in fields if getattr(common, key) is not None})
+
+    #: the engine's smallest hessian sum in a leaf when its parameters do not set one
+    default_leaf_hessian_minimum: float = 0.0
+
     def leaf_hessian_minimum(self, params):
         """The smallest hessian sum a leaf may hold under ``params`` (engine default included)."""
-        raise NotImplementedError
+        return float(params.get(self.param_names["min_child_weight"], self.default_leaf_hessian_minimum))
 
     def check_device(self, device):
         if device not in self.devices:

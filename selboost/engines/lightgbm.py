@@ -108,7 +108,14 @@ def _keep_unsplittable_features(dataset):
 
 class LightGBMEngine(Engine):
     name = "lightgbm"
+    short_name = "lgb"
     package = "lightgbm"
+    param_names = {"learning_rate": "learning_rate", "max_depth": "max_depth", "num_leaves": "num_leaves",
+                   "min_child_weight": "min_sum_hessian_in_leaf", "reg_lambda": "lambda_l2", "seed": "seed",
+                   "threads": "num_threads", "min_child_samples": "min_data_in_leaf"}
+    tree_size_param = "num_leaves"  # leaf-wise growth
+    ranking_objectives = {"lambdarank": "lambdamart", "rank_xendcg": "xendcg"}
+    default_leaf_hessian_minimum = 1e-3
     data_types = "lightgbm.Dataset"
     devices = ("cpu", "cuda", "gpu")
 
@@ -167,23 +174,17 @@ class LightGBMEngine(Engine):
         params = {"learning_rate": common.learning_rate, "verbose": -1, "metric": "None"}
         if common.device != "cpu":
             params["device_type"] = common.device
-        optional = {"max_depth": common.max_depth, "num_leaves": common.num_leaves,
-                    "min_sum_hessian_in_leaf": common.min_child_weight, "lambda_l2": common.reg_lambda,
-                    "seed": common.seed, "num_threads": common.threads}
         if common.subsample != 1.0:
             params.update(bagging_fraction=common.subsample, bagging_freq=1)
         if common.colsample_bytree != 1.0:
             params["feature_fraction"] = common.colsample_bytree
         if common.n_outputs > 1:
             params["num_class"] = common.n_outputs
-        params.update({key: value for key, value in optional.items() if value is not None})
+        params.update(self._optional_params(common))
         # keep features LightGBM would pre-filter as unsplittable: with a custom objective and no
         # feature left, LightGBM 4 aborts instead of growing constant trees (small data)
         params["feature_pre_filter"] = False
         return params
-
-    def leaf_hessian_minimum(self, params):
-        return float(params.get("min_sum_hessian_in_leaf", 1e-3))
 
     def _probe_gpu(self, device):
         lgb = self.require()

@@ -26,7 +26,14 @@ class XGBoostMetric(EngineMetric):
 
 class XGBoostEngine(Engine):
     name = "xgboost"
+    short_name = "xgb"
     package = "xgboost"
+    param_names = {"learning_rate": "eta", "max_depth": "max_depth", "num_leaves": "max_leaves",
+                   "min_child_weight": "min_child_weight", "reg_lambda": "lambda", "seed": "seed",
+                   "threads": "nthread"}
+    tree_size_param = "max_depth"  # depth-wise growth
+    ranking_objectives = {"rank:ndcg": "lambdamart"}
+    default_leaf_hessian_minimum = 1.0
     data_types = "xgboost.DMatrix"
     devices = ("cpu", "cuda")
     dask_weights_with_groups = False  # DaskDMatrix: "per-group weight is not implemented" with qid
@@ -69,16 +76,13 @@ class XGBoostEngine(Engine):
     def params(self, common: BoostingParams):
         params = {"eta": common.learning_rate, "tree_method": "hist", "device": common.device,
                   "verbosity": 0, "disable_default_eval_metric": 1}
-        optional = {"max_depth": common.max_depth, "max_leaves": common.num_leaves,
-                    "min_child_weight": common.min_child_weight, "lambda": common.reg_lambda,
-                    "seed": common.seed, "nthread": common.threads}
         if common.subsample != 1.0:
             params["subsample"] = common.subsample
         if common.colsample_bytree != 1.0:
             params["colsample_bytree"] = common.colsample_bytree
         if common.n_outputs > 1:
             params["num_class"] = common.n_outputs
-        params.update({key: value for key, value in optional.items() if value is not None})
+        params.update(self._optional_params(common))
         return params
 
     def _in_model(self, init):
@@ -102,9 +106,6 @@ class XGBoostEngine(Engine):
 
     def _base_score(self, init):
         return (init.tolist() if init.ndim else float(init)) if self._in_model(init) else 0.0
-
-    def leaf_hessian_minimum(self, params):
-        return float(params.get("min_child_weight", 1.0))
 
     def _probe_gpu(self, device):
         xgb = self.require()
