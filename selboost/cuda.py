@@ -590,7 +590,7 @@ class DeviceLoss:
         components, table = bound.components, bound.table
         self._components = cuda.to_device(np.ascontiguousarray(components, dtype=np.float64))
         self._table = cuda.to_device(np.ascontiguousarray(table, dtype=np.float64))
-        weight = np.asarray(bound.gradient_weight, dtype=np.float64)
+        weight = np.asarray(bound.weight, dtype=np.float64)
         self._weighted = bool(weight.size)
         # a one-element placeholder rather than an empty device array when unweighted
         self._weight = cuda.to_device(weight if weight.size else np.ones(1))

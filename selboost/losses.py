@@ -146,11 +146,6 @@ class _BoundLoss:
         """The optimal constant raw score: 0.0 for losses over groups (a shift changes nothing)."""
         return 0.0
 
-    @property
-    def gradient_weight(self):
-        """The weights of the gradients and hessians (an empty array: all ones)."""
-        return self.weight
-
     def _work(self, rows):
         """float64 scratch arrays of shape (rows, n), kept between rounds (no page faults per round)."""
         work = getattr(self, "_work_buffer", None)
@@ -425,13 +420,13 @@ class ListwiseLoss(_GroupedLoss):
     convention); ``group_weight`` per group multiplies the whole group (XGBoost's). A group's loss is
     multiplied by its group weight and by the mean row weight of the group.
 
-    ``group_scale`` multiplies the gradient and hessian of every row of a group of n rows (not the loss
-    value): ``"auto"`` (the default) by min(n, 10), a number by that number, ``None`` by 1 (the plain
-    softmax). Why: the softmax gives a group hessians that sum to less than 1, so under the engines'
-    tree defaults (XGBoost's ``min_child_weight=1`` and ``reg_lambda=1``) a large query is split coarsely,
-    one query of thousands of rows not at all, and its leaf values are braked to almost nothing; the
-    built-in LambdaMARTs normalise their gradients for the same reason. Scaling by n throughout would
-    lose the brake that small and mid-sized groups train better with; the cap at 10 is what the defaults
+    ``group_scale`` is a weight of every group of n rows (of its loss, gradients and hessians):
+    ``"auto"`` (the default) min(n, 10), a number that number, ``None`` 1 (the plain softmax). Why: the
+    softmax gives a group hessians that sum to less than 1, so under the engines' tree defaults
+    (XGBoost's ``min_child_weight=1`` and ``reg_lambda=1``) a large query is split coarsely, one query of
+    thousands of rows not at all, and its leaf values are braked to almost nothing; the built-in
+    LambdaMARTs normalise their gradients for the same reason. Weighing by n throughout would lose the
+    brake that small and mid-sized groups train better with; the cap at 10 is what the defaults
     benchmark chose (``benchmarks/RESULTS.md``, the ranker defaults section).
     """
 
@@ -493,32 +488,29 @@ class ListwiseLoss(_GroupedLoss):
             K.pick(K.group_softmax_parallel, K.group_softmax_serial, self.parallel)(
                 components, table, y, pointer, q
             )
-        return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],), row_scale=self._row_scale(pointer))
+        scale = self._row_scale(pointer)
+        if scale is not None:
+            weight = scale * weight if weight.size else scale
+        return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],))
 
 class BoundSoftmaxLoss(_BoundLoss):
     """Composite softmax over consecutive groups of a flat score array (listwise and multi-class)."""
 
-    def __init__(self, spec, q, pointer, weight, shape, row_weight=None, row_scale=None):
+    def __init__(self, spec, q, pointer, weight, shape, row_weight=None):
         self.spec = spec
         self.row_weight = row_weight  # multi-class: the per-sample weights (empty: all ones); None for groups
         self.q = q
         self.group_ptr = pointer
         self.weight = weight
-        # the gradient's weights: the loss's, times ListwiseLoss's group_scale (which the loss value lacks)
-        self._gradient_weight = weight if row_scale is None else (row_scale * weight if weight.size else row_scale)
         self.shape = shape
         self.n_rows = shape[0]
         self.components, self.table = spec.transform.packed()
-
-    @property
-    def gradient_weight(self):
-        return self._gradient_weight
 
     def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
-        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.gradient_weight,
+        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
                            self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
                            hess_out.reshape(-1))
         self._check_nonfinite(nonfinite, z)

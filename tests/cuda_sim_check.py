@@ -65,7 +65,7 @@ def _softmax_term_scales(bound, raw):
         part = phi[pointer[g]:pointer[g + 1]]
         e = np.exp(part - part.max())
         p[pointer[g]:pointer[g + 1]] = e / e.sum()
-    weight = bound.gradient_weight if bound.gradient_weight.size else np.ones_like(z)
+    weight = bound.weight if bound.weight.size else np.ones_like(z)
     big = np.maximum(p, bound.q)
     grad_scale = weight * np.abs(dphi) * big
     hess_scale = weight * (dphi * dphi * p * (1.0 - p) + np.abs(d2phi) * big)
