@@ -6,6 +6,14 @@ from one Python function: ``parallel=True`` (``prange`` over samples or groups) 
 because the engines' own OpenMP pools run on the same cores and a parallel kernel can slow a
 boosting round down (see ``benchmarks/RESULTS.md``).
 
+Compilation is paid at the first call, so only what a fit uses is compiled: the gradient and loss
+kernels over links (``scalar_grad_hess``, ``softmax_grad_hess``, ``pairwise_grad_hess``, ...) are
+made per link, for the term kinds it has, the variant in use (serial or parallel, weighted or not,
+exact hessian or not) and the dtypes of the call; the loops of the other kinds are not compiled
+(compiling every kind's loop into every kernel took 12-18 s on 2 cores). A variant is a copy of the
+kernel's Python function whose globals name the loops and flags it needs (``_variant``), under a name
+of its own, so that Numba's on-disk cache keeps it apart.
+
 ``fastmath`` is a fixed set of flags that allows contraction and reassociation but not ``nnan`` or
 ``ninf``: inputs are finite, and the kernels must never assume away an overflow. ``error_model="numpy"``:
 with Numba's default ("python") every float division checks for a zero divisor and may raise, and that
@@ -32,8 +40,8 @@ from selboost import _elementwise
 from selboost._elementwise import (
     KIND_EXP,
     KIND_IDENTITY,
-    KIND_SIGMOID,
     KIND_PIECEWISE,
+    KIND_SIGMOID,
     KIND_SINH,
     exp_values,
     fast_exp,
