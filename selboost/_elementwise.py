@@ -15,7 +15,8 @@ and its links does not import Numba): the same source is compiled into the CPU k
 Python, so the two cannot drift apart. The dispatch on a term's ``kind`` (``component_values``,
 ``link_values``) is inlined at Numba IR level, so that LLVM sees the test inside a loop and hoists it
 out (measured: 4x faster than a call per element). The per-kind functions below it are ordinary
-compiled functions, which LLVM inlines by itself: inlining them at IR level as well made Numba take minutes to compile the kernels.
+compiled functions, which LLVM inlines by itself: inlining them at IR level as well made Numba take
+minutes to compile the kernels.
 
 With ``u = (z - center) / scale`` the unit functions are
 
