@@ -10,7 +10,8 @@ For each loss kind and size it times, interleaved in one process on the same dat
     arithmetic: the memory-bandwidth bound.
 Reported: the best of ``--repeats`` runs after a warm-up call of each, in million samples per second,
 and selboost as a fraction of the copy bound; the warm-up calls of the two selboost kernels (their Numba
-compilation, or the load from Numba's cache) are reported apart, in seconds. The parallel kernel, the serial kernel and the copy take turns within each round, so
+compilation, or the load from Numba's cache) are reported apart, in seconds. The parallel kernel, the
+serial kernel and the copy take turns within each round, so
 that the ratio compares times taken close together.
 """
 
@@ -101,8 +102,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    print("| loss | rows | selboost parallel (M/s) | selboost serial (M/s) | numpy (M/s) | copy (M/s) | parallel / copy "
-          "| warm-up s (parallel + serial) |")
+    print("| loss | rows | selboost parallel (M/s) | selboost serial (M/s) | numpy (M/s) | copy (M/s) "
+          "| parallel / copy | warm-up s (parallel + serial) |")
     print("|---|---|---|---|---|---|---|---|")
     for n in args.rows:
         for name, bound, z, numpy_version in cases(n, rng):
