@@ -11,8 +11,8 @@ For each loss kind and size it times, interleaved in one process on the same dat
 Reported: the best of ``--repeats`` runs after a warm-up call of each, in million samples per second,
 and selboost as a fraction of the copy bound; the warm-up calls of the two selboost kernels (their Numba
 compilation, or the load from Numba's cache) are reported apart, in seconds. The parallel kernel, the
-serial kernel and the copy take turns within each round, so
-that the ratio compares times taken close together.
+serial kernel and the copy take turns within each round, so that the ratio compares times taken
+close together.
 """
 
 from __future__ import annotations
