@@ -8,13 +8,15 @@ A link is packed into two float64 arrays so that one compiled kernel serves ever
   ``h`` at the segment anchors (count + 1), ``H`` at the anchors (count + 1) and the anchors themselves
   (count + 1: each segment's point nearest 0), starting at ``offset``.
 
-The functions here use ``math`` calls only and are registered with ``numba.extending.register_jitable``:
-the same source is compiled into the CPU kernels (``selboost._kernels``) and into the CUDA kernels
-(``selboost.cuda``), and stays callable from plain Python, so the two cannot drift apart. The dispatch
-on a term's ``kind`` (``component_values``, ``link_values``) is inlined at Numba IR level, so that LLVM
-sees the test inside a loop and hoists it out (measured: 4x faster than a call per element). The
-per-kind functions below it are ordinary compiled functions, which LLVM inlines by itself: inlining
-them at IR level as well made Numba take minutes to compile the kernels.
+The functions here use ``math`` calls only and are registered with ``numba.extending.register_jitable``
+(by ``register_with_numba``, which ``selboost._kernels`` calls on import, so that importing selboost
+and its links does not import Numba): the same source is compiled into the CPU kernels
+(``selboost._kernels``) and into the CUDA kernels (``selboost.cuda``), and stays callable from plain
+Python, so the two cannot drift apart. The dispatch on a term's ``kind`` (``component_values``,
+``link_values``) is inlined at Numba IR level, so that LLVM sees the test inside a loop and hoists it
+out (measured: 4x faster than a call per element). The per-kind functions below it are ordinary
+compiled functions, which LLVM inlines by itself: inlining them at IR level as well made Numba take
+minutes to compile the kernels.
 
 With ``u = (z - center) / scale`` the unit functions are
 
@@ -41,9 +43,6 @@ import math
 import struct
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic, overload, register_jitable
 
 KIND_IDENTITY = 0
 KIND_SIGMOID = 1
@@ -73,41 +72,71 @@ def power_of_two(n):
     return struct.unpack("<d", struct.pack("<q", (int(n) + 1023) << 52))[0]
 
 
-@intrinsic
-def _bits_to_float(typingctx, bits):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(types.int64), codegen
-
-
-@overload(power_of_two)
-def _power_of_two_compiled(n):
-    def implementation(n):
-        return _bits_to_float((np.int64(n) + 1023) << 52)
-
-    return implementation
-
-
 def multiply_add(a, b, c):
     """a * b + c; compiled, one fused multiply-add that the kernels' ``reassoc`` cannot regroup."""
     return a * b + c
 
 
-@intrinsic
-def _fused_multiply_add(typingctx, a, b, c):
-    def codegen(context, builder, signature, args):
-        return builder.fma(*args)
-
-    return types.float64(types.float64, types.float64, types.float64), codegen
+#: (function, register_jitable options) of every function below, registered by ``register_with_numba``
+_JITABLE = []
 
 
-@overload(multiply_add)
-def _multiply_add_compiled(a, b, c):
-    def implementation(a, b, c):
-        return _fused_multiply_add(np.float64(a), np.float64(b), np.float64(c))
+def register_jitable(function=None, **options):
+    """Marks ``function`` for ``numba.extending.register_jitable(**options)``, done by
+    ``register_with_numba``; the function itself is returned unchanged, as Numba's decorator does."""
 
-    return implementation
+    def mark(function):
+        _JITABLE.append((function, options))
+        return function
+
+    return mark if function is None else mark(function)
+
+
+_REGISTERED = []
+
+
+def register_with_numba():
+    """Registers the compiled forms with Numba (once per process): every ``register_jitable`` function,
+    ``power_of_two`` as a bit-cast and ``multiply_add`` as a fused multiply-add."""
+    if _REGISTERED:
+        return
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic, overload
+    from numba.extending import register_jitable as numba_register_jitable
+
+    @intrinsic
+    def _bits_to_float(typingctx, bits):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.DoubleType())
+
+        return types.float64(types.int64), codegen
+
+    @overload(power_of_two)
+    def _power_of_two_compiled(n):
+        def implementation(n):
+            return _bits_to_float((np.int64(n) + 1023) << 52)
+
+        return implementation
+
+    @intrinsic
+    def _fused_multiply_add(typingctx, a, b, c):
+        def codegen(context, builder, signature, args):
+            return builder.fma(*args)
+
+        return types.float64(types.float64, types.float64, types.float64), codegen
+
+    @overload(multiply_add)
+    def _multiply_add_compiled(a, b, c):
+        def implementation(a, b, c):
+            return _fused_multiply_add(np.float64(a), np.float64(b), np.float64(c))
+
+        return implementation
+
+    for function, options in _JITABLE:
+        # Numba's decorator takes either options or the function
+        numba_register_jitable(**options)(function) if options else numba_register_jitable(function)
+    _REGISTERED.append(True)
 
 
 @register_jitable

@@ -6,27 +6,41 @@ from one Python function: ``parallel=True`` (``prange`` over samples or groups) 
 because the engines' own OpenMP pools run on the same cores and a parallel kernel can slow a
 boosting round down (see ``benchmarks/RESULTS.md``).
 
+Compilation is paid at the first call, so only what a fit uses is compiled: the gradient and loss
+kernels over links (``scalar_grad_hess``, ``softmax_grad_hess``, ``pairwise_grad_hess``, ...) are
+made per link, for the term kinds it has, the variant in use (serial or parallel, weighted or not,
+exact hessian or not) and the dtypes of the call; the loops of the other kinds are not compiled
+(compiling every kind's loop into every kernel took 12-18 s on 2 cores). A variant is a copy of the
+kernel's Python function whose globals name the loops and flags it needs (``_variant``), under a name
+of its own, so that Numba's on-disk cache keeps it apart.
+
 ``fastmath`` is a fixed set of flags that allows contraction and reassociation but not ``nnan`` or
 ``ninf``: inputs are finite, and the kernels must never assume away an overflow. ``error_model="numpy"``:
 with Numba's default ("python") every float division checks for a zero divisor and may raise, and that
 branch keeps LLVM from vectorising any loop that divides (measured: 2-3x slower serial kernels).
 
 The gradient kernels evaluate the link over a tile of samples (scalar) or over a group, term by term
-(``link_values_range``), into small scratch arrays that stay in the L1 cache, and check on
+(``link_values_range_for``), into small scratch arrays that stay in the L1 cache, and check on
 the way that the scores are finite: they return the number of scores z with z - z != 0 (NaN exactly
 when z is NaN or infinite), so that the caller needs no separate pass over the data.
 """
 
+import hashlib
 import math
+import threading
 import types
+from pathlib import Path
 
 import numpy as np
 from numba import njit, prange
+from numba.core.caching import FunctionCache
 from numba.extending import register_jitable
 
+from selboost import _elementwise
 from selboost._elementwise import (
     KIND_EXP,
     KIND_IDENTITY,
+    KIND_PIECEWISE,
     KIND_SIGMOID,
     KIND_SINH,
     exp_values,
@@ -44,6 +58,8 @@ from selboost._elementwise import (
     softplus,
 )
 
+_elementwise.register_with_numba()
+
 FASTMATH = {"contract", "reassoc", "arcp", "nsz"}
 
 #: samples per tile of the scalar kernel: two float64 scratch arrays of this length stay in L1
@@ -56,24 +72,91 @@ GROUPS_PER_CHUNK = 64
 BLOCK_ROWS = 1024
 
 
-def _renamed(function, suffix):
-    """A copy of ``function`` under another name: Numba's on-disk cache is keyed on the function's
-    qualified name and bytecode, not on ``parallel=``, so the two variants need distinct names."""
-    copy = types.FunctionType(
-        function.__code__, function.__globals__, function.__name__ + suffix, function.__defaults__,
-        function.__closure__,
-    )
-    copy.__qualname__ = function.__qualname__ + suffix
+#: the sources compiled into these kernels: the per-element math is inlined from _elementwise.py
+_SOURCES = ("_kernels.py", "_elementwise.py")
+_SOURCE_DIGEST = hashlib.sha256(
+    b"".join((Path(__file__).with_name(name)).read_bytes() for name in _SOURCES)
+).hexdigest()
+
+
+class _SourceCache(FunctionCache):
+    """Numba's on-disk cache, keyed on the contents of every source file compiled into the kernels.
+
+    Numba keys a cached function on its own file's time stamp and its own bytecode only: an edit of
+    the per-element math in ``_elementwise.py`` would otherwise run the old machine code."""
+
+    def _index_key(self, sig, codegen):
+        return super()._index_key(sig, codegen) + (_SOURCE_DIGEST,)
+
+
+def _jit(function, **options):
+    """``njit(cache=True, fastmath=FASTMATH, error_model="numpy", **options)(function)``, cached by
+    ``_SourceCache``."""
+    options = {"cache": True, "fastmath": FASTMATH, "error_model": "numpy", **options}
+    dispatcher = njit(**options)(function)
+    dispatcher._cache = _SourceCache(dispatcher.py_func)
+    return dispatcher
+
+
+def _renamed(function, name, **bindings):
+    """A copy of ``function`` under another name, with the globals ``bindings`` rebound (to other
+    compiled functions, or to flags that Numba's branch pruning resolves at compile time). Numba's
+    on-disk cache is keyed on the function's qualified name and bytecode, not on ``parallel=`` or on
+    its globals, so every variant has a name of its own."""
+    namespace = function.__globals__
+    if bindings:
+        namespace = dict(namespace, **bindings)
+    copy = types.FunctionType(function.__code__, namespace, name, function.__defaults__, function.__closure__)
+    copy.__qualname__ = name
     copy.__doc__ = function.__doc__
     return copy
 
 
 def _compile_both(function):
-    """(parallel, serial) compilations of one kernel source."""
-    options = {"cache": True, "fastmath": FASTMATH, "error_model": "numpy"}
-    parallel = njit(parallel=True, **options)(_renamed(function, "_parallel"))
-    serial = njit(parallel=False, **options)(_renamed(function, "_serial"))
+    """(parallel, serial) compilations of one kernel source, each compiled at its first call."""
+    parallel = _jit(_renamed(function, function.__qualname__ + "_parallel"), parallel=True)
+    serial = _jit(_renamed(function, function.__qualname__ + "_serial"), parallel=False)
     return parallel, serial
+
+
+_KIND_NAMES = {KIND_IDENTITY: "identity", KIND_SIGMOID: "sigmoid", KIND_SINH: "sinh", KIND_EXP: "exp",
+               KIND_PIECEWISE: "piecewise"}
+_VARIANTS = {}
+_VARIANTS_LOCK = threading.RLock()
+
+
+def _variant(function, name, options, **bindings):
+    """The kernel ``function`` compiled under ``name`` with ``bindings`` (see ``_renamed``), made once
+    per process; Numba compiles it at its first call, or loads it from the on-disk cache."""
+    dispatcher = _VARIANTS.get(name)
+    if dispatcher is None:
+        with _VARIANTS_LOCK:
+            dispatcher = _VARIANTS.get(name)
+            if dispatcher is None:
+                dispatcher = _VARIANTS[name] = _jit(_renamed(function, name, **bindings), **options)
+    return dispatcher
+
+
+def _link_kinds(components):
+    """The term kinds of a packed link, in order, as Python ints."""
+    return tuple(int(kind) for kind in components[:, 0])
+
+
+def _by_kinds(factory):
+    """``factory(components, *options)``, remembered per sequence of term kinds and options: the
+    kernel of every later call with such a link is one dictionary look-up away."""
+    made = {}
+
+    def kernel_for(components, *options):
+        key = (components[:, 0].tobytes(), options)
+        kernel = made.get(key)
+        if kernel is None:
+            kernel = made[key] = factory(components, *options)
+        return kernel
+
+    kernel_for.__name__ = factory.__name__
+    kernel_for.__doc__ = factory.__doc__
+    return kernel_for
 
 
 # ---------------------------------------------------------------- links, element by element
@@ -136,14 +219,15 @@ def _add_term_loop(term_values):
                 d2hs[i] = (0.0 if first else d2hs[i]) + w * d2v
 
     # Numba's cache keys a closure on the values it captures as well as on its name and code
-    return njit(cache=True, fastmath=FASTMATH, error_model="numpy")(add_term)
+    return _jit(add_term)
 
 
 _add_identity, _add_sigmoid, _add_sinh, _add_exp, _add_piecewise = map(_add_term_loop, _TERM_VALUES)
+_ADD_TERM = dict(zip((KIND_IDENTITY, KIND_SIGMOID, KIND_SINH, KIND_EXP, KIND_PIECEWISE),
+                     (_add_identity, _add_sigmoid, _add_sinh, _add_exp, _add_piecewise)))
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
+def _link_values_range(components, table, z, start, stop, h, dh, d2h, base):
     """(h, h', h'') of the whole link at z[start:stop], written to h[i - base], dh[i - base], d2h[i - base];
     ``d2h=None`` skips h''.
 
@@ -153,6 +237,9 @@ def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
     the ``is None`` branches, because a run-time test inside a loop kept it from vectorising (measured:
     2.3x slower). The loops run over slices from index 0: an index that might be negative gets Numba's
     wrap-around select, and then LLVM cannot see that the accesses are consecutive.
+
+    Compiled per set of term kinds (``link_values_range_for``): the loop of a kind the link does not use
+    is neither compiled nor called.
     """
     for k in range(components.shape[0]):
         kind = int(components[k, 0])
@@ -172,10 +259,19 @@ def link_values_range(components, table, z, start, stop, h, dh, d2h, base):
             _add_piecewise(*arguments)
 
 
-@register_jitable(inline="always")
-def evaluate_link(components, table, z, start, stop, phi, dphi, d2phi):
-    """phi, phi', phi'' at z[start:stop] into the same positions of the work arrays."""
-    link_values_range(components, table, z, start, stop, phi, dphi, d2phi, 0)
+#: bound, in each kernel variant that evaluates a link over a slice, to ``link_values_range_for(kinds)``
+link_values_range = None
+
+
+def link_values_range_for(kinds):
+    """``_link_values_range`` compiled for links whose terms are of ``kinds`` only: the names of the
+    other kinds' loops are bound to one of these, so that no other loop is compiled (and none is
+    called: the kernel is chosen from the very link it evaluates)."""
+    present = sorted(set(kinds))
+    bindings = {f"_add_{_KIND_NAMES[kind]}": _ADD_TERM[kind if kind in present else present[0]]
+                for kind in _ADD_TERM}
+    name = "link_values_range." + "_".join(_KIND_NAMES[kind] for kind in present)
+    return _variant(_link_values_range, name, {}, **bindings)
 
 
 def _link_values_kernel(components, table, z, h_out, dh_out, d2h_out):
@@ -235,32 +331,53 @@ def _fused_term_loop(term_values):
             nonfinite += zs[i] - zs[i] != 0.0  # inf - inf and NaN - NaN are NaN
         return nonfinite
 
-    return njit(cache=True, fastmath=FASTMATH - {"reassoc"}, error_model="numpy")(fused_term)
+    return _jit(fused_term, fastmath=FASTMATH - {"reassoc"})
 
 
-_fused_identity, _fused_sigmoid, _fused_sinh, _fused_exp, _fused_piecewise = map(_fused_term_loop, _TERM_VALUES)
+_FUSED_TERM = dict(zip((KIND_IDENTITY, KIND_SIGMOID, KIND_SINH, KIND_EXP, KIND_PIECEWISE),
+                       map(_fused_term_loop, _TERM_VALUES)))
+
+#: bound, in each variant of ``_scalar_chunk``, to the fused loop of the link's last curved term, and to
+#: whether the link has curved terms before that one
+_fused_last = None
+_OTHER_CURVED = True
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def scalar_tile(curved, slope, table, zs, targets, weights, partial_h, partial_dh, hess_min, grads, hessians):
-    """The fused loop (``_fused_term_loop``) for the last row of ``curved``, the link's terms other than
-    identities, whose weights add up to ``slope``."""
-    if curved.shape[0] == 0:
-        return _fused_identity(0.0, 1.0, 0, 0, table, 0.0, slope, zs, targets, weights, partial_h, partial_dh,
-                               hess_min, grads, hessians)
-    last = curved.shape[0] - 1
-    kind = int(curved[last, 0])
-    arguments = (
-        curved[last, 2], curved[last, 3], int(curved[last, 4]), int(curved[last, 5]), table, curved[last, 1],
-        slope, zs, targets, weights, partial_h, partial_dh, hess_min, grads, hessians,
-    )
-    if kind == KIND_SIGMOID:
-        return _fused_sigmoid(*arguments)
-    if kind == KIND_SINH:
-        return _fused_sinh(*arguments)
-    if kind == KIND_EXP:
-        return _fused_exp(*arguments)
-    return _fused_piecewise(*arguments)
+def _scalar_chunk(curved, slope, table, z, target_h, weight, hess_min, grad_out, hess_out, chunk):
+    """The tiles of one chunk of the scalar kernel (``_scalar_grad_hess_kernel``): the curved terms but the
+    last into scratch, then the fused loop (``_fused_term_loop``) of the last; no curved term: the
+    identity's loop, adding nothing. Returns the number of scores that are not finite."""
+    n = z.shape[0]
+    n_curved = curved.shape[0]
+    center, scale, offset, count, w = 0.0, 1.0, 0, 0, 0.0
+    if n_curved > 0:
+        last = n_curved - 1
+        center, scale, offset, count, w = (curved[last, 2], curved[last, 3], int(curved[last, 4]),
+                                           int(curved[last, 5]), curved[last, 1])
+    h = np.zeros(TILE)  # stays 0 unless more than one term is curved
+    dh = np.zeros(TILE)
+    nonfinite = 0
+    for start in range(chunk * CHUNK, min((chunk + 1) * CHUNK, n), TILE):
+        stop = min(start + TILE, n)
+        if _OTHER_CURVED:  # resolved at compile time: a variant for a link with one curved term has no call
+            if n_curved > 1:
+                link_values_range(curved[:-1], table, z, start, stop, h, dh, None, start)
+        zs = z[start:stop]
+        targets = target_h[start:stop]
+        grads = grad_out[start:stop]
+        hessians = hess_out[start:stop]
+        # None or not is known at compile time: only the variant in use is compiled
+        if weight is not None:
+            nonfinite += _fused_last(center, scale, offset, count, table, w, slope, zs, targets, weight[start:stop],
+                                     h, dh, hess_min, grads, hessians)
+        else:
+            nonfinite += _fused_last(center, scale, offset, count, table, w, slope, zs, targets, None, h, dh,
+                                     hess_min, grads, hessians)
+    return nonfinite
+
+
+#: bound, in each variant of ``_scalar_grad_hess_kernel``, to its variant of ``_scalar_chunk``
+scalar_chunk = None
 
 
 def _scalar_grad_hess_kernel(components, table, z, target_h, weight, hess_min, grad_out, hess_out):
@@ -286,33 +403,37 @@ def _scalar_grad_hess_kernel(components, table, z, target_h, weight, hess_min, g
     n_curved = 0
     for k in range(components.shape[0]):
         if int(components[k, 0]) != KIND_IDENTITY:
-            curved[n_curved] = components[k]
+            # element by element: a row assignment compiles Numba's shape-mismatch error message (seconds)
+            for c in range(components.shape[1]):
+                curved[n_curved, c] = components[k, c]
             n_curved += 1
     nonfinite = 0
     for chunk in prange((n + CHUNK - 1) // CHUNK):
-        h = np.zeros(TILE)  # stays 0 unless more than one term is curved
-        dh = np.zeros(TILE)
-        chunk_nonfinite = 0
-        for start in range(chunk * CHUNK, min((chunk + 1) * CHUNK, n), TILE):
-            stop = min(start + TILE, n)
-            if n_curved > 1:
-                link_values_range(curved[:-1], table, z, start, stop, h, dh, None, start)
-            zs = z[start:stop]
-            targets = target_h[start:stop]
-            grads = grad_out[start:stop]
-            hessians = hess_out[start:stop]
-            # None or not is known at compile time: only the variant in use is compiled
-            if weight is not None:
-                chunk_nonfinite += scalar_tile(curved, slope, table, zs, targets, weight[start:stop], h, dh,
-                                               hess_min, grads, hessians)
-            else:
-                chunk_nonfinite += scalar_tile(curved, slope, table, zs, targets, None, h, dh, hess_min, grads,
-                                               hessians)
-        nonfinite += chunk_nonfinite
+        # one call per chunk: the parallel loop's body stays small, which keeps its compilation short
+        nonfinite += scalar_chunk(curved, slope, table, z, target_h, weight, hess_min, grad_out, hess_out, chunk)
     return nonfinite
 
 
-scalar_grad_hess_parallel, scalar_grad_hess_serial = _compile_both(_scalar_grad_hess_kernel)
+def _variant_name(function, parallel, *parts):
+    return ".".join([function.__name__ + ("_parallel" if parallel else "_serial"), *parts])
+
+
+@_by_kinds
+def scalar_grad_hess(components, parallel):
+    """The scalar kernel (``_scalar_grad_hess_kernel``) for links with the term kinds of ``components``:
+    only the fused loop of the last curved kind and the range loops of the other curved kinds are
+    compiled, and only for ``parallel`` (True: prange over chunks)."""
+    curved = [kind for kind in _link_kinds(components) if kind != KIND_IDENTITY]
+    last = curved[-1] if curved else KIND_IDENTITY
+    others = sorted(set(curved[:-1]))
+    parts = [_KIND_NAMES[last], "_".join(_KIND_NAMES[kind] for kind in others) or "none"]
+    bindings = {"_fused_last": _FUSED_TERM[last], "_OTHER_CURVED": bool(others)}
+    if others:
+        bindings["link_values_range"] = link_values_range_for(others)
+    # one chunk function for both kernels: the serial kernel and the parallel one share its compilation
+    chunk = _variant(_scalar_chunk, ".".join(["scalar_chunk", *parts]), {}, **bindings)
+    return _variant(_scalar_grad_hess_kernel, _variant_name(_scalar_grad_hess_kernel, parallel, *parts),
+                    {"parallel": parallel}, scalar_chunk=chunk)
 
 
 # ---------------------------------------------------------------- composite softmax (listwise, multi-class)
@@ -399,29 +520,36 @@ def _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hes
     return nonfinite
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def softmax_block(components, table, z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min,
-                  grad_out, hess_out):
+#: bound per kernel variant: whether rows are weighted (``weight`` not empty), the exact hessian wanted,
+#: the block's function
+_WEIGHTED = True
+_EXACT = True
+softmax_block = None
+
+
+def _softmax_block(components, table, z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min,
+                   grad_out, hess_out):
     """Link values of groups first..last - 1 in one call, then their outputs (``_softmax_outputs``);
-    an empty ``weight`` means unweighted."""
+    ``_WEIGHTED`` False: unweighted (``weight`` empty)."""
     start = group_ptr[first]
     link_values_range(components, table, z, start, group_ptr[last], phi, dphi, d2phi, start)
-    if weight.shape[0] == 0:
-        return _softmax_outputs(z, q, group_ptr, first, last, None, phi, dphi, d2phi, hess_min, grad_out,
+    if _WEIGHTED:
+        return _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min, grad_out,
                                 hess_out)
-    return _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min, grad_out,
+    return _softmax_outputs(z, q, group_ptr, first, last, None, phi, dphi, d2phi, hess_min, grad_out,
                             hess_out)
 
 
-def _softmax_grad_hess_kernel(components, table, z, q, group_ptr, weight, exact, hess_min, grad_out, hess_out):
+def _softmax_grad_hess_kernel(components, table, z, q, group_ptr, weight, hess_min, grad_out, hess_out):
     """Per group: p = softmax(phi(z)), grad = w phi'(p - q), hess = w phi'^2 p (1 - p) [+ phi''(p - q)].
 
     A group of one item, or whose target q sums to 0, gets zero gradient and zero hessian. Returns the
     number of scores that are not finite (when not 0, the outputs are meaningless).
 
     The work goes in blocks of consecutive groups (up to ``BLOCK_ROWS`` rows, or one larger group): the
-    link is evaluated over a block in one call, and the branches on ``exact`` and on the weights are
-    taken once per block, at compile time, because a test inside a loop keeps it from vectorising.
+    link is evaluated over a block in one call, and the branches on the exact hessian (``_EXACT``) and on
+    the weights are taken at compile time, because a test inside a loop keeps it from vectorising:
+    ``softmax_grad_hess`` compiles the variant in use only.
     """
     n_groups = group_ptr.shape[0] - 1
     largest = 0
@@ -438,7 +566,7 @@ def _softmax_grad_hess_kernel(components, table, z, q, group_ptr, weight, exact,
             last = first + 1
             while last < chunk_end and group_ptr[last + 1] - group_ptr[first] <= block_rows:
                 last += 1
-            if exact:
+            if _EXACT:
                 chunk_nonfinite += softmax_block(components, table, z, q, group_ptr, first, last, weight,
                                                  scratch[0], scratch[1], scratch[2], hess_min, grad_out,
                                                  hess_out)
@@ -461,7 +589,7 @@ def _softmax_loss_kernel(components, table, z, q, group_ptr, phi_work, dphi_work
         if stop - start < 2 or q_sum <= 0.0:
             out[g] = 0.0
             continue
-        evaluate_link(components, table, z, start, stop, phi_work, dphi_work, d2phi_work)
+        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
         top = -np.inf
         for i in range(start, stop):
             top = max(top, phi_work[i])
@@ -498,9 +626,34 @@ def _group_softmax_kernel(components, table, s, group_ptr, out):
             out[i] /= total
 
 
-softmax_grad_hess_parallel, softmax_grad_hess_serial = _compile_both(_softmax_grad_hess_kernel)
 group_softmax_parallel, group_softmax_serial = _compile_both(_group_softmax_kernel)
-softmax_loss_parallel, softmax_loss_serial = _compile_both(_softmax_loss_kernel)
+
+
+def link_kernel(function, components, parallel, *parts, **bindings):
+    """The kernel ``function`` for links with the term kinds of ``components`` (its ``link_values_range``
+    bound to ``link_values_range_for`` them) and ``bindings``, named by them and by ``parts``."""
+    kinds = sorted(set(_link_kinds(components)))
+    name = _variant_name(function, parallel, "_".join(_KIND_NAMES[kind] for kind in kinds), *parts)
+    return _variant(function, name, {"parallel": parallel}, link_values_range=link_values_range_for(kinds),
+                    **bindings)
+
+
+@_by_kinds
+def softmax_grad_hess(components, parallel, weighted, exact):
+    """The composite-softmax kernel (``_softmax_grad_hess_kernel``) compiled for the term kinds of
+    ``components``, ``parallel`` or serial, weighted or not, the exact hessian or Gauss-Newton."""
+    kinds = sorted(set(_link_kinds(components)))
+    weights = "weighted" if weighted else "unweighted"
+    block = _variant(_softmax_block, ".".join(["softmax_block", *(_KIND_NAMES[k] for k in kinds), weights]), {},
+                     link_values_range=link_values_range_for(kinds), _WEIGHTED=weighted)
+    return link_kernel(_softmax_grad_hess_kernel, components, parallel, weights,
+                       "exact" if exact else "gauss_newton", softmax_block=block, _EXACT=exact)
+
+
+@_by_kinds
+def softmax_loss(components, parallel):
+    """``_softmax_loss_kernel`` for the term kinds of ``components``."""
+    return link_kernel(_softmax_loss_kernel, components, parallel)
 
 
 # ---------------------------------------------------------------- pairwise (contrastive)
@@ -594,7 +747,7 @@ def _pairwise_grad_hess_kernel(
     for g in prange(group_ptr.shape[0] - 1):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
-        evaluate_link(components, table, z, start, stop, phi_work, dphi_work, d2phi_work)
+        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
         for i in range(start, stop):
             gphi_work[i] = 0.0
             hphi_work[i] = 0.0
@@ -636,7 +789,7 @@ def _pairwise_loss_kernel(
     for g in prange(group_ptr.shape[0] - 1):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
-        evaluate_link(components, table, z, start, stop, phi_work, dphi_work, d2phi_work)
+        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
         first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
         loss = 0.0
         for t in range(first.shape[0]):
@@ -644,8 +797,16 @@ def _pairwise_loss_kernel(
         out[g] = loss
 
 
-pairwise_grad_hess_parallel, pairwise_grad_hess_serial = _compile_both(_pairwise_grad_hess_kernel)
-pairwise_loss_parallel, pairwise_loss_serial = _compile_both(_pairwise_loss_kernel)
+@_by_kinds
+def pairwise_grad_hess(components, parallel):
+    """``_pairwise_grad_hess_kernel`` for the term kinds of ``components``."""
+    return link_kernel(_pairwise_grad_hess_kernel, components, parallel)
+
+
+@_by_kinds
+def pairwise_loss(components, parallel):
+    """``_pairwise_loss_kernel`` for the term kinds of ``components``."""
+    return link_kernel(_pairwise_loss_kernel, components, parallel)
 
 
 def pick(parallel_kernel, serial_kernel, parallel):

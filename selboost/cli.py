@@ -58,8 +58,10 @@ def _run_ranking(args, argv) -> int:
         f"values of one method-specific setting), each trained up to {args.max_rounds} rounds with early "
         f"stopping (patience {args.patience}) on validation NDCG@10; the best is scored on test. "
         f"NDCG: gains 2^r - 1, log2 discount, tied scores averaged (selboost.metrics.ndcg with "
-        f"ties='average', equal to sklearn.metrics.ndcg_score). Seconds per round: training time over all of a method's fits "
-        f"divided by the rounds they ran, {args.threads} thread(s). Folds: {folds_text}.\n"
+        f"ties='average', equal to sklearn.metrics.ndcg_score). Seconds per round: training time over all "
+        f"of a method's fits divided by the rounds they ran, {args.threads} thread(s), after a warm-up fit "
+        f"of 2 rounds per method and fold (its seconds, Numba compilation included, are the warm-up "
+        f"column). Folds: {folds_text}.\n"
     )
     meta = {"data": data, "command": _command_line(argv), "protocol": protocol,
             "max_rounds": args.max_rounds, "patience": args.patience, "threads": args.threads,

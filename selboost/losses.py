@@ -17,7 +17,6 @@ import warnings
 
 import numpy as np
 
-from selboost import _kernels as K
 from selboost._validation import (
     as_float_array,
     check_choice,
@@ -30,6 +29,19 @@ from selboost._validation import (
 from selboost.links import Identity, Link
 
 __all__ = ["SelectiveLoss", "ListwiseLoss", "PairwiseLoss", "MulticlassLoss", "LOSSES"]
+
+
+class _Kernels:
+    """``selboost._kernels``, imported at the first kernel call rather than with selboost: importing
+    Numba takes about 0.3 s, more than the rest of selboost."""
+
+    def __getattr__(self, name):
+        from selboost import _kernels
+
+        return getattr(_kernels, name)
+
+
+K = _Kernels()
 
 _HESSIANS = ("gauss-newton", "exact")
 
@@ -243,10 +255,11 @@ class BoundSelectiveLoss(_BoundLoss):
         if loss.target == "score":
             self.y = y
             # h(y) as the gradient kernel's h(y) - 0, from the same compiled loops as h(z) - h(y) in
-            # every later call (parallel or serial), so that grad(y, y) is exactly 0
+            # every later call (parallel or serial), so that grad(y, y) is exactly 0; the variant in
+            # use, so that the other one is not compiled
             self.target_h = np.empty_like(y)
-            K.scalar_grad_hess_serial(self.components, self.table, y, np.zeros_like(y), None, 0.0,
-                                      self.target_h, np.empty_like(y))
+            K.scalar_grad_hess(self.components, loss.parallel)(
+                self.components, self.table, y, np.zeros_like(y), None, 0.0, self.target_h, np.empty_like(y))
             overflow = ~np.isfinite(self.target_h)
             if overflow.any():
                 # grad = h(z) - h(y) cannot be computed: h(y) is beyond float64 (inf - inf at z = y)
@@ -278,7 +291,7 @@ class BoundSelectiveLoss(_BoundLoss):
         """(grad, hess) for raw scores z; ``grad_out``/``hess_out`` may be preallocated (float32 too)."""
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
-        kernel = K.pick(K.scalar_grad_hess_parallel, K.scalar_grad_hess_serial, self.spec.parallel)
+        kernel = K.scalar_grad_hess(self.components, self.spec.parallel)
         weight = self.weight if self.weight.size else None
         nonfinite = kernel(self.components, self.table, z, self.target_h, weight, self.spec.hess_min, grad_out,
                            hess_out)
@@ -509,10 +522,10 @@ class BoundSoftmaxLoss(_BoundLoss):
     def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
-        kernel = K.pick(K.softmax_grad_hess_parallel, K.softmax_grad_hess_serial, self.spec.parallel)
+        kernel = K.softmax_grad_hess(self.components, self.spec.parallel, bool(self.weight.size),
+                                     self.spec.hess == "exact")
         nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
-                           self.spec.hess == "exact", self.spec.hess_min, grad_out.reshape(-1),
-                           hess_out.reshape(-1))
+                           self.spec.hess_min, grad_out.reshape(-1), hess_out.reshape(-1))
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
@@ -529,7 +542,7 @@ class BoundSoftmaxLoss(_BoundLoss):
         z = self._raw(raw_prediction)
         out = np.empty(self.group_ptr.size - 1)
         work = self._work(3)
-        kernel = K.pick(K.softmax_loss_parallel, K.softmax_loss_serial, self.spec.parallel)
+        kernel = K.softmax_loss(self.components, self.spec.parallel)
         kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, work[0], work[1], work[2], out)
         return _weighted_group_losses(out, self.weight, self.group_ptr)
 
@@ -589,7 +602,7 @@ class BoundPairwiseLoss(_BoundLoss):
         z = self._raw(raw_prediction)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         work = self._work(6)
-        kernel = K.pick(K.pairwise_grad_hess_parallel, K.pairwise_grad_hess_serial, self.spec.parallel)
+        kernel = K.pairwise_grad_hess(self.components, self.spec.parallel)
         kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.weight, self.k,
                self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2], work[3], work[4], work[5],
                grad_out, hess_out)
@@ -599,7 +612,7 @@ class BoundPairwiseLoss(_BoundLoss):
         z = self._raw(raw_prediction)
         out = np.empty(self.group_ptr.size - 1)
         work = self._work(6)
-        kernel = K.pick(K.pairwise_loss_parallel, K.pairwise_loss_serial, self.spec.parallel)
+        kernel = K.pairwise_loss(self.components, self.spec.parallel)
         kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.k, work[0], work[1], work[2], out)
         return _weighted_group_losses(out, self.weight, self.group_ptr)
 

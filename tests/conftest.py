@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-import selboost
 from selboost.links import LINKS, Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 
-
-def _drop_stale_kernel_cache():
-    """Numba keys its on-disk cache on the kernels' own file: an edit of the shared per-element math in
-    _elementwise.py would otherwise run the old machine code. Drop cached kernels older than it."""
-    package = Path(selboost.__file__).parent
-    newest_source = max((package / name).stat().st_mtime for name in ("_elementwise.py", "_kernels.py"))
-    for cached in (package / "__pycache__").glob("_kernels.*.nb[ic]"):
-        if cached.stat().st_mtime < newest_source:
-            cached.unlink(missing_ok=True)
-
-
-_drop_stale_kernel_cache()
 
 #: Non-default instances of each basic link (keyed like ``selboost.links.LINKS``).
 NON_DEFAULT = {

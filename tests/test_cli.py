@@ -99,7 +99,7 @@ def test_bench_on_bundled_slice(tmp_path, capsys):
     assert summary["paired"][summary["reference"]]["ndcg@10"]["mean_diff"] == 0.0
     _check_reported_ndcg(document)
     text = (out / "results.md").read_text()
-    assert "| method | NDCG@1 | NDCG@3 | NDCG@5 | NDCG@10 | s/round |" in text
+    assert "| method | NDCG@1 | NDCG@3 | NDCG@5 | NDCG@10 | s/round | warm-up fit s |" in text
     assert _table_rows(text) == _reference_tables(document)  # the table's numbers, to the last digit
     assert "Paired per-query comparison" in text
     assert "NDCG@10" in capsys.readouterr().out
