@@ -24,9 +24,10 @@ gradients; the models' agreement is printed); goal <= 1.10x. ``ranking``: ``List
 gradients LightGBM copies to the device every round.
 
 On the GPU it also prints each driver round's phases (gradients, ``Booster.boost``, adding the trees)
-and the peak device memory of every configuration, each measured in a fresh process (XGBoost's
-caching allocator keeps memory between boosters) by polling ``cudaMemGetInfo``; the driver's peak
-includes the float32 copy of X it keeps on the device. Without a GPU (or with the simulator on) the
+and the device memory of every configuration, each measured in a fresh process (XGBoost's caching
+allocator keeps memory between boosters) with ``cudaMemGetInfo`` above the bare CUDA context: after
+building the data, and the peak of a few rounds (polled). Only the driver keeps X (float32) on the
+device; the others release it once the QuantileDMatrix is built. Without a GPU (or with the simulator on) the
 default ``--device cuda`` stops with exit status 2 and a message saying what is missing.
 """
 
@@ -248,18 +249,16 @@ def agreement(task, boosters):
 
 
 class _PeakMemory:
-    """Polls the device's used memory (cudaMemGetInfo) in a thread; ``peak`` above ``baseline``."""
+    """Polls the device's used memory (cudaMemGetInfo) in a thread from ``start()`` to ``stop()``."""
 
     def __init__(self, interval=0.002):
         import cupy
 
         self.runtime = cupy.cuda.runtime
         self.interval = interval
-        self.baseline = self.used()
-        self.peak = self.baseline
+        self.peak = self.used()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
 
     def used(self):
         free, total = self.runtime.memGetInfo()
@@ -270,27 +269,35 @@ class _PeakMemory:
             self.peak = max(self.peak, self.used())
             time.sleep(self.interval)
 
+    def start(self):
+        self.peak = self.used()
+        self._thread.start()
+
     def stop(self):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.used())
-        return self.peak - self.baseline
+        return max(self.peak, self.used())
 
 
 def memory_child(task_name, config, rows, features, rounds):
-    """In a fresh process: peak device bytes of building the data and ``rounds`` rounds of ``config``."""
+    """In a fresh process: device bytes held after building the data (X released unless the
+    configuration needs it) and at the peak of ``rounds`` rounds, both above the bare CUDA context."""
     import cupy
 
     cupy.cuda.Device().synchronize()  # the context exists before the baseline
     meter = _PeakMemory()
+    context = meter.used()
     task = Task(task_name, rows, features, "cuda")
     if config != "selboost.train":
         task.drop_features()  # only the driver keeps X
+    cupy.get_default_memory_pool().free_all_blocks()  # the data generation's temporaries
+    data = meter.used() - context
+    meter.start()
     _, step = make_step(task, config)
     for i in range(rounds):
         step(i)
     _sync("cuda")
-    print("PEAK", meter.stop())
+    print("PEAK", meter.stop() - context, data)
 
 
 def peak_memory(task_name, config, rows, features, rounds):
@@ -299,7 +306,8 @@ def peak_memory(task_name, config, rows, features, rounds):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     for line in result.stdout.splitlines():
         if line.startswith("PEAK "):
-            return int(line.split()[1])
+            peak, data = (int(value) for value in line.split()[1:])
+            return {"peak": peak, "after_data": data}
     print(f"  (peak memory of {task_name} / {config} failed: {result.stderr.strip()[-300:]})", flush=True)
     return None
 
@@ -409,14 +417,15 @@ def _print_record(record):
           f"against {record['builtin']}" + (f" (goal <= {goal:.2f}x)" if goal else ""))
     memory = record.get("peak_device_bytes")
     print("| configuration | s/round median | min | ratio to built-in | ratio to xgb.train obj= |"
-          + (" peak device MiB |" if memory else ""))
+          + (" device MiB: data, training peak |" if memory else ""))
     print("|---|---|---|---|---|" + ("---|" if memory else ""))
     for config, seconds in record["s_per_round"].items():
         line = (f"| {config} | {seconds:.4f} | {record['s_per_round_min'][config]:.4f} | "
                 f"{record['ratio_to_builtin'][config]:.3f} | {record['ratio_to_obj'][config]:.3f} |")
         if memory:
             value = memory.get(config)
-            line += f" {value / 2**20:.0f} |" if value is not None else " (failed) |"
+            line += (f" {value['after_data'] / 2**20:.0f}, {value['peak'] / 2**20:.0f} |" if value is not None
+                     else " (failed) |")
         print(line)
     if "driver_phases_ms" in record:
         phases = record["driver_phases_ms"]

@@ -112,6 +112,23 @@ def test_gpu_benchmark_fails_clearly_without_gpu():
     assert "needs a CUDA GPU" in out and "Traceback" not in out, out
 
 
+def test_driver_benchmark_fails_clearly_without_gpu():
+    rc, out = _run([str(ROOT / "benchmarks" / "bench_driver.py"), "--rows", "1000", "--rounds", "1"])
+    if rc == 0:
+        pytest.skip("a usable GPU is present: the benchmark ran")
+    assert rc == 2, out
+    assert "bench_driver.py needs a CUDA GPU" in out and "Traceback" not in out, out
+
+
+def test_driver_benchmark_runs_on_the_cpu():
+    """The CPU A/B runs end to end and finds the driver's trees equal to xgboost.train's."""
+    rc, out = _run([str(ROOT / "benchmarks" / "bench_driver.py"), "--device", "cpu", "--rows", "2000",
+                    "--features", "5", "--rounds", "1", "--reps", "1", "--tasks", "binary", "scalar"])
+    assert rc == 0, out
+    assert out.count('"driver_trees_equal_obj": true') == 2, out
+    assert '"driver_vs_builtin_same_splits"' in out and "| selboost.train no X |" in out, out
+
+
 @pytest.mark.gpu
 def test_kernels_match_cpu_on_gpu():
     rc, out = _run([str(CHECK), "gpu"], timeout=600)

@@ -282,3 +282,20 @@ def test_warnings_are_not_raised_on_the_plain_path():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         selboost.train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"], verbose_eval=False)
+
+
+def test_the_engine_trains_device_cuda_through_the_driver():
+    """XGBoostEngine.train's device="cuda" branch (selboost.train with the estimator's X). Without a GPU
+    XGBoost falls back to the CPU and so does the driver: the model is the CPU one."""
+    from selboost.engines import get_engine
+
+    engine = get_engine("xgboost")
+    X, y = np.nan_to_num(D["X"]).astype(np.float64), D["y"]
+    bound = SCALAR.bind(y)
+    params = {"eta": 0.3, "tree_method": "hist", "max_depth": 3, "nthread": 1, "verbosity": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # XGBoost's "no visible GPU" fallback warnings
+        on_cuda = engine.train(dict(params, device="cuda"), X, bound, bound.init_score(), label=y,
+                               num_boost_round=4)
+    on_cpu = engine.train(dict(params, device="cpu"), X, bound, bound.init_score(), label=y, num_boost_round=4)
+    assert _trees(on_cuda.booster) == _trees(on_cpu.booster)
