@@ -104,20 +104,13 @@ def test_clear_error_without_gpu():
     assert all("selboost.cuda:" in line for line in errors), out
 
 
-def test_gpu_benchmark_fails_clearly_without_gpu():
-    rc, out = _run([str(ROOT / "benchmarks" / "bench_gpu.py"), "--rows", "1000", "--rounds", "1"])
+@pytest.mark.parametrize("script", ["bench_gpu.py", "bench_driver.py"])
+def test_gpu_benchmark_fails_clearly_without_gpu(script):
+    rc, out = _run([str(ROOT / "benchmarks" / script), "--rows", "1000", "--rounds", "1"])
     if rc == 0:
         pytest.skip("a usable GPU is present: the benchmark ran")
     assert rc == 2, out
-    assert "needs a CUDA GPU" in out and "Traceback" not in out, out
-
-
-def test_driver_benchmark_fails_clearly_without_gpu():
-    rc, out = _run([str(ROOT / "benchmarks" / "bench_driver.py"), "--rows", "1000", "--rounds", "1"])
-    if rc == 0:
-        pytest.skip("a usable GPU is present: the benchmark ran")
-    assert rc == 2, out
-    assert "bench_driver.py needs a CUDA GPU" in out and "Traceback" not in out, out
+    assert f"{script} needs a CUDA GPU" in out and "Traceback" not in out, out
 
 
 def test_driver_benchmark_runs_on_the_cpu():
