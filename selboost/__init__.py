@@ -5,6 +5,7 @@ from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, Selectiv
 from selboost.metrics import NDCG, LossMetric, RegionError, lightgbm_metric, xgboost_metric
 from selboost.objectives import lightgbm_objective, set_init_score, xgboost_objective
 from selboost.estimators import SelectiveClassifier, SelectiveRanker, SelectiveRegressor
+from selboost.engines.xgboost import train
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,7 @@ __all__ = [
     "xgboost_objective",
     "lightgbm_objective",
     "set_init_score",
+    "train",
     "xgboost_metric",
     "lightgbm_metric",
     "NDCG",

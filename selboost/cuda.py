@@ -64,6 +64,7 @@ from selboost._validation import raise_nonfinite
 
 __all__ = [
     "DeviceLoss",
+    "add_into",
     "is_available",
     "is_simulator",
     "kernel_functions",
@@ -721,6 +722,48 @@ class DeviceLoss:
         if hasattr(raw_prediction, "__cuda_array_interface__"):
             raw_prediction = cuda.as_cuda_array(raw_prediction).copy_to_host()
         return self.host.loss(np.asarray(raw_prediction).reshape(self.shape))
+
+
+def _add_kernel():
+    kernel = _ADD.get("kernel")
+    if kernel is None:
+        def add(out, delta):
+            for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
+                out[i] += delta[i]
+
+        kernel = _ADD["kernel"] = cuda.jit(add)
+    return kernel
+
+
+_ADD: dict = {}
+
+
+def _device_view(array, like=None):
+    """A Numba device array for a device array (Numba's, or anything exposing
+    ``__cuda_array_interface__``), or a copy on the device of a host array of ``like``'s dtype."""
+    if hasattr(array, "copy_to_host"):  # Numba's own, the simulator's included
+        return array
+    if hasattr(array, "__cuda_array_interface__"):
+        return cuda.as_cuda_array(array)
+    if like is None:
+        raise TypeError(f"expected a device array, got {type(array).__name__}")
+    return cuda.to_device(np.ascontiguousarray(array, dtype=like.dtype))
+
+
+def add_into(out, delta):
+    """``out += delta`` elementwise on the device (both of one shape; ``delta`` on the host or the
+    device): the float32 sum XGBoost forms when it adds a round's trees to its training margins, for
+    callers without CuPy (whose ``+=`` does the same)."""
+    problem = _gpu_problem()
+    if problem is not None:
+        raise RuntimeError(f"selboost.cuda: {problem}")
+    out, delta = _device_view(out), _device_view(delta, like=out)
+    if delta.shape != out.shape or delta.dtype != out.dtype:
+        raise ValueError(f"delta is {delta.dtype}{delta.shape}, out {out.dtype}{out.shape}")
+    n = out.size
+    blocks = max(1, min(math.ceil(n / _SCALAR_BLOCK), 65535))
+    _add_kernel()[blocks, _SCALAR_BLOCK](out.reshape(n), delta.reshape(n))
+    cuda.synchronize()
 
 
 def to_device(bound_loss, dtype=np.float32, block_size=DEFAULT_BLOCK_SIZE, small_group=DEFAULT_SMALL_GROUP):

@@ -212,6 +212,11 @@ class _Objective:
             binding = self._bindings[data] = _Binding(bound, self.device)
         return binding.bound
 
+    def binding(self, data):
+        """The binding registered or bound for ``data`` (its bound loss and gradient buffers), for a
+        caller that computes the rounds itself (``selboost.train``)."""
+        return self._bindings[data]
+
     def gradient_step(self, binding, raw_prediction):
         """One round's gradients and hessians: into the binding's float32 buffers on the CPU, or as
         device arrays from the CUDA kernels (``device="cuda"``; XGBoost takes them without a copy)."""

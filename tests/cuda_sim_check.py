@@ -3,6 +3,8 @@
     python tests/cuda_sim_check.py sim   # under Numba's CUDA simulator: GPU results == CPU results
     python tests/cuda_sim_check.py gpu   # the same checks on a real GPU (prints SKIP without one)
     python tests/cuda_sim_check.py ptx   # compile every kernel to PTX with libNVVM, no GPU needed
+    python tests/cuda_sim_check.py driver  # selboost.train's device margins: under the simulator
+                                           # with a CPU booster, on a GPU with XGBoost on the device
 
 ``sim`` must start with NUMBA_ENABLE_CUDASIM=1 in the environment (Numba reads it at import). Each
 mode prints one line per case and exits non-zero on the first mismatch.
@@ -385,6 +387,98 @@ def run_ptx():
     print("all kernels compiled to PTX")
 
 
+def _driver_cases(rng, n=800):
+    """(kind, loss, params, DMatrix fields, X) of every loss kind, with weights and base margins."""
+    from selboost import Identity, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, Sigmoid
+
+    X = rng.normal(size=(n, 5)).astype(np.float32)
+    y = X[:, 0] + 0.5 * rng.normal(size=n)
+    relevance = np.clip(np.floor(X[:, 1] + 2 + 0.5 * rng.normal(size=n)), 0, 4)
+    classes = np.digitize(X[:, 2], [-0.5, 0.5]).astype(float)
+    sizes = np.full(n // 40, 40)
+    group_weight = rng.uniform(0.5, 2.0, sizes.size)
+    base = {"tree_method": "hist", "max_depth": 3, "eta": 0.3, "verbosity": 0, "nthread": 1}
+    return [
+        ("selective", SelectiveLoss(Identity() + 4 * Sigmoid(1.0, 0.5)), dict(base, base_score=0.2),
+         dict(label=y, weight=rng.uniform(0.5, 2.0, n), base_margin=rng.normal(size=n)), X),
+        ("listwise", ListwiseLoss(), dict(base, base_score=0.0),
+         dict(label=relevance, group=sizes, weight=group_weight), X),
+        ("pairwise", PairwiseLoss(pairs_per_item=3), dict(base, base_score=0.0),
+         dict(label=relevance, group=sizes, weight=group_weight), X),
+        ("multiclass", MulticlassLoss(), dict(base, num_class=3),
+         dict(label=classes, base_margin=rng.normal(size=(n, 3))), X),
+    ]
+
+
+def run_driver(simulated):
+    """selboost.train's device margins.
+
+    Simulator: the device bookkeeping (margins in a device array, gradients from the CUDA kernels, the
+    round's trees added on the device) with a CPU booster; after every round the margins must equal
+    XGBoost's own bit for bit, and the model xgboost.train's with the CPU objective.
+    GPU: selboost.train with device="cuda" and CuPy features against xgboost.train with the same
+    device objective (host margins): the same trees, and the estimators' device="cuda" path.
+    """
+    try:
+        import xgboost as xgb
+    except ImportError:
+        print("SKIP: xgboost is not installed")
+        return
+    from selboost import cuda as sbcuda
+    from selboost import xgboost_objective
+    from selboost.engines import _xgboost_train as driver
+
+    if not simulated:
+        if not sbcuda.is_available():
+            print(f"SKIP: no usable GPU: {sbcuda._gpu_problem()}")
+            return
+        if sbcuda._cupy() is None:
+            print("SKIP: CuPy is not installed (device margins need it)")
+            return
+    rng = np.random.default_rng(7)
+    for kind, loss, params, fields, X in _driver_cases(rng):
+        if simulated:
+            dtrain = xgb.DMatrix(X, **fields)
+            booster = xgb.Booster(params, [dtrain])
+            keeper = driver.margin_keeper(booster, dtrain, loss, X, gradient_device="cuda")
+            assert isinstance(keeper, driver.DeviceMargins), type(keeper)
+            assert type(keeper.margins).__name__ == "FakeCUDAArray", type(keeper.margins)
+            for i in range(4):
+                keeper.boost(booster, dtrain, i)
+                expected = booster.predict(dtrain, output_margin=True, training=True)
+                if not np.array_equal(keeper.host_margins(), expected):
+                    raise AssertionError(f"{kind}: device margins differ from XGBoost's after round {i}")
+            reference = xgb.train(params, xgb.DMatrix(X, **fields), 4, obj=xgboost_objective(loss))
+            got = booster.predict(dtrain, output_margin=True)
+            want = reference.predict(dtrain, output_margin=True)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+            print(f"ok device margins {kind}: equal to XGBoost's every round; trees equal to the CPU "
+                  f"objective's: {booster.get_dump() == reference.get_dump()}")
+        else:
+            import cupy
+
+            gpu = dict(params, device="cuda")
+            got = driver.train(gpu, xgb.DMatrix(X, **fields), 6, loss=loss, X=cupy.asarray(X), verbose_eval=False)
+            reference = xgb.train(gpu, xgb.DMatrix(X, **fields), 6, obj=xgboost_objective(loss, device="cuda"))
+            data = xgb.DMatrix(X, **fields)
+            np.testing.assert_allclose(got.predict(data, output_margin=True),
+                                       reference.predict(data, output_margin=True), rtol=1e-5, atol=1e-5)
+            same = got.get_dump(dump_format="json") == reference.get_dump(dump_format="json")
+            print(f"ok device margins {kind}: device=cuda selboost.train == xgboost.train(obj=device "
+                  f"objective); trees equal: {same}")
+            if not same:
+                raise AssertionError(f"{kind}: the trees differ from xgboost.train's on the GPU")
+    if not simulated:
+        from selboost import SelectiveRegressor
+
+        X, y = rng.normal(size=(3000, 5)), rng.normal(size=3000)
+        cpu = SelectiveRegressor(n_estimators=5, random_state=0).fit(X, y).predict(X)
+        gpu = SelectiveRegressor(n_estimators=5, random_state=0, device="cuda").fit(X, y).predict(X)
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4)
+        print("ok SelectiveRegressor(device='cuda') through selboost.train")
+    print("all driver checks passed")
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "sim"
     if mode == "sim":
@@ -393,5 +487,9 @@ if __name__ == "__main__":
         run_checks(simulated=False)
     elif mode == "ptx":
         run_ptx()
+    elif mode == "driver":
+        from selboost import cuda as _sbcuda
+
+        run_driver(simulated=_sbcuda.is_simulator())
     else:
-        raise SystemExit(f"unknown mode {mode!r}: use 'sim', 'gpu' or 'ptx'")
+        raise SystemExit(f"unknown mode {mode!r}: use 'sim', 'gpu', 'ptx' or 'driver'")

@@ -104,12 +104,22 @@ def test_clear_error_without_gpu():
     assert all("selboost.cuda:" in line for line in errors), out
 
 
-def test_gpu_benchmark_fails_clearly_without_gpu():
-    rc, out = _run([str(ROOT / "benchmarks" / "bench_gpu.py"), "--rows", "1000", "--rounds", "1"])
+@pytest.mark.parametrize("script", ["bench_gpu.py", "bench_driver.py"])
+def test_gpu_benchmark_fails_clearly_without_gpu(script):
+    rc, out = _run([str(ROOT / "benchmarks" / script), "--rows", "1000", "--rounds", "1"])
     if rc == 0:
         pytest.skip("a usable GPU is present: the benchmark ran")
     assert rc == 2, out
-    assert "needs a CUDA GPU" in out and "Traceback" not in out, out
+    assert f"{script} needs a CUDA GPU" in out and "Traceback" not in out, out
+
+
+def test_driver_benchmark_runs_on_the_cpu():
+    """The CPU A/B runs end to end and finds the driver's trees equal to xgboost.train's."""
+    rc, out = _run([str(ROOT / "benchmarks" / "bench_driver.py"), "--device", "cpu", "--rows", "2000",
+                    "--features", "5", "--rounds", "1", "--reps", "1", "--tasks", "binary", "scalar"])
+    assert rc == 0, out
+    assert out.count('"driver_trees_equal_obj": true') == 2, out
+    assert '"driver_vs_builtin_same_splits"' in out and "| selboost.train no X |" in out, out
 
 
 @pytest.mark.gpu
