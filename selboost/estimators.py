@@ -319,29 +319,28 @@ class _SelectiveBoosting(BaseEstimator):
     # -- engine parameters -------------------------------------------------------------------
 
     def _boosting_params(self, n_outputs):
-        """The common parameters, validated, for ``Engine.params``."""
-        return BoostingParams(
+        """The common parameters, validated, for ``Engine.params``; those left at None that this kind of
+        estimator sets itself are filled from ``_default_params`` (the Dask estimators use the same)."""
+        common = BoostingParams(
             learning_rate=self.learning_rate, max_depth=self.max_depth, num_leaves=self.num_leaves,
             min_child_weight=self.min_child_weight, subsample=self.subsample,
             colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda, seed=seed(self.random_state),
             threads=threads(self.n_jobs), device=self.device, n_outputs=n_outputs,
         )
+        defaults = {name: value for name, value in self._default_params().items() if getattr(common, name) is None}
+        return dataclasses.replace(common, **defaults)
+
+    def _default_params(self):
+        """Common parameters (``BoostingParams`` fields) this estimator sets where the user left None, in
+        place of the engine's default; none by default."""
+        return {}
 
     def _engine_params(self, engine, bound):
-        """The engine's parameters: the common ones, where left at None filled by the defaults this data
-        calls for (``_data_defaults``), mapped by the engine, then ``engine_params``."""
+        """The engine's parameters: the mapped common ones, then ``engine_params``."""
         n_outputs = bound.shape[1] if len(bound.shape) == 2 else 1
-        common = self._boosting_params(n_outputs)
-        defaults = {name: value for name, value in self._data_defaults(bound).items()
-                    if getattr(common, name) is None}
-        params = engine.params(dataclasses.replace(common, **defaults))
+        params = engine.params(self._boosting_params(n_outputs))
         params.update(self.engine_params or {})
         return params
-
-    def _data_defaults(self, bound):
-        """Common parameters (``BoostingParams`` fields) chosen from the training data at fit, for those
-        the user left at None; none by default."""
-        return {}
 
     # -- training ------------------------------------------------------------------------------
 
@@ -621,7 +620,7 @@ class SelectiveRanker(_SelectiveBoosting):
     _loss_kinds = (ListwiseLoss, PairwiseLoss, SelectiveLoss)
     _ranking = True
 
-    def _data_defaults(self, bound):
+    def _default_params(self):
         """``reg_lambda`` 1 on both engines (XGBoost's default; LightGBM's is 0).
 
         With ``ListwiseLoss``'s ``group_scale`` the hessians of a query sum to about min(n, 10); LightGBM's

@@ -162,7 +162,7 @@ def test_listwise_loss_and_gradients_match_mpmath(name, rng):
     z = np.concatenate([_group_scores(transform, rng, n) for n in sizes])
     relevance = rng.integers(0, 4, size=z.size).astype(float)
     relevance[0] = 3.0
-    bound = ListwiseLoss(transform, hess_min=0.0).bind(relevance, sizes)
+    bound = ListwiseLoss(transform, hess_min=0.0, group_scale=None).bind(relevance, sizes)
     losses = bound.loss(z)
     grad, hess = bound.gradient_hessian(z)
     phi = transform.h(z)
