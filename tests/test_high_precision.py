@@ -50,7 +50,7 @@ def _anchors(link):
     return np.unique(np.asarray(points, dtype=np.float64))
 
 
-def pairs(link, rng, n=120):
+def pairs(link, rng, n=60):
     """(z, y) pairs: near-equal, straddling an anchor, and far apart, around the link's anchors."""
     anchors = _anchors(link)
     spread = max(abs(term.scale) if hasattr(term, "scale") else 1.0 for _, term in link._terms())
