@@ -330,13 +330,6 @@ def component_values(kind, center, scale, offset, count, table, z):
 
 
 @register_jitable
-def component_values_call(kind, center, scale, offset, count, table, z):
-    """``component_values`` as a plain call, for functions that inline ``sigmoid`` or the piecewise
-    search elsewhere (see ``_piecewise_segment_call``)."""
-    return component_values(kind, center, scale, offset, count, table, z)
-
-
-@register_jitable
 def sigmoid_call(u):
     """``sigmoid`` as a plain call, for a kernel that inlines ``sigmoid`` elsewhere."""
     return sigmoid(u)

@@ -462,14 +462,14 @@ class ListwiseLoss(_GroupedLoss):
         return (f"ListwiseLoss(transform={self.transform!r}, target={self.target!r}, gain={self.gain!r}, "
                 f"hess={self.hess!r}, hess_min={self.hess_min!r}, group_scale={self.group_scale!r})")
 
-    def _row_scale(self, pointer):
-        """The factor of every row's gradient and hessian (see ``group_scale``), or None for 1."""
+    def _group_scale(self, pointer):
+        """Each group's weight from ``group_scale``, or None for 1."""
         if self.group_scale is None:
             return None
         sizes = np.diff(pointer).astype(np.float64)
-        per_group = np.minimum(sizes, _AUTO_GROUP_SCALE_CAP) if self.group_scale == "auto" else \
-            np.full(sizes.size, float(self.group_scale))
-        return np.repeat(per_group, np.diff(pointer))
+        if self.group_scale == "auto":
+            return np.minimum(sizes, _AUTO_GROUP_SCALE_CAP)
+        return np.full(sizes.size, float(self.group_scale))
 
     def bind(self, y_true, group, sample_weight=None, group_weight=None):
         """Validate labels, groups and weights once; returns a ``BoundSoftmaxLoss``."""
@@ -501,9 +501,9 @@ class ListwiseLoss(_GroupedLoss):
             K.pick(K.group_softmax_parallel, K.group_softmax_serial, self.parallel)(
                 components, table, y, pointer, q
             )
-        scale = self._row_scale(pointer)
+        scale = self._group_scale(pointer)
         if scale is not None:
-            weight = scale * weight if weight.size else scale
+            weight = row_weights(weight if weight.size else None, scale, pointer, y.shape[0])
         return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],))
 
 class BoundSoftmaxLoss(_BoundLoss):
