@@ -58,6 +58,7 @@ from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine, seed, thr
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 from selboost.metrics import NDCG, LossMetric, _as_metric, _Metric, ndcg
+from selboost.objectives import engine_loss
 
 __all__ = ["SelectiveRegressor", "SelectiveClassifier", "SelectiveRanker", "check_gpu"]
 
@@ -273,14 +274,16 @@ class _SelectiveBoosting(BaseEstimator):
         return engine
 
     def _fit_loss(self, default):
-        """The loss to fit (``loss`` or the default) after checking its kind; remembered as ``loss_``."""
+        """The loss to fit (``loss`` or the default) after checking its kind; remembered as ``loss_``.
+        Returned as it runs in the engine's rounds: with the serial kernels, as the objectives run it
+        (``selboost.objectives.DEFAULT_PARALLEL``), so that only that variant is compiled."""
         loss = default if self.loss is None else self.loss
         if not isinstance(loss, self._loss_kinds):
             names = " or ".join(kind.__name__ for kind in self._loss_kinds)
             article = "an" if names[0] in "AEIOU" else "a"
             raise TypeError(f"{type(self).__name__} needs {article} {names}, got {type(loss).__name__}")
         self.loss_ = loss
-        return loss
+        return engine_loss(loss)
 
     def _validate_X(self, X, reset):
         return validate_data(
@@ -589,14 +592,15 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
 # ---------------------------------------------------------------- ranker
 
 
-def _warn_unreachable_leaf(minimum, bound):
+def _warn_unreachable_leaf(minimum, bound, score_dtype):
     """Warn when no query's start hessian reaches the engine's leaf minimum: then no leaf can be split
-    inside a query, and the model learns nothing from the order within it."""
+    inside a query, and the model learns nothing from the order within it. The hessians are computed
+    with the dtypes of the engine's rounds, which compile the same kernel."""
     pointer = getattr(bound, "group_ptr", None)
     if pointer is None or minimum <= 0.0:
         return
-    hess = bound.gradient_hessian(np.zeros(bound.shape))[1]
-    largest = float(np.add.reduceat(hess, pointer[:-1]).max())
+    hess = bound.gradient_hessian(np.zeros(bound.shape, dtype=score_dtype), dtype=np.float32)[1]
+    largest = float(np.add.reduceat(hess, pointer[:-1], dtype=np.float64).max())
     if 0.0 < largest < minimum:  # 0: no group holds an order to learn, whatever the setting
         warnings.warn(
             f"the leaf hessian minimum ({minimum:g}: min_child_weight, or LightGBM's min_sum_hessian_in_leaf) "
@@ -631,7 +635,7 @@ class SelectiveRanker(_SelectiveBoosting):
 
     def _engine_params(self, engine, bound):
         params = super()._engine_params(engine, bound)
-        _warn_unreachable_leaf(engine.leaf_hessian_minimum(params), bound)
+        _warn_unreachable_leaf(engine.leaf_hessian_minimum(params), bound, engine.score_dtype)
         return params
 
     def fit(self, X, y, group=None, qid=None, sample_weight=None, group_weight=None,

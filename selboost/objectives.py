@@ -50,11 +50,15 @@ __all__ = [
 DEFAULT_PARALLEL = False
 
 
-def _with_parallel(loss, parallel):
-    if parallel is None or loss.parallel == parallel:
-        return loss
+def engine_loss(loss, parallel=None):
+    """``loss`` as it runs inside an engine's rounds: with the serial kernels unless ``parallel=True``
+    (a shallow copy when the choice differs from the loss's own, so the caller's loss is unchanged)."""
+    if parallel is None:
+        parallel = DEFAULT_PARALLEL
     if not isinstance(parallel, (bool, np.bool_)):
         raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
+    if loss.parallel == parallel:
+        return loss
     loss = copy.copy(loss)
     loss.parallel = bool(parallel)
     return loss
@@ -163,9 +167,7 @@ _DEVICES = ("cpu", "cuda")
 class _Objective:
     def __init__(self, loss, *, parallel=None, hess_scale=1.0, device="cpu"):
         check_loss(loss)
-        if parallel is None:
-            parallel = DEFAULT_PARALLEL
-        self.loss = _with_parallel(loss, parallel)
+        self.loss = engine_loss(loss, parallel)
         self.hess_scale = _check_hess_scale(hess_scale)
         if device not in _DEVICES:
             raise ValueError(f"device must be one of {list(_DEVICES)}, got {device!r}")

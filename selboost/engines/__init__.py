@@ -124,7 +124,7 @@ class Engine:
 
     Data: ``read_data``, ``n_rows``, ``set_margin``, ``n_classes_of``. Objectives and metrics:
     ``objective``, ``metric``. Parameters: ``params``, ``native_params``, ``leaf_hessian_minimum``;
-    what the engine has built in: ``ranking_objectives``, ``tree_size_param``. Training and models:
+    what the engine has built in: ``ranking_objectives``, ``tree_size_param``, ``score_dtype``. Training and models:
     ``train``, ``predict_raw``, ``num_rounds``, ``save``, ``load``, ``feature_importances``. Devices:
     ``devices``, ``check_device``, ``gpu_problem``. Dask: ``dask_train``, ``dask_predict_raw``.
     """
@@ -145,6 +145,10 @@ class Engine:
     devices: tuple = ("cpu",)
     #: the Dask interface takes per-row weights together with query groups
     dask_weights_with_groups: bool = True
+    #: the dtype of the scores the engine passes a custom objective each round (the gradients go back
+    #: as float32): a gradient computed outside the rounds with these dtypes runs the kernel the rounds
+    #: compile, not a second one
+    score_dtype = np.float64
 
     def __repr__(self):
         return f"<selboost engine {self.name!r}>"

@@ -39,6 +39,7 @@ class XGBoostEngine(Engine):
     default_leaf_hessian_minimum = 1.0
     data_types = "xgboost.DMatrix"
     devices = ("cpu", "cuda")
+    score_dtype = np.float32  # the predictions XGBoost passes a custom objective
     dask_weights_with_groups = False  # DaskDMatrix: "per-group weight is not implemented" with qid
 
     def check_device(self, device):
