@@ -627,7 +627,7 @@ class SelectiveRanker(_SelectiveBoosting):
     def _default_params(self):
         """``reg_lambda`` 1 on both engines (XGBoost's default; LightGBM's is 0).
 
-        With ``ListwiseLoss``'s ``group_scale`` the hessians of a query sum to about min(n, 10); LightGBM's
+        With ``ListwiseLoss``'s ``group_scale`` the hessians of a query of n rows sum to about log2(1 + n); LightGBM's
         ``lambda_l2=0`` meets hessians that small with large leaf values -G/H and overfits, and
         XGBoost's brake of 1 trains better (``benchmarks/RESULTS.md``, the ranker defaults section).
         """

@@ -58,20 +58,20 @@ def test_a_leaf_minimum_no_query_reaches_is_named_at_fit():
         SelectiveRanker(min_child_weight=50.0, n_estimators=2).fit(X, y, group=[3000])
 
 
-def test_group_scale_weighs_every_group_by_its_size_capped_at_10():
+def test_group_scale_weighs_every_group_of_n_rows_by_log2_of_1_plus_n():
     rng = np.random.default_rng(4)
     sizes = np.array([3, 40])
     y = rng.integers(0, 4, size=sizes.sum()).astype(float)
     z = rng.normal(size=sizes.sum())
     plain = ListwiseLoss(group_scale=None).bind(y, sizes)
     grad, hess = plain.gradient_hessian(z)
-    factor = np.repeat(np.minimum(sizes, 10), sizes)
+    factor = np.repeat([2.0, np.log2(41.0)], sizes)  # log2(1 + 3), log2(1 + 40)
     for loss, expected in ((ListwiseLoss(), factor), (ListwiseLoss(group_scale=2.5), 2.5)):
         bound = loss.bind(y, sizes, sample_weight=np.full(sizes.sum(), 2.0))
         scaled_grad, scaled_hess = bound.gradient_hessian(z)
         np.testing.assert_allclose(scaled_grad, 2.0 * expected * grad, rtol=1e-12)
         np.testing.assert_allclose(scaled_hess, 2.0 * expected * hess, rtol=1e-12)
-        per_group = np.minimum(sizes, 10) if loss.group_scale == 'auto' else 2.5
+        per_group = np.array([2.0, np.log2(41.0)]) if loss.group_scale == 'auto' else 2.5
         np.testing.assert_allclose(bound.loss(z), 2.0 * per_group * plain.loss(z), rtol=1e-12)
     for bad, error in (("big", TypeError), (0.0, ValueError), (-1.0, ValueError), (np.inf, ValueError), (True, TypeError)):
         with pytest.raises(error, match="group_scale"):
