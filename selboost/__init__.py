@@ -2,7 +2,8 @@
 
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh, WeightedSum
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
-from selboost.metrics import NDCG, LossMetric, RegionError, lightgbm_metric, xgboost_metric
+from selboost.metrics import NDCG, LossMetric, RegionDetection, RegionError, lightgbm_metric, xgboost_metric
+from selboost.regions import RegionLoss, region_link
 from selboost.objectives import lightgbm_objective, set_init_score, xgboost_objective
 from selboost.estimators import SelectiveClassifier, SelectiveRanker, SelectiveRegressor
 from selboost.engines.xgboost import train
@@ -16,10 +17,12 @@ __all__ = [
     "Exp",
     "PiecewiseLinear",
     "WeightedSum",
+    "region_link",
     "SelectiveLoss",
     "ListwiseLoss",
     "PairwiseLoss",
     "MulticlassLoss",
+    "RegionLoss",
     "xgboost_objective",
     "lightgbm_objective",
     "set_init_score",
@@ -28,6 +31,7 @@ __all__ = [
     "lightgbm_metric",
     "NDCG",
     "RegionError",
+    "RegionDetection",
     "LossMetric",
     "SelectiveRegressor",
     "SelectiveClassifier",

@@ -143,7 +143,10 @@ def build_parser():
     plot = sub.add_parser("plot-link", help="draw a link h, its sensitivity h' and the loss around targets",
                           description="Link grammar: a sum of terms 'w*name(args)', names identity, "
                                       "sigmoid(center, scale), sinh(center, scale), exp(center, scale), "
-                                      "piecewise([knots], [slopes]); e.g. \"identity + 9*sigmoid(2, 0.5)\".")
+                                      "piecewise([knots], [slopes]), region(low, high, strength, shape, width) "
+                                      "(selboost.region_link; 'none' leaves an end open, shape piecewise or "
+                                      "smooth); e.g. \"identity + 9*sigmoid(2, 0.5)\", "
+                                      "\"region(2, 4, strength=10, shape=smooth)\".")
     plot.add_argument("--link", required=True, help='e.g. "identity + 9*sigmoid(2, 0.5)"')
     plot.add_argument("--targets", default=None, help="comma-separated targets y for the loss panel "
                                                       "(default: three points across the range)")

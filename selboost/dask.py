@@ -576,9 +576,10 @@ class DaskSelectiveRegressor(_DaskSelectiveModel, SelectiveRegressor):
 
     def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None):
         engine = self._check_dask_params()
-        loss = self._fit_loss(SelectiveLoss(Identity()))
         X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X).astype(np.float64)
+        # a region given as quantiles is resolved on the whole target column, gathered once
+        loss = self._fit_loss(SelectiveLoss(Identity()), y)
         weight = _as_weights(sample_weight, "sample_weight", X)
         init = init_score(loss, y, weight) if self.init_score else 0.0
         metric = self._eval_metric(loss)

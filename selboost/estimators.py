@@ -273,15 +273,19 @@ class _SelectiveBoosting(BaseEstimator):
                 )
         return engine
 
-    def _fit_loss(self, default):
-        """The loss to fit (``loss`` or the default) after checking its kind; remembered as ``loss_``.
-        Returned as it runs in the engine's rounds: with the serial kernels, as the objectives run it
-        (``selboost.objectives.DEFAULT_PARALLEL``), so that only that variant is compiled."""
+    def _fit_loss(self, default, y=None):
+        """The loss to fit (``loss`` or the default) after checking its kind, made for the training
+        targets ``y`` (``loss.for_targets``: a region given as quantiles is resolved on them);
+        remembered as ``loss_``. Returned as it runs in the engine's rounds: with the serial kernels,
+        as the objectives run it (``selboost.objectives.DEFAULT_PARALLEL``), so that only that variant
+        is compiled."""
         loss = default if self.loss is None else self.loss
         if not isinstance(loss, self._loss_kinds):
             names = " or ".join(kind.__name__ for kind in self._loss_kinds)
             article = "an" if names[0] in "AEIOU" else "a"
             raise TypeError(f"{type(self).__name__} needs {article} {names}, got {type(loss).__name__}")
+        if y is not None:
+            loss = loss.for_targets(y)
         self.loss_ = loss
         return engine_loss(loss)
 
@@ -497,9 +501,10 @@ class _SelectiveBoosting(BaseEstimator):
 class SelectiveRegressor(RegressorMixin, _SelectiveBoosting):
     """Gradient boosting regression with a selective matching loss (default: square loss).
 
-    ``loss=SelectiveLoss(Identity() + 9 * Sigmoid(center=c, scale=s))`` fits the targets near ``c``
-    ten times as carefully as square loss; pair it with ``eval_metric=RegionError(lo, hi)`` to watch
-    the error in that region. With ``target="link"`` the targets lie in the link's range and
+    ``loss=RegionLoss(lo, hi, strength=10)`` fits the targets in [lo, hi] ten times as carefully as
+    square loss (``RegionLoss(0.9, quantiles=True)``: the top decile of the training targets, resolved
+    at fit; ``loss__strength`` is grid-searchable); ``SelectiveLoss(link)`` takes any link. Pair it
+    with ``eval_metric=RegionError(lo, hi)`` to watch the error in that region. With ``target="link"`` the targets lie in the link's range and
     ``predict`` returns ``h(raw score)``; otherwise it returns the raw score. ``score`` is R^2.
     """
 
@@ -508,8 +513,8 @@ class SelectiveRegressor(RegressorMixin, _SelectiveBoosting):
     def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None, verbose=False):
         """Fit on X, y; ``eval_set``: list of (X, y) pairs for the metric and early stopping."""
         engine = self._check_params()
-        loss = self._fit_loss(SelectiveLoss(Identity()))
         X, y = self._validate_X_y(X, y, y_numeric=True)
+        loss = self._fit_loss(SelectiveLoss(Identity()), y)
         weight = self._sample_weight(sample_weight, X)
         bound = loss.bind_data(y, sample_weight=weight)
         metric = self._eval_metric(loss)

@@ -110,6 +110,11 @@ class _Loss:
         return self
 
     # -- loss-kind behaviour ------------------------------------------------------------------------
+    def for_targets(self, y):
+        """The loss to fit on the training targets ``y``: itself, unless it is stated relative to them
+        (``RegionLoss(quantiles=True)`` resolves its levels here, once)."""
+        return self
+
     def n_outputs(self, n_classes=None):
         """How many raw scores per row the engine trains."""
         return 1

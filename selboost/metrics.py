@@ -5,12 +5,15 @@ Plain functions (NumPy in, float out):
 - ``ndcg(y, score, group, k=10, no_relevant="one", gain="exponential", ties="order")``: mean NDCG@k
   over queries, with the conventions for queries with no relevant document and for tied scores as
   options (``ndcg_per_query``: one value per query);
-- ``region_rmse`` / ``region_mae(y, pred, lo, hi, sample_weight=None)``: the error on the rows whose
-  *target* lies in the important score region [lo, hi];
+- ``region_rmse`` / ``region_mae(y, pred, lo, hi, sample_weight=None, rows="inside")``: the error on
+  the rows whose *target* lies in the important region [lo, hi], outside it (``rows="outside"``), or
+  whose target *or* prediction lies in it (``rows="either"``: false alarms count too);
+- ``region_precision`` / ``region_recall`` / ``region_f1(y, pred, lo, hi)``: "predicted in the region"
+  against "truly in the region";
 - ``loss_value(loss, y, raw, group=None, sample_weight=None, group_weight=None)``: the mean selective
   loss.
 
-Metric objects (``NDCG``, ``RegionError``, ``LossMetric``) carry the same computations plus a name and
+Metric objects (``NDCG``, ``RegionError``, ``RegionDetection``, ``LossMetric``) carry the same computations plus a name and
 a direction; ``xgboost_metric(metric)`` turns one into a ``custom_metric=`` callable for
 ``xgboost.train`` and ``lightgbm_metric(metric)`` into a ``feval=`` callable for ``lightgbm.train``.
 Labels, groups and weights are read from the evaluation data and validated once per data object.
@@ -33,11 +36,16 @@ __all__ = [
     "TIES",
     "ndcg",
     "ndcg_per_query",
+    "REGION_ROWS",
     "region_rmse",
     "region_mae",
+    "region_precision",
+    "region_recall",
+    "region_f1",
     "loss_value",
     "NDCG",
     "RegionError",
+    "RegionDetection",
     "LossMetric",
     "xgboost_metric",
     "lightgbm_metric",
@@ -168,58 +176,114 @@ def ndcg(y, score, group, k=10, no_relevant="one", gain="exponential", ties="ord
     return _mean(ndcg_per_query(y, score, group, k, no_relevant, gain, ties))
 
 
-# ---------------------------------------------------------------- important-region errors
+# ---------------------------------------------------------------- important regions
+
+#: which rows a region error is taken over
+REGION_ROWS = {
+    "inside": "rows whose target lies in [lo, hi]",
+    "outside": "rows whose target lies outside [lo, hi]",
+    "either": "rows whose target or prediction lies in [lo, hi] (misses and false alarms both count)",
+}
+
+
+def _region_end(value, name, open_value):
+    if value is None:
+        return open_value
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number or None, got {value!r}")
+    return float(value)
 
 
 def _check_region(lo, hi):
-    for name, value in (("lo", lo), ("hi", hi)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise TypeError(f"{name} must be a number, got {value!r}")
-    lo, hi = float(lo), float(hi)
+    """(lo, hi) as floats; None opens a side (-inf / inf)."""
+    lo, hi = _region_end(lo, "lo", -np.inf), _region_end(hi, "hi", np.inf)
     if np.isnan(lo) or np.isnan(hi) or lo > hi:
         raise ValueError(f"the region needs lo <= hi, got [{lo}, {hi}]")
     return lo, hi
 
 
-def _region_rows(y, lo, hi):
-    lo, hi = _check_region(lo, hi)
-    inside = (y >= lo) & (y <= hi)
-    if not inside.any():
-        raise ValueError(f"no target lies in the region [{lo}, {hi}]: the region error is undefined")
-    return inside
+def _in_region(values, lo, hi):
+    return (values >= lo) & (values <= hi)
 
 
 class _RegionData:
-    def __init__(self, y, lo, hi, sample_weight):
-        y = as_float_array(y, "y")
-        self.inside = _region_rows(y, lo, hi)
-        self.y = y[self.inside]
-        weight = sample_weights(sample_weight, y.shape[0])
-        self.weight = weight[self.inside] if weight.size else None
-        if self.weight is not None and not (self.weight > 0).any():
-            raise ValueError("every target in the region has weight 0: the region error is undefined")
-        self.n_rows = y.shape[0]
+    """Targets, weights and which targets lie in the region, validated once."""
+
+    def __init__(self, y, lo, hi, sample_weight, rows="inside"):
+        self.lo, self.hi = _check_region(lo, hi)
+        self.rows = check_choice(rows, "rows", tuple(REGION_ROWS))
+        self.y = as_float_array(y, "y")
+        self.weight = sample_weights(sample_weight, self.y.shape[0])
+        self.inside = _in_region(self.y, self.lo, self.hi)
+        if self.rows in ("inside", "either") and not self.inside.any():
+            raise ValueError(f"no target lies in the region [{self.lo}, {self.hi}]: the region error is undefined")
+        if self.rows == "outside" and self.inside.all():
+            raise ValueError(f"every target lies in the region [{self.lo}, {self.hi}]: the error outside is undefined")
+
+    def _pred(self, pred):
+        pred = as_float_array(pred, "pred")
+        if pred.shape[0] != self.y.shape[0]:
+            raise ValueError(f"pred has {pred.shape[0]} rows, y has {self.y.shape[0]}")
+        return pred
 
     def error(self, pred, kind):
-        pred = as_float_array(pred, "pred")
-        if pred.shape[0] != self.n_rows:
-            raise ValueError(f"pred has {pred.shape[0]} rows, y has {self.n_rows}")
-        residual = pred[self.inside] - self.y
+        pred = self._pred(pred)
+        if self.rows == "inside":
+            chosen = self.inside
+        elif self.rows == "outside":
+            chosen = ~self.inside
+        else:
+            chosen = self.inside | _in_region(pred, self.lo, self.hi)
+        weight = self.weight[chosen] if self.weight.size else None
+        if weight is not None and not (weight > 0).any():
+            raise ValueError(f"every row {REGION_ROWS[self.rows][5:]} has weight 0: the region error is undefined")
+        residual = pred[chosen] - self.y[chosen]
         if kind == "rmse":
-            return float(np.sqrt(np.average(residual * residual, weights=self.weight)))
-        return float(np.average(np.abs(residual), weights=self.weight))
+            return float(np.sqrt(np.average(residual * residual, weights=weight)))
+        return float(np.average(np.abs(residual), weights=weight))
+
+    def detection(self, pred):
+        """(precision, recall, F1) of "predicted inside" against "truly inside" (0 where undefined)."""
+        from sklearn.metrics import precision_recall_fscore_support
+
+        predicted = _in_region(self._pred(pred), self.lo, self.hi)
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            self.inside, predicted, average="binary", zero_division=0.0,
+            sample_weight=self.weight if self.weight.size else None)
+        return float(precision), float(recall), float(f1)
 
 
-def region_rmse(y, pred, lo, hi, sample_weight=None):
-    """RMSE on the rows whose target lies in the important region:
-    sqrt(sum_{lo <= y_i <= hi} w_i (pred_i - y_i)^2 / sum_{lo <= y_i <= hi} w_i).
-    ``lo=-inf`` or ``hi=inf`` leave a side open; a ValueError when no target lies in the region."""
-    return _RegionData(y, lo, hi, sample_weight).error(pred, "rmse")
+def region_rmse(y, pred, lo, hi, sample_weight=None, rows="inside"):
+    """RMSE over the rows ``rows`` selects (``REGION_ROWS``), by default those whose target lies in the
+    important region: sqrt(sum_{i in rows} w_i (pred_i - y_i)^2 / sum_{i in rows} w_i).
+
+    ``rows="inside"``: lo <= y_i <= hi; ``"outside"``: the other rows; ``"either"``: lo <= y_i <= hi or
+    lo <= pred_i <= hi, so that a prediction that wanders into the region from outside counts as much
+    as one that leaves it. ``lo=None`` / ``hi=None`` (or -inf / inf) leave a side open; a ValueError
+    when no row is selected."""
+    return _RegionData(y, lo, hi, sample_weight, rows).error(pred, "rmse")
 
 
-def region_mae(y, pred, lo, hi, sample_weight=None):
-    """Mean absolute error on the rows whose target lies in [lo, hi] (weighted like ``region_rmse``)."""
-    return _RegionData(y, lo, hi, sample_weight).error(pred, "mae")
+def region_mae(y, pred, lo, hi, sample_weight=None, rows="inside"):
+    """Mean absolute error over the rows ``rows`` selects (as for ``region_rmse``)."""
+    return _RegionData(y, lo, hi, sample_weight, rows).error(pred, "mae")
+
+
+def region_precision(y, pred, lo, hi, sample_weight=None):
+    """Of the rows predicted in [lo, hi], the (weighted) share whose target is there too:
+    sum w [y in R and pred in R] / sum w [pred in R]; 0 when no prediction lies in the region."""
+    return _RegionData(y, lo, hi, sample_weight).detection(pred)[0]
+
+
+def region_recall(y, pred, lo, hi, sample_weight=None):
+    """Of the rows whose target lies in [lo, hi], the (weighted) share predicted there:
+    sum w [y in R and pred in R] / sum w [y in R]."""
+    return _RegionData(y, lo, hi, sample_weight).detection(pred)[1]
+
+
+def region_f1(y, pred, lo, hi, sample_weight=None):
+    """The harmonic mean of ``region_precision`` and ``region_recall`` (0 when both are 0)."""
+    return _RegionData(y, lo, hi, sample_weight).detection(pred)[2]
 
 
 # ---------------------------------------------------------------- the loss itself
@@ -287,36 +351,74 @@ class NDCG(_Metric):
         return _Prepared(lambda raw: _mean(data.per_query(raw, self.no_relevant, self.ties), weight))
 
 
-class RegionError(_Metric):
-    """RMSE (``kind="rmse"``) or MAE (``kind="mae"``) over the rows whose target lies in [lo, hi]
-    (see ``region_rmse``); lower is better. ``link``: predictions are ``link.h(raw)`` (for losses
-    with ``target="link"``); by default the raw score is the prediction.
+class _RegionMetric(_Metric):
+    """What the region metrics share: the region, and ``link`` (predictions are ``link.h(raw)``, for
+    losses with ``target="link"``; by default the raw score is the prediction)."""
 
-    The rows are chosen by their *target*, so a constant at the region's centre already scores
-    well: when the initial score lies inside [lo, hi], watch this metric rather than early-stop on it.
+    def __init__(self, lo, hi, link=None):
+        super().__init__()
+        self.lo, self.hi = _check_region(lo, hi)
+        if link is not None and not isinstance(link, Link):
+            raise TypeError(f"link must be a selboost link or None, got {link!r}")
+        self.link = link
+
+    def _prepared(self, y, group, sample_weight, group_weight, rows, value):
+        if group_weight is not None:
+            n_rows = np.shape(y)[0]
+            sample_weight = row_weights(sample_weight, group_weight, group_pointer(group, n_rows), n_rows)
+        data = _RegionData(y, self.lo, self.hi, sample_weight, rows)
+        link = self.link
+        return _Prepared(lambda raw: value(data, raw if link is None else link.h(np.asarray(raw, float))))
+
+
+class RegionError(_RegionMetric):
+    """RMSE (``kind="rmse"``) or MAE (``kind="mae"``) over the rows ``rows`` selects in [lo, hi]
+    (``"inside"``, ``"outside"`` or ``"either"``: see ``region_rmse``); lower is better. Named
+    ``region_rmse`` (``region_rmse_outside``, ``region_rmse_either``; ``mae`` alike). ``link``: as
+    for every region metric, predictions are ``link.h(raw)`` when it is given.
+
+    With ``rows="inside"`` the rows are chosen by their *target*, so a constant at the region's centre
+    already scores well: when the initial score lies inside [lo, hi], watch this metric rather than
+    early-stop on it, or use ``rows="either"``, which also counts predictions that wander in.
     """
 
     higher_is_better = False
 
-    def __init__(self, lo, hi, kind="rmse", link=None):
-        super().__init__()
-        self.lo, self.hi = _check_region(lo, hi)
+    def __init__(self, lo, hi, kind="rmse", link=None, rows="inside"):
+        super().__init__(lo, hi, link)
         self.kind = check_choice(kind, "kind", ("rmse", "mae"))
-        if link is not None and not isinstance(link, Link):
-            raise TypeError(f"link must be a selboost link or None, got {link!r}")
-        self.link = link
-        self.name = f"region_{kind}"
+        self.rows = check_choice(rows, "rows", tuple(REGION_ROWS))
+        self.name = f"region_{kind}" + ("" if rows == "inside" else f"_{rows}")
 
     def __repr__(self):
-        return f"RegionError(lo={self.lo!r}, hi={self.hi!r}, kind={self.kind!r}, link={self.link!r})"
+        return (f"RegionError(lo={self.lo!r}, hi={self.hi!r}, kind={self.kind!r}, link={self.link!r}"
+                + ("" if self.rows == "inside" else f", rows={self.rows!r}") + ")")
 
     def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
-        if group_weight is not None:
-            n_rows = np.shape(y)[0]
-            sample_weight = row_weights(sample_weight, group_weight, group_pointer(group, n_rows), n_rows)
-        data = _RegionData(y, self.lo, self.hi, sample_weight)
-        link = self.link
-        return _Prepared(lambda raw: data.error(raw if link is None else link.h(np.asarray(raw, float)), self.kind))
+        return self._prepared(y, group, sample_weight, group_weight, self.rows,
+                              lambda data, pred: data.error(pred, self.kind))
+
+
+class RegionDetection(_RegionMetric):
+    """Precision, recall or F1 (``score=``) of "predicted in [lo, hi]" against "target in [lo, hi]"
+    (see ``region_precision``, ``region_recall``, ``region_f1``); higher is better. Named
+    ``region_precision``, ``region_recall`` or ``region_f1``."""
+
+    higher_is_better = True
+    _SCORES = ("precision", "recall", "f1")
+
+    def __init__(self, lo, hi, score="f1", link=None):
+        super().__init__(lo, hi, link)
+        self.score = check_choice(score, "score", self._SCORES)
+        self.name = f"region_{score}"
+
+    def __repr__(self):
+        return f"RegionDetection(lo={self.lo!r}, hi={self.hi!r}, score={self.score!r}, link={self.link!r})"
+
+    def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        index = self._SCORES.index(self.score)
+        return self._prepared(y, group, sample_weight, group_weight, "inside",
+                              lambda data, pred: data.detection(pred)[index])
 
 
 class LossMetric(_Metric):
@@ -342,7 +444,8 @@ def _as_metric(metric):
         return metric
     if isinstance(metric, (SelectiveLoss, ListwiseLoss, PairwiseLoss, MulticlassLoss)):
         return LossMetric(metric)
-    raise TypeError(f"metric must be a selboost metric (NDCG, RegionError, LossMetric) or loss, got {metric!r}")
+    raise TypeError(f"metric must be a selboost metric (NDCG, RegionError, RegionDetection, LossMetric) or loss, "
+                    f"got {metric!r}")
 
 
 class EngineMetric:

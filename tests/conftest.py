@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from selboost.links import LINKS, Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
+from selboost.regions import region_link
 
 
 #: Non-default instances of each basic link (keyed like ``selboost.links.LINKS``).
@@ -23,6 +24,8 @@ SUMS = {
     "0.25sigmoid": 0.25 * Sigmoid(),
     "sigmoid+sigmoid(3,2)": Sigmoid() + 2 * Sigmoid(3.0, 2.0),
     "identity+piecewise": Identity() + PiecewiseLinear((-1.0, 1.0), (1.0, 4.0, 0.5)),
+    # identity + 7 sigmoids (a piecewise region is a PiecewiseLinear, checked above)
+    "region(2,4,strength=10,smooth)": region_link(2.0, 4.0, strength=10.0, shape="smooth"),
 }
 
 

@@ -5,12 +5,14 @@ Grammar (whitespace ignored, names case-insensitive)::
     link   := term ('+' term)*
     term   := [number '*'] atom ['*' number]
     atom   := name ['(' [arg (',' arg)*] ')']
-    arg    := [key '='] (number | '[' number (',' number)* ']')
-    name   := identity | sigmoid | sinh | exp | piecewise
+    arg    := [key '='] (number | '[' number (',' number)* ']' | word)
+    name   := identity | sigmoid | sinh | exp | piecewise | region
 
 ``sigmoid(center, scale)``, ``sinh(center, scale)``, ``exp(center, scale)`` (keywords ``center=``,
-``scale=`` also accepted), ``piecewise([knots], [slopes])``, ``identity``. Example:
-``"identity + 9*sigmoid(2, 0.5)"``.
+``scale=`` also accepted), ``piecewise([knots], [slopes])``, ``identity``, and
+``region(low, high, strength, shape, width)`` for ``selboost.region_link`` (``none`` leaves an end
+open; ``shape`` is ``piecewise`` or ``smooth``). Examples: ``"identity + 9*sigmoid(2, 0.5)"``,
+``"region(2, 4, strength=10, shape=smooth)"``, ``"region(low=3, strength=5)"``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 import numpy as np
 
 from selboost.links import Exp, Identity, Link, PiecewiseLinear, Sigmoid, Sinh
+from selboost.regions import region_link
 
 __all__ = ["parse_link", "parse_floats", "plot_link"]
 
@@ -32,7 +35,10 @@ _LINKS = {
     "sinh": (Sinh, ("center", "scale")),
     "exp": (Exp, ("center", "scale")),
     "piecewise": (PiecewiseLinear, ("knots", "slopes")),
+    "region": (region_link, ("low", "high", "strength", "shape", "width")),
 }
+#: the words an argument may be instead of a number (``region``'s open ends and shapes)
+_WORDS = {"none": None, "piecewise": "piecewise", "smooth": "smooth"}
 
 
 def _tokenize(text):
@@ -119,7 +125,7 @@ class _Parser:
                     if key not in params:
                         self.i -= 2
                         raise self.error(f"{name} has no parameter {key!r} (parameters: {', '.join(params) or 'none'})")
-                value = self.list() if self.peek("[") else self.number()
+                value = self.list() if self.peek("[") else self.word() if self.peek(kind="name") else self.number()
                 if key is None:
                     if keywords:
                         raise self.error("positional argument after a keyword argument")
@@ -138,10 +144,19 @@ class _Parser:
             kwargs[key] = value
         if name == "piecewise" and set(kwargs) != {"knots", "slopes"}:
             raise self.error("piecewise needs ([knots], [slopes])")
+        if name == "region" and "strength" not in kwargs:
+            raise self.error("region needs a strength: region(low, high, strength)")
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"--link: {exc}") from None
+
+    def word(self):
+        word = self.take(kind="name").lower()
+        if word not in _WORDS:
+            self.i -= 1
+            raise self.error(f"expected a number or one of {', '.join(_WORDS)}, got {word!r}")
+        return _WORDS[word]
 
     def list(self):
         self.take("[")
@@ -175,7 +190,8 @@ def _default_span(link):
     points = [0.0]
     for _, term in link._terms():
         if isinstance(term, PiecewiseLinear):
-            points += [term.knots[0] - 1.0, term.knots[-1] + 1.0]
+            margin = max(1.0, 0.5 * (term.knots[-1] - term.knots[0]))
+            points += [term.knots[0] - margin, term.knots[-1] + margin]
         elif not isinstance(term, Identity):
             points += [term.center - 4.0 * abs(term.scale), term.center + 4.0 * abs(term.scale)]
     lo, hi = min(points), max(points)
