@@ -578,9 +578,9 @@ class DaskSelectiveRegressor(_DaskSelectiveModel, SelectiveRegressor):
         engine = self._check_dask_params()
         X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X).astype(np.float64)
-        # a region given as quantiles is resolved on the whole target column, gathered once
-        loss = self._fit_loss(SelectiveLoss(Identity()), y)
         weight = _as_weights(sample_weight, "sample_weight", X)
+        # a region given as quantiles is resolved on the whole target column (and weights), gathered once
+        loss = self._fit_loss(SelectiveLoss(Identity()), y, weight)
         init = init_score(loss, y, weight) if self.init_score else 0.0
         metric = self._eval_metric(loss)
         weights = eval_sample_weight or [None] * (len(eval_set) if isinstance(eval_set, list) else 1)

@@ -273,9 +273,9 @@ class _SelectiveBoosting(BaseEstimator):
                 )
         return engine
 
-    def _fit_loss(self, default, y=None):
+    def _fit_loss(self, default, y=None, sample_weight=None):
         """The loss to fit (``loss`` or the default) after checking its kind, made for the training
-        targets ``y`` (``loss.for_targets``: a region given as quantiles is resolved on them);
+        targets ``y`` and weights (``loss.for_targets``: a region given as quantiles is resolved on them);
         remembered as ``loss_``. Returned as it runs in the engine's rounds: with the serial kernels,
         as the objectives run it (``selboost.objectives.DEFAULT_PARALLEL``), so that only that variant
         is compiled."""
@@ -285,7 +285,7 @@ class _SelectiveBoosting(BaseEstimator):
             article = "an" if names[0] in "AEIOU" else "a"
             raise TypeError(f"{type(self).__name__} needs {article} {names}, got {type(loss).__name__}")
         if y is not None:
-            loss = loss.for_targets(y)
+            loss = loss.for_targets(y, sample_weight)
         self.loss_ = loss
         return engine_loss(loss)
 
@@ -514,8 +514,8 @@ class SelectiveRegressor(RegressorMixin, _SelectiveBoosting):
         """Fit on X, y; ``eval_set``: list of (X, y) pairs for the metric and early stopping."""
         engine = self._check_params()
         X, y = self._validate_X_y(X, y, y_numeric=True)
-        loss = self._fit_loss(SelectiveLoss(Identity()), y)
         weight = self._sample_weight(sample_weight, X)
+        loss = self._fit_loss(SelectiveLoss(Identity()), y, weight)
         bound = loss.bind_data(y, sample_weight=weight)
         metric = self._eval_metric(loss)
         pairs = self._eval_pairs(eval_set)

@@ -110,9 +110,9 @@ class _Loss:
         return self
 
     # -- loss-kind behaviour ------------------------------------------------------------------------
-    def for_targets(self, y):
-        """The loss to fit on the training targets ``y``: itself, unless it is stated relative to them
-        (``RegionLoss(quantiles=True)`` resolves its levels here, once)."""
+    def for_targets(self, y, sample_weight=None):
+        """The loss to fit on the training targets ``y`` (with their weights): itself, unless it is
+        stated relative to them (``RegionLoss(quantiles=True)`` resolves its levels here, once)."""
         return self
 
     def n_outputs(self, n_classes=None):

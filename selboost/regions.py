@@ -24,11 +24,11 @@ import numbers
 
 import numpy as np
 
-from selboost._validation import as_float_array
+from selboost._validation import as_float_array, sample_weights
 from selboost.links import Identity, Link, PiecewiseLinear, Sigmoid
 from selboost.losses import SelectiveLoss
 
-__all__ = ["region_link", "region_bounds", "RegionLoss", "SHAPES"]
+__all__ = ["region_link", "region_bounds", "weighted_quantile", "RegionLoss", "SHAPES"]
 
 SHAPES = ("piecewise", "smooth")
 #: the smooth shape's sigmoids are at most this far apart, in units of ``width``: their summed slopes
@@ -91,29 +91,44 @@ def _check_region(low, high, strength, shape, width, quantiles):
     return low, high, strength, shape, width, bool(quantiles)
 
 
-def _quantile_ends(low, high, y_train):
+def weighted_quantile(y, level, sample_weight=None):
+    """The smallest y whose (weighted) share of rows at or below it reaches ``level`` (the inverted
+    CDF, NumPy's ``method="inverted_cdf"``): a row of weight 2 counts as that row twice."""
+    order = np.argsort(y, kind="stable")
+    weight = np.ones(y.size) if sample_weight is None else sample_weight[order]
+    cumulative = np.cumsum(weight)
+    index = int(np.searchsorted(cumulative, level * cumulative[-1], side="left"))
+    return float(y[order][min(max(index, 0), y.size - 1)])
+
+
+def _quantile_ends(low, high, y_train, sample_weight=None):
     if y_train is None:
         raise ValueError("region: quantiles=True needs the training targets (y=...) to resolve the levels")
     y = as_float_array(y_train, "y")
-    if y.size == 0:
-        raise ValueError("region: y is empty: no quantiles to resolve")
-    ends = [None if level is None else float(np.quantile(y, level)) for level in (low, high)]
+    weight = None if sample_weight is None else sample_weights(sample_weight, y.shape[0])
+    if weight is not None and not weight.size:
+        weight = None
+    if weight is not None and not (weight > 0).any():
+        raise ValueError("region: every sample weight is 0: no quantiles to resolve")
+    ends = [None if level is None else weighted_quantile(y, level, weight) for level in (low, high)]
     if ends[0] is not None and ends[1] is not None and not ends[0] < ends[1]:
-        raise ValueError(f"region: the quantile levels ({low}, {high}) of the targets give the empty region "
-                         f"[{ends[0]}, {ends[1]}] (tied targets): widen the levels")
+        samples = f"{y.size} sample" + ("" if y.size == 1 else "s")
+        raise ValueError(f"region: the quantile levels ({low}, {high}) of the targets ({samples}) give the "
+                         f"empty region [{ends[0]}, {ends[1]}] (tied targets): widen the levels")
     return ends
 
 
-def region_bounds(low=None, high=None, *, quantiles=False, y=None):
+def region_bounds(low=None, high=None, *, quantiles=False, y=None, sample_weight=None):
     """(lo, hi) of the region in the targets' units, -inf / inf for an open side; with ``quantiles``,
-    ``low`` and ``high`` are quantile levels of ``y``."""
+    ``low`` and ``high`` are quantile levels of ``y`` (weighted by ``sample_weight``)."""
     low, high = _end(low, "low"), _end(high, "high")
     if quantiles:
-        low, high = _quantile_ends(low, high, y)
+        low, high = _quantile_ends(low, high, y, sample_weight)
     return (-math.inf if low is None else low, math.inf if high is None else high)
 
 
-def region_link(low=None, high=None, *, strength, shape="piecewise", width=None, quantiles=False, y=None) -> Link:
+def region_link(low=None, high=None, *, strength, shape="piecewise", width=None, quantiles=False, y=None,
+                sample_weight=None) -> Link:
     """The link whose sensitivity h' is ``strength`` on [low, high] and 1 elsewhere.
 
     Parameters
@@ -135,9 +150,10 @@ def region_link(low=None, high=None, *, strength, shape="piecewise", width=None,
         is within 1.5 % of (strength - 1) of ``strength`` 6 widths inside both edges, and of 1 as far
         outside.
     quantiles : bool
-        ``low`` and ``high`` are quantile levels of ``y`` (resolved here, once).
-    y : array-like, optional
-        The training targets, for ``quantiles=True``.
+        ``low`` and ``high`` are quantile levels of ``y`` (resolved here, once): the inverted CDF, the
+        smallest target whose share of rows at or below it reaches the level.
+    y, sample_weight : array-like, optional
+        The training targets and their weights (a row of weight 2 counts twice), for ``quantiles=True``.
 
     Returns
     -------
@@ -147,7 +163,7 @@ def region_link(low=None, high=None, *, strength, shape="piecewise", width=None,
     """
     low, high, strength, shape, width, quantiles = _check_region(low, high, strength, shape, width, quantiles)
     if quantiles:
-        low, high = _quantile_ends(low, high, y)
+        low, high = _quantile_ends(low, high, y, sample_weight)
     if shape == "piecewise":
         if low is None:
             return PiecewiseLinear(knots=(high,), slopes=(strength, 1.0))
@@ -208,17 +224,17 @@ class RegionLoss(SelectiveLoss):
             raise ValueError("RegionLoss(quantiles=True) gives the region as quantile levels: resolve it on the "
                              "training targets first, loss.resolve(y_train) (the estimators do this at fit)")
 
-    def resolve(self, y):
+    def resolve(self, y, sample_weight=None):
         """The loss with the quantile levels turned into the targets' units, from the training targets
-        ``y`` (itself when the region is already in units)."""
+        ``y`` and their weights (itself when the region is already in units)."""
         if not self.quantiles:
             return self
-        low, high = _quantile_ends(self.low, self.high, y)
+        low, high = _quantile_ends(self.low, self.high, y, sample_weight)
         return RegionLoss(low, high, strength=self.strength, shape=self.shape, width=self.width,
                           hess_min=self.hess_min, parallel=self.parallel)
 
-    def for_targets(self, y):
-        return self.resolve(y)
+    def for_targets(self, y, sample_weight=None):
+        return self.resolve(y, sample_weight)
 
     for_targets.__doc__ = resolve.__doc__
 

@@ -11,7 +11,7 @@ from selboost import (RegionDetection, RegionError, RegionLoss, SelectiveLoss, S
                       xgboost_objective)
 from selboost.links import PiecewiseLinear, Sigmoid, WeightedSum
 from selboost.metrics import region_f1, region_mae, region_precision, region_recall, region_rmse
-from selboost.regions import region_bounds
+from selboost.regions import region_bounds, weighted_quantile
 
 
 # ---------------------------------------------------------------- the link's sensitivity
@@ -126,7 +126,7 @@ def test_quantile_regions_are_resolved_once_on_the_training_targets(rng):
     with pytest.raises(ValueError, match="resolve it on the training targets"):
         loss.bind(y_train)
     resolved = loss.resolve(y_train)
-    threshold = float(np.quantile(y_train, 0.9))
+    threshold = float(np.quantile(y_train, 0.9, method="inverted_cdf"))
     assert resolved.bounds == (threshold, np.inf)
     assert isinstance(resolved.link, PiecewiseLinear) and resolved.link.knots == (threshold,)
     assert loss.quantiles and loss.low == 0.9  # the user's loss is unchanged
@@ -137,6 +137,19 @@ def test_quantile_regions_are_resolved_once_on_the_training_targets(rng):
     model.fit(X, y_train, eval_set=[(X_eval, y_eval)])
     assert model.loss_.bounds == (threshold, np.inf)
     assert model.loss is loss and loss.quantiles
+
+
+def test_weighted_quantiles_count_a_weight_of_two_as_two_rows(rng):
+    y = rng.normal(size=101)
+    weight = rng.integers(0, 4, size=101).astype(float)
+    repeated = np.repeat(y, weight.astype(int))
+    for level in (0.0, 0.1, 0.5, 0.9, 0.97, 1.0):
+        assert weighted_quantile(y, level, weight) == np.quantile(repeated, level, method="inverted_cdf")
+        assert weighted_quantile(y, level) == np.quantile(y, level, method="inverted_cdf")
+    loss = RegionLoss(0.2, 0.8, quantiles=True)
+    assert loss.resolve(y, weight).bounds == loss.resolve(repeated).bounds
+    with pytest.raises(ValueError, match="weight"):
+        loss.resolve(y, np.zeros(101))
 
 
 def test_region_strength_is_grid_searchable(rng):
