@@ -67,6 +67,8 @@ from selboost.estimators import (
     _EvalsResult,
     _resolve_groups,
     _SelectiveBoosting,
+    largest_start_hessian,
+    warn_unreachable_leaf,
 )
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 from selboost.objectives import LightGBMSklearnObjective, XGBoostObjective
@@ -497,8 +499,9 @@ class _DaskSelectiveModel:
         return X
 
     def _fit_dask(self, engine, X, y, loss, *, weight=None, qid=None, group_sizes=None, n_classes=None,
-                  init=0.0, evals=(), callbacks=None):
-        """Train through ``engine``'s Dask interface; ``evals``: list of (NumPy X, prepared metric)."""
+                  init=0.0, evals=(), callbacks=None, check_params=None):
+        """Train through ``engine``'s Dask interface; ``evals``: list of (NumPy X, prepared metric);
+        ``check_params(params)`` sees the engine parameters before training."""
         if self.early_stopping_rounds is not None and not evals:
             raise ValueError("early_stopping_rounds needs an eval_set to watch")
         client = _get_client(self.client)
@@ -506,6 +509,8 @@ class _DaskSelectiveModel:
         n_outputs = loss.n_outputs(n_classes)
         params = engine.params(self._boosting_params(n_outputs))
         params.update(self.engine_params or {})
+        if check_params is not None:
+            check_params(params)
         margin = init_margin(init, X) if np.any(init != 0) else None
         model = engine.dask_train(client, params, X, y, loss, init, margin=margin, weight=weight, qid=qid,
                                   group_sizes=group_sizes, num_boost_round=int(self.n_estimators),
@@ -635,13 +640,33 @@ class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
                                                                 f"eval_qid[{i}]"))
 
         evals = self._dask_evals(eval_set, prepare)
+
+        def check_params(params):
+            warn_unreachable_leaf(engine.leaf_hessian_minimum(params), _largest_start_hessian(loss, y, sizes, engine))
+
         if engine.dask_weights_with_groups:
             return self._fit_dask(engine, X, y, loss, weight=weight, group_sizes=sizes, init=init, evals=evals,
-                                  callbacks=callbacks)
-        return self._fit_dask(engine, X, y, loss, qid=qid, init=init, evals=evals, callbacks=callbacks)
+                                  callbacks=callbacks, check_params=check_params)
+        return self._fit_dask(engine, X, y, loss, qid=qid, init=init, evals=evals, callbacks=callbacks,
+                              check_params=check_params)
 
     def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
         return self.predict_raw(X, iteration_range)
+
+
+def _partition_start_hessian(loss, y_block, sizes, score_dtype):
+    if sizes.size == 0:
+        return None
+    return largest_start_hessian(loss.bind_data(y_block, sizes), score_dtype)
+
+
+def _largest_start_hessian(loss, y, partition_sizes, engine):
+    """``largest_start_hessian`` over every partition's groups, computed on the workers (one value per
+    partition reaches the client)."""
+    parts = [dask.delayed(_partition_start_hessian)(loss, block, sizes, engine.score_dtype)
+             for block, sizes in zip(y.to_delayed().ravel(), partition_sizes)]
+    values = [value for value in dask.compute(*parts) if value is not None]
+    return max(values) if values else None
 
 
 def _encode_classes(block, classes):

@@ -597,15 +597,22 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
 # ---------------------------------------------------------------- ranker
 
 
-def _warn_unreachable_leaf(minimum, bound, score_dtype):
-    """Warn when no query's start hessian reaches the engine's leaf minimum: then no leaf can be split
-    inside a query, and the model learns nothing from the order within it. The hessians are computed
-    with the dtypes of the engine's rounds, which compile the same kernel."""
+def largest_start_hessian(bound, score_dtype):
+    """The largest sum over one query group of the hessians at the start (every score 0), or None for
+    a loss without groups. Computed with the dtypes of the engine's rounds (``score_dtype`` scores,
+    float32 hessians), which compile the same kernel as the rounds."""
     pointer = getattr(bound, "group_ptr", None)
-    if pointer is None or minimum <= 0.0:
-        return
+    if pointer is None:
+        return None
     hess = bound.gradient_hessian(np.zeros(bound.shape, dtype=score_dtype), dtype=np.float32)[1]
-    largest = float(np.add.reduceat(hess, pointer[:-1], dtype=np.float64).max())
+    return float(np.add.reduceat(hess, pointer[:-1], dtype=np.float64).max())
+
+
+def warn_unreachable_leaf(minimum, largest):
+    """Warn when no query's start hessian (the ``largest`` is given) reaches the engine's leaf minimum:
+    then no leaf can be split inside a query, and the model learns nothing from the order within it."""
+    if largest is None or minimum <= 0.0:
+        return
     if 0.0 < largest < minimum:  # 0: no group holds an order to learn, whatever the setting
         warnings.warn(
             f"the leaf hessian minimum ({minimum:g}: min_child_weight, or LightGBM's min_sum_hessian_in_leaf) "
@@ -640,7 +647,7 @@ class SelectiveRanker(_SelectiveBoosting):
 
     def _engine_params(self, engine, bound):
         params = super()._engine_params(engine, bound)
-        _warn_unreachable_leaf(engine.leaf_hessian_minimum(params), bound, engine.score_dtype)
+        warn_unreachable_leaf(engine.leaf_hessian_minimum(params), largest_start_hessian(bound, engine.score_dtype))
         return params
 
     def fit(self, X, y, group=None, qid=None, sample_weight=None, group_weight=None,

@@ -13,6 +13,8 @@ import importlib.util
 import pathlib
 import pickle
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -291,6 +293,17 @@ def test_ranking_matches_single_machine(client, engine, kind):
     assert got > start + 0.1
     assert got == pytest.approx(expected, abs=NDCG_TOL)
     assert loss_value(loss, y, raw, group) == pytest.approx(loss_value(loss, y, reference, group), rel=0.1)
+
+
+def test_a_leaf_minimum_no_query_reaches_is_named_at_fit_on_dask(client):
+    """The single-machine ranker's warning, with the start hessians computed on the workers."""
+    X, y, qid, _ = ranking_data()
+    dX, dy, dq = dask_rows(X, y, qid)
+    with pytest.warns(UserWarning, match="min_child_weight below"):
+        sd.DaskSelectiveRanker(min_child_weight=1e3, n_estimators=2, client=client).fit(dX, dy, qid=dq)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="the leaf hessian minimum")
+        sd.DaskSelectiveRanker(n_estimators=2, client=client).fit(dX, dy, qid=dq)
 
 
 def test_lightgbm_ranking_with_weights_and_group_sizes(client):
