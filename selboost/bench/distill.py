@@ -11,9 +11,11 @@ Protocol, on every fold of the LETOR data (its train / validation / test splits)
    configuration up to ``max_rounds`` rounds with early stopping (``patience``) on the validation
    split's NDCG@10, the best by validation NDCG@10 kept.
 
-   - The *full* teacher is trained on the whole training split. It scores the validation and test
-     splits (its test NDCG is the reference the students are read against) and its feature
-     importance (total gain over its splits) picks the students' features.
+   - The *full* teacher is trained on the whole training split. It scores the validation split (to
+     choose its configuration) and the test split (its test NDCG is the reference the students are read
+     against), and its feature importance (total gain over its splits) picks the students' features.
+     The students stop early against the validation *labels* (step 3), so none of them needs teacher
+     scores on the validation split.
    - The teacher's scores on the *training* rows are **cross-fitted**: the training queries are dealt
      at random (seed 0) into ``teacher_folds`` parts; for each part, a teacher of the full teacher's
      chosen configuration (early stopping on the validation split too) is trained on the other parts
