@@ -126,7 +126,8 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bench = sub.add_parser("bench", help="LambdaMART comparison (default), the regression study or the distillation study",
+    bench = sub.add_parser("bench",
+                           help="LambdaMART comparison (default), the regression study or the distillation study",
                            description="LambdaMART comparison: built-in ranking objectives against selboost "
                                        "listwise and pairwise losses.")
     bench.add_argument("--data", default=None,
