@@ -3,6 +3,7 @@
     selboost bench                      LambdaMART comparison on the bundled LightGBM example data
     selboost bench --data DIR           ... on LETOR folds (Fold1..Fold5 dirs, or S1..S5 files)
     selboost bench regression           selectivity study on the bundled UCI bike-sharing data
+    selboost bench distill              a teacher on all features distilled into a restricted student
     selboost plot-link --link "identity + 9*sigmoid(2, 0.5)"    draw a link, h' and the loss
 
 Results go to ``--out`` (default ``selboost-results/``): JSON, Markdown and PNG.
@@ -33,16 +34,21 @@ def _command_line(argv):
     return "selboost " + " ".join(shlex.quote(a) for a in argv)
 
 
-def _run_ranking(args, argv) -> int:
-    from selboost.bench import ranking
+def _load_letor(args):
+    """The folds ``--data`` names (the bundled example without it) and their description."""
     from selboost.datasets import load_bundled, load_folds
 
     if args.data is None:
-        folds = load_bundled(max_queries=args.max_queries)
-        data = "bundled LightGBM lambdarank example (examples/lambdarank, MIT)"
-    else:
-        folds = load_folds(args.data, max_queries=args.max_queries)
-        data = f"{args.data} ({len(folds)} fold(s))"
+        return (load_bundled(max_queries=args.max_queries),
+                "bundled LightGBM lambdarank example (examples/lambdarank, MIT)")
+    folds = load_folds(args.data, max_queries=args.max_queries)
+    return folds, f"{args.data} ({len(folds)} fold(s))"
+
+
+def _run_ranking(args, argv) -> int:
+    from selboost.bench import ranking
+
+    folds, data = _load_letor(args)
     from selboost.engines import ENGINE_NAMES
 
     engines = tuple(e.strip() for e in args.engines.split(","))
@@ -88,6 +94,20 @@ def _run_regression(args, argv) -> int:
     return 0
 
 
+def _run_distill(args, argv) -> int:
+    from selboost.bench import distill
+
+    if args.teacher_folds < 2:
+        raise ValueError(f"--teacher-folds: cross-fitting needs at least 2 folds, got {args.teacher_folds}")
+    folds, data = _load_letor(args)
+    text, seconds = distill.run(folds, data, args.out, _command_line(argv), n_features=args.features,
+                                depth=args.student_depth, n_parts=args.teacher_folds, max_rounds=args.max_rounds,
+                                patience=args.patience, threads=args.threads, progress=not args.no_progress)
+    print(text)
+    print(f"wrote {os.path.join(args.out, 'distill.json')}, distill.md, distill.png ({seconds:.0f} s)")
+    return 0
+
+
 def _run_plot_link(args, argv) -> int:
     from selboost.bench.plot_link import parse_floats, parse_link, plot_link
 
@@ -106,7 +126,8 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bench = sub.add_parser("bench", help="LambdaMART comparison (default) or the regression study",
+    bench = sub.add_parser("bench",
+                           help="LambdaMART comparison (default), the regression study or the distillation study",
                            description="LambdaMART comparison: built-in ranking objectives against selboost "
                                        "listwise and pairwise losses.")
     bench.add_argument("--data", default=None,
@@ -140,6 +161,29 @@ def build_parser():
     reg.add_argument("--no-progress", action="store_true")
     reg.add_argument("--max-rows", type=_positive_int, default=None, help=argparse.SUPPRESS)
 
+    dist = bench_sub.add_parser(
+        "distill", help="distil a teacher ranker into a student with few features and shallow trees",
+        description="A teacher (XGBoost rank:ndcg, all features) distilled into students restricted to its top "
+                    "features and shallow trees: LambdaMART on the labels, square loss on the teacher's "
+                    "cross-fitted scores, the listwise softmax on them at a few temperatures, and selective "
+                    "transforms steep at the top; the same tuning budget each, paired tests per query.")
+    dist.add_argument("--data", default=None,
+                      help="directory of LETOR folds (as for 'selboost bench'); default: the bundled example")
+    dist.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT}/)")
+    dist.add_argument("--max-rounds", "--rounds", dest="max_rounds", type=_positive_int, default=500,
+                      help="most boosting rounds per fit, teacher and students (default 500)")
+    dist.add_argument("--patience", type=_positive_int, default=50,
+                      help="early-stopping patience in rounds (default 50)")
+    dist.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
+                      help="engine threads (default: all cores)")
+    dist.add_argument("--features", type=_positive_int, default=5,
+                      help="features the student may use: the teacher's top ones by gain (default 5)")
+    dist.add_argument("--student-depth", type=_positive_int, default=3, help="student tree depth (default 3)")
+    dist.add_argument("--teacher-folds", type=_positive_int, default=5,
+                      help="folds over the training queries for the teacher's cross-fitted scores (default 5)")
+    dist.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dist.add_argument("--max-queries", type=_positive_int, default=None, help=argparse.SUPPRESS)
+
     plot = sub.add_parser("plot-link", help="draw a link h, its sensitivity h' and the loss around targets",
                           description="Link grammar: a sum of terms 'w*name(args)', names identity, "
                                       "sigmoid(center, scale), sinh(center, scale), exp(center, scale), "
@@ -164,6 +208,8 @@ def main(argv=None) -> int:
             return _run_plot_link(args, argv)
         if args.bench_command == "regression":
             return _run_regression(args, argv)
+        if args.bench_command == "distill":
+            return _run_distill(args, argv)
         if args.list_methods:
             from selboost.bench import ranking
 

@@ -35,7 +35,7 @@ from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
 from selboost.metrics import ndcg, ndcg_per_query
 
 __all__ = ["Method", "SumLoss", "default_methods", "extra_methods", "all_methods", "select_methods", "run_benchmark",
-           "summarize", "write_outputs", "KS"]
+           "summarize", "paired_comparison", "paired_table", "write_outputs", "KS"]
 
 KS = (1, 3, 5, 10)
 LEARNING_RATES = (0.03, 0.1, 0.3)
@@ -286,6 +286,7 @@ def _xgb_fit(config, fold, max_rounds, patience, threads, seed):
         return booster.predict(xgb.DMatrix(data.X, nthread=threads), output_margin=True,
                                iteration_range=(0, best))
 
+    predict.booster = booster  # for callers that read the model itself (a teacher's feature importance)
     return best, rounds, seconds, predict
 
 
@@ -449,6 +450,23 @@ def _fmt_p(p):
     return "1" if p >= 0.9995 else (f"{p:.3f}" if p >= 1e-3 else f"{p:.0e}")
 
 
+def paired_table(paired, reference, ks=(1, 10)):
+    """Markdown rows of ``paired_comparison``'s result, ``reference`` left out: mean difference,
+    wins/ties/losses and the two p-values at each NDCG@k of ``ks``."""
+    head = "| method | " + " | ".join(f"ΔNDCG@{k} | W/T/L @{k} | p (W, t) @{k}" for k in ks) + " |"
+    lines = [head, "|---|" + "---|---|---|" * len(ks)]
+    for name, cmp in paired.items():
+        if name == reference:
+            continue
+        row = [name]
+        for k in ks:
+            c = cmp[f"ndcg@{k}"]
+            row += [f"{c['mean_diff']:+.4f}", f"{c['wins']}/{c['ties']}/{c['losses']}",
+                    f"{_fmt_p(c['p_wilcoxon'])}, {_fmt_p(c['p_ttest'])}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def markdown_table(summary, header=""):
     """The headline tables as Markdown."""
     lines = [header] if header else []
@@ -473,18 +491,8 @@ def markdown_table(summary, header=""):
     if ref:
         lines += ["", f"Paired per-query comparison against the best LambdaMART (`{ref}`), queries with a "
                   "relevant document, folds pooled: mean difference, wins/ties/losses, Wilcoxon signed-rank "
-                  "p and paired t-test p:", "",
-                  "| method | ΔNDCG@1 | W/T/L @1 | p (W, t) @1 | ΔNDCG@10 | W/T/L @10 | p (W, t) @10 |",
-                  "|---|---|---|---|---|---|---|"]
-        for name, cmp in summary["paired"].items():
-            if name == ref:
-                continue
-            row = [name]
-            for k in (1, 10):
-                c = cmp[f"ndcg@{k}"]
-                row += [f"{c['mean_diff']:+.4f}", f"{c['wins']}/{c['ties']}/{c['losses']}",
-                        f"{_fmt_p(c['p_wilcoxon'])}, {_fmt_p(c['p_ttest'])}"]
-            lines.append("| " + " | ".join(row) + " |")
+                  "p and paired t-test p:", ""]
+        lines += paired_table(summary["paired"], ref)
     lines += ["", "Chosen configuration per fold (validation NDCG@10) and its best round:", ""]
     for name, m in summary["methods"].items():
         chosen = ", ".join(f"{fold}: {cfg} @{m['best_round'][fold]}" for fold, cfg in m["chosen"].items())
