@@ -27,13 +27,14 @@ when z is NaN or infinite), so that the caller needs no separate pass over the d
 
 import hashlib
 import math
+import pickle
 import threading
 import types
 from pathlib import Path
 
 import numpy as np
 from numba import njit, prange
-from numba.core.caching import FunctionCache
+from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.extending import register_jitable
 
 from selboost import _elementwise
@@ -79,11 +80,55 @@ _SOURCE_DIGEST = hashlib.sha256(
 ).hexdigest()
 
 
+class _KeyedCacheFile(IndexDataCacheFile):
+    """Numba's index and data files of one cached function, with each data file named after the
+    entry it holds, and holding that entry's key.
+
+    Numba numbers a function's data files in the order entries are added to its index. Two processes
+    that add different entries at once (Dask workers, parallel test runs, two fits on one machine:
+    another signature, or another link kind of a kernel whose variants share a file) both read the
+    index without the other's entry and both take number 1; the index then names one entry's key and
+    the file holds the other's machine code, which every later process runs for the wrong dtype or
+    link kind. Named by a hash of its key, no two entries share a data file, and one whose stored key
+    differs from the one asked for is not loaded: a race can then only lose an index entry, which
+    costs a recompilation."""
+
+    def save(self, key, data):
+        data_name = "%s.nbc" % (self._index_name[:-len(".nbi")] + "." + _key_hash(key),)
+        self._save_data(data_name, (key, data))  # the data first: an index never names a missing file
+        overloads = self._load_index()
+        if overloads.get(key) != data_name:
+            overloads[key] = data_name
+            self._save_index(overloads)
+
+    def load(self, key):
+        data_name = self._load_index().get(key)
+        if data_name is None:
+            return None
+        try:
+            stored = self._load_data(data_name)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return None
+        if not (isinstance(stored, tuple) and len(stored) == 2 and stored[0] == key):
+            return None  # a data file of Numba's own numbering, or of another entry
+        return stored[1]
+
+
+def _key_hash(key):
+    return hashlib.sha256(pickle.dumps(key, protocol=4)).hexdigest()[:20]
+
+
 class _SourceCache(FunctionCache):
-    """Numba's on-disk cache, keyed on the contents of every source file compiled into the kernels.
+    """Numba's on-disk cache, keyed on the contents of every source file compiled into the kernels,
+    with one data file per entry (``_KeyedCacheFile``).
 
     Numba keys a cached function on its own file's time stamp and its own bytecode only: an edit of
     the per-element math in ``_elementwise.py`` would otherwise run the old machine code."""
+
+    def __init__(self, py_func):
+        super().__init__(py_func)
+        self._cache_file = _KeyedCacheFile(cache_path=self._cache_path, filename_base=self._impl.filename_base,
+                                           source_stamp=self._impl.locator.get_source_stamp())
 
     def _index_key(self, sig, codegen):
         return super()._index_key(sig, codegen) + (_SOURCE_DIGEST,)
@@ -469,7 +514,7 @@ def _softmax_limit(phi, start, size, top):
     return 0.0
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@_jit
 def _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min, grad_out, hess_out):
     """Gradients and hessians of groups first..last - 1, whose link values are in phi, dphi, d2phi from
     index 0 (d2phi None: Gauss-Newton). ``weight=None`` means unweighted. Returns the number of scores

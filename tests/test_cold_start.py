@@ -38,3 +38,31 @@ def test_cache_key_covers_the_per_element_source():
     kernel = K.scalar_grad_hess(components, False)
     assert isinstance(kernel._cache, K._SourceCache)
     assert "_elementwise.py" in K._SOURCES and len(K._SOURCE_DIGEST) == 64
+
+
+def test_two_writers_of_one_cache_index_never_mix_their_entries(tmp_path):
+    """Two processes add different entries (signatures, link kinds) to one function's cache at once:
+    the second reads the index before the first has written it, and the first's data file lands
+    last. With Numba's own numbering both take data number 1 and the index names the second's key
+    with the first's machine code; here a race can only lose an index entry (a recompilation)."""
+    from numba.core.caching import IndexDataCacheFile
+
+    from selboost._kernels import _KeyedCacheFile
+
+    def cache_file():
+        return _KeyedCacheFile(cache_path=str(tmp_path), filename_base="kernel-1.py311", source_stamp=("stamp",))
+
+    first, second = cache_file(), cache_file()
+    index_before = second._load_index()
+    late_data = []
+    first._save_data = lambda name, data: late_data.append((name, data))
+    first.save(("float64 scores",), "machine code for float64")
+    second._load_index = lambda: dict(index_before)
+    second.save(("float32 scores",), "machine code for float32")
+    IndexDataCacheFile._save_data(first, *late_data[0])
+    reader = cache_file()
+    assert reader.load(("float32 scores",)) == "machine code for float32"
+    assert reader.load(("float64 scores",)) in (None, "machine code for float64")  # lost: recompiled
+    cache_file().save(("float64 scores",), "machine code for float64")
+    assert cache_file().load(("float64 scores",)) == "machine code for float64"
+    assert cache_file().load(("float32 scores",)) == "machine code for float32"
