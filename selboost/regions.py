@@ -20,12 +20,11 @@ Because the region is stated in the targets' units, the loss reaches it wherever
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from selboost._validation import as_float_array, sample_weights
-from selboost.links import Identity, Link, PiecewiseLinear, Sigmoid
+from selboost.links import Identity, Link, PiecewiseLinear, Sigmoid, _positive, _real
 from selboost.losses import SelectiveLoss
 
 __all__ = ["region_link", "region_bounds", "weighted_quantile", "RegionLoss", "SHAPES"]
@@ -42,14 +41,8 @@ _SMOOTH_MAX_TERMS = 64
 
 
 def _end(value, name):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"region: {name} must be a number or None, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"region: {name} must be finite (None leaves that side open), got {value!r}")
-    return value
+    """A region's end: a finite number, or None for an open side."""
+    return None if value is None else _real(value, name, "region")
 
 
 def _check_region(low, high, strength, shape, width, quantiles):
@@ -65,11 +58,7 @@ def _check_region(low, high, strength, shape, width, quantiles):
         for name, value in (("low", low), ("high", high)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"region: with quantiles=True, {name} is a quantile level in [0, 1], got {value!r}")
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
-        raise TypeError(f"region: strength must be a number, got {strength!r}")
-    strength = float(strength)
-    if not (math.isfinite(strength) and strength > 0.0):
-        raise ValueError(f"region: strength must be finite and > 0, got {strength!r}")
+    strength = _positive(strength, "strength", "region")
     if shape not in SHAPES:
         raise ValueError(f"region: shape must be one of {list(SHAPES)}, got {shape!r}")
     if shape == "piecewise":
@@ -83,11 +72,7 @@ def _check_region(low, high, strength, shape, width, quantiles):
             raise ValueError(f"region: shape='smooth' needs strength >= 1, got {strength!r}; use "
                              "shape='piecewise' for a region that matters less")
         if width is not None:
-            if isinstance(width, bool) or not isinstance(width, numbers.Real):
-                raise TypeError(f"region: width must be a number or None, got {width!r}")
-            width = float(width)
-            if not (math.isfinite(width) and width > 0.0):
-                raise ValueError(f"region: width must be finite and > 0, got {width!r}")
+            width = _positive(width, "width", "region")
     return low, high, strength, shape, width, bool(quantiles)
 
 
