@@ -94,8 +94,20 @@ def fit_tuned(method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine,
     """Tune ``method`` on the validation split (see the module docstring) and predict the test rows.
     Returns a dict: the test prediction, the chosen learning rate and rounds, its validation loss, every
     trial, and the seconds all the fits took."""
+    from threadpoolctl import threadpool_limits
+
     from selboost.estimators import SelectiveRegressor
 
+    # the engines build their data objects (and XGBoost predicts) on OpenMP's default of every core,
+    # whatever n_jobs says: on small data with busy cores that costs more than the fit itself
+    with threadpool_limits(limits=threads):
+        return _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi,
+                          engine=engine, learning_rates=learning_rates, max_depth=max_depth,
+                          max_rounds=max_rounds, patience=patience, threads=threads, seed=seed)
+
+
+def _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine,  # noqa: N803
+               learning_rates, max_depth, max_rounds, patience, threads, seed):
     start = time.perf_counter()
     w_fit = row_weights(y_fit, lo, hi, method.weight)
     w_valid = row_weights(y_valid, lo, hi, method.weight)
