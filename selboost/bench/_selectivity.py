@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import textwrap
 import time
 
 import numpy as np
@@ -220,7 +221,7 @@ def plot_views(rows, views, path, title, spread=None, region_text="inside"):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(views), figsize=(6.0 * len(views), 4.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(views), figsize=(6.0 * len(views), 5.2), squeeze=False)
     square = next(r for r in rows if r["family"] == "square")
     labels = {"rmse_inside": f"test RMSE {region_text}", "rmse_outside": "test RMSE outside the region",
               "rmse_either": "test RMSE on rows whose target or prediction is inside",
@@ -255,8 +256,8 @@ def plot_views(rows, views, path, title, spread=None, region_text="inside"):
         sub = title
         if off:
             names = ", ".join(f"{r['family']} {r['label']}" for r in off)
-            sub += "\noff the chart (error > 2x square loss's): " + names
-        ax.set_title(sub, fontsize=8)
+            sub += "\n" + textwrap.fill("off the chart (error > 2x square loss's): " + names, 90)
+        ax.set_title(sub, fontsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
