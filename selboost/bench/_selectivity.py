@@ -207,9 +207,9 @@ _MARKERS = {"square": "*", "up-weighting": "o", "selective": "s", "up-weighting 
 
 
 def _off_chart(rows, keys):
-    """Rows whose error on one of ``keys`` is over twice square loss's (diverged or far off)."""
+    """Rows whose error on one of ``keys`` is over three times square loss's (diverged, or far off)."""
     square = next(r for r in rows if r["family"] == "square")
-    return [r for r in rows if any(not np.isfinite(r[k]) or r[k] > 2.0 * square[k] for k in keys)]
+    return [r for r in rows if any(not np.isfinite(r[k]) or r[k] > 3.0 * square[k] for k in keys)]
 
 
 def plot_views(rows, views, path, title, spread=None, region_text="inside"):
@@ -256,7 +256,7 @@ def plot_views(rows, views, path, title, spread=None, region_text="inside"):
         sub = title
         if off:
             names = ", ".join(f"{r['family']} {r['label']}" for r in off)
-            sub += "\n" + textwrap.fill("off the chart (error > 2x square loss's): " + names, 90)
+            sub += "\n" + textwrap.fill("off the chart (error > 3x square loss's): " + names, 90)
         ax.set_title(sub, fontsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
