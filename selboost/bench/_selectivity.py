@@ -18,7 +18,8 @@ Protocol (the same for every method and strength): for each learning rate in the
 loss on the validation split: the selective loss for the selective methods, square loss weighted by the
 method's sample weights for the weighted ones (``selboost.LossMetric``, with the validation rows
 weighted by the same rule); the learning rate whose best validation loss is lowest is kept, at its best
-round. The test split is only scored.
+round (and, where a study says so, the method is then refitted on the fit and validation splits
+together with that learning rate and number of rounds). The test split is only scored.
 """
 
 from __future__ import annotations
@@ -91,10 +92,12 @@ def row_weights(y, lo, hi, weight):
 
 
 def fit_tuned(method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine, learning_rates, max_depth,
-              max_rounds, patience, threads, seed):
+              max_rounds, patience, threads, seed, refit=None):
     """Tune ``method`` on the validation split (see the module docstring) and predict the test rows.
-    Returns a dict: the test prediction, the chosen learning rate and rounds, its validation loss, every
-    trial, and the seconds all the fits took."""
+    ``refit=(method, X, y, lo, hi)``: then fit that method (the same loss, its region resolved on ``y``)
+    on X, y with the chosen learning rate and number of rounds, and predict with it instead. Returns a
+    dict: the test prediction, the chosen learning rate and rounds, its validation loss, every trial,
+    and the seconds all the fits took."""
     from threadpoolctl import threadpool_limits
 
     from selboost.estimators import SelectiveRegressor
@@ -104,12 +107,35 @@ def fit_tuned(method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine,
     with threadpool_limits(limits=threads):
         return _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi,
                           engine=engine, learning_rates=learning_rates, max_depth=max_depth,
-                          max_rounds=max_rounds, patience=patience, threads=threads, seed=seed)
+                          max_rounds=max_rounds, patience=patience, threads=threads, seed=seed, refit=refit)
+
+
+def check_kernels(loss, y, rows=512):
+    """Check the compiled kernels of ``loss`` against NumPy on the first ``rows`` targets: h(y) as bound,
+    and the gradient and hessian at scores spread over the targets' range. A RuntimeError when they
+    disagree: machine code loaded from Numba's on-disk cache for another variant gives wrong gradients
+    without any error (seen once, after several processes had compiled into one cache at the same
+    time); the cure is an empty cache (``NUMBA_CACHE_DIR``, or the ``__pycache__`` of selboost)."""
+    y = np.asarray(y, dtype=np.float64)[:rows]
+    link = loss.link
+    bound = loss.bind(y)
+    z = np.linspace(y.min(), y.max(), y.size)[::-1].copy()
+    grad, hess = bound.gradient_hessian(z)
+    want_grad = link.h(z) - link.h(y)
+    want_hess = np.maximum(link.dh(z), loss.hess_min)
+    scale = 1e-9 * (1.0 + np.max(np.abs(link.h(y))))
+    worst = max(np.max(np.abs(bound.target_h - link.h(y))), np.max(np.abs(grad - want_grad)))
+    if worst > scale or not np.allclose(hess, want_hess, rtol=1e-9, atol=1e-12):
+        raise RuntimeError(
+            f"the compiled kernels of {loss!r} disagree with NumPy (h or gradient off by {worst:.3g}): Numba's "
+            "on-disk cache holds machine code of another variant; empty it (NUMBA_CACHE_DIR, or selboost's "
+            "__pycache__ *.nbi / *.nbc files) and run again")
 
 
 def _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine,  # noqa: N803
-               learning_rates, max_depth, max_rounds, patience, threads, seed):
+               learning_rates, max_depth, max_rounds, patience, threads, seed, refit):
     start = time.perf_counter()
+    check_kernels(method.loss, y_fit)
     w_fit = row_weights(y_fit, lo, hi, method.weight)
     w_valid = row_weights(y_valid, lo, hi, method.weight)
     trials, best = [], None
@@ -126,6 +152,13 @@ def _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_tes
         if best is None or score < best[0]:
             best = (score, lr, rounds, model)
     score, lr, rounds, model = best
+    if refit is not None:
+        final, X_all, y_all, lo_all, hi_all = refit
+        check_kernels(final.loss, y_all)
+        model = SelectiveRegressor(
+            loss=final.loss, engine=engine, n_estimators=rounds, learning_rate=lr, max_depth=max_depth,
+            num_leaves=2 ** max_depth, n_jobs=threads, random_state=seed)
+        model.fit(X_all, y_all, sample_weight=row_weights(y_all, lo_all, hi_all, final.weight))
     prediction = np.asarray(model.predict(X_test), dtype=np.float64)
     return {"prediction": prediction, "learning_rate": lr, "rounds": rounds, "valid_loss": score,
             "trials": trials, "seconds": time.perf_counter() - start}

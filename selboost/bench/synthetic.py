@@ -142,7 +142,7 @@ def run(out_dir="selboost-results", seeds=5, rows=20000, threads=1, engine="xgbo
     with open(os.path.join(out_dir, "synthetic.md"), "w") as handle:
         handle.write(text)
     means = [row["mean"] | {k: row[k] for k in ("family", "strength", "label")} for row in summary]
-    spread = [row["sd"] for row in summary]
+    spread = [row["sd"] for row in summary] if seeds > 1 else None
     title = f"synthetic data, region [{lo:g}, {hi:g}], mean of {seeds} draws ({rows} rows each; bars: sd)"
     S.plot_views(means, ["io"], os.path.join(out_dir, "synthetic.png"), title, spread,
                  region_text=f"inside [{lo:g}, {hi:g}]")
@@ -197,8 +197,8 @@ def _paired(methods, predictions, tests, lo, hi):
     return out
 
 
-def _pm(mean, sd, digits=3):
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+def _pm(mean, sd, digits=3, seeds=2):
+    return f"{mean:.{digits}f}" if seeds < 2 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 def markdown(summary, paired, per_seed, meta):
@@ -230,14 +230,17 @@ def markdown(summary, paired, per_seed, meta):
         "|---|---|---|---|---|---|---|---|---|---|---|"]
     means = [row["mean"] for row in summary]
     marks = S.front_marks(means)
+    def pm(mean, sd):
+        return _pm(mean, sd, seeds=seeds)
+
     for row, mark in zip(summary, marks):
         m, sd = row["mean"], row["sd"]
         lrs = "/".join(f"{v:g}" for v in row["learning_rates"])
         rounds = f"{int(np.median(row['rounds']))}"
-        lines.append(f"| {row['family']} | {row['label']} | {_pm(m['rmse_inside'], sd['rmse_inside'])} | "
-                     f"{_pm(m['rmse_outside'], sd['rmse_outside'])} | {_pm(m['rmse_either'], sd['rmse_either'])} | "
-                     f"{_pm(m['precision'], sd['precision'])} | {_pm(m['recall'], sd['recall'])} | "
-                     f"{_pm(m['f1'], sd['f1'])} | {mark} | {lrs} | {rounds} |")
+        lines.append(f"| {row['family']} | {row['label']} | {pm(m['rmse_inside'], sd['rmse_inside'])} | "
+                     f"{pm(m['rmse_outside'], sd['rmse_outside'])} | {pm(m['rmse_either'], sd['rmse_either'])} | "
+                     f"{pm(m['precision'], sd['precision'])} | {pm(m['recall'], sd['recall'])} | "
+                     f"{pm(m['f1'], sd['f1'])} | {mark} | {lrs} | {rounds} |")
     lines += ["", f"## Synthetic data: per-draw differences to square loss (mean ± sd over {seeds} draws; in "
                   "brackets the draws where the method is better)", "",
               "| method | s | Δ RMSE inside | Δ RMSE outside | Δ RMSE either | Δ precision | Δ recall | Δ F1 |",
