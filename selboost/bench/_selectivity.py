@@ -261,8 +261,9 @@ def plot_views(rows, views, path, title, spread=None, region_text="inside"):
               "precision": "precision of 'predicted inside'", "recall": "recall of 'predicted inside'"}
     for ax, view in zip(axes[0], views):
         x_key, y_key, minimise = VIEWS[view]
-        keys = [k for k in (x_key, y_key) if k.startswith("rmse")]
-        off = _off_chart(rows, keys) if keys else []
+        # the precision / recall view leaves out what the error views leave out (diverged fits)
+        keys = [k for k in (x_key, y_key) if k.startswith("rmse")] or ["rmse_inside", "rmse_outside"]
+        off = _off_chart(rows, keys)
         shown = [i for i, r in enumerate(rows) if r not in off]
         families = list(dict.fromkeys(rows[i]["family"] for i in shown))
         for family in families:
