@@ -119,7 +119,8 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bench = sub.add_parser("bench", help="LambdaMART comparison (default), or the selectivity studies (regression, synthetic)",
+    bench = sub.add_parser("bench",
+                           help="LambdaMART comparison (default), or the selectivity studies (regression, synthetic)",
                            description="LambdaMART comparison: built-in ranking objectives against selboost "
                                        "listwise and pairwise losses.")
     bench.add_argument("--data", default=None,

@@ -15,12 +15,12 @@ Generator (``generate(n_rows, seed)``, ``numpy.random.default_rng(seed)``; every
   both sides, and with more variance than the zone, which square loss spends its trees on.
 
 So a row is inside R exactly when it is a signal row: 20 % of the rows in expectation (0.5 x 0.4), and
-30 % are decoys. The rows are split in order into fit / validation / test (50 / 25 / 25 %). The model cannot fit everything: depth-2 trees (``MAX_DEPTH``), and no tree can separate a
-signal row from a decoy with the same x; at a given x the best it can do is a number between the
-decoy's and the signal's targets, and *where* that number falls (inside R or out) is what the losses
-settle differently. Precision and recall score "predicted inside R" against "target inside R"; RMSE
-"either" is taken over the rows whose target or prediction is inside R, so a decoy predicted inside
-counts.
+30 % are decoys. The rows are split in order into fit / validation / test (50 / 25 / 25 %). The model
+cannot fit everything: depth-2 trees (``MAX_DEPTH``), and no tree can separate a signal row from a
+decoy with the same x; at a given x the best it can do is a number between the decoy's and the signal's
+targets, and *where* that number falls (inside R or out) is what the losses settle differently.
+Precision and recall score "predicted inside R" against "target inside R"; RMSE "either" is taken over
+the rows whose target or prediction is inside R, so a decoy predicted inside counts.
 
 Methods, protocol and metrics: ``selboost.bench._selectivity`` (square loss; up-weighting; the selective
 region link, piecewise; up-weighting + selective at sqrt(s) each; strengths 1 to 32; each method tuned
