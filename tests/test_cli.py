@@ -134,20 +134,6 @@ def test_bench_on_letor_folds(tmp_path):
     assert pooled["n_queries"] == n_relevant == pooled["wins"] + pooled["ties"] + pooled["losses"]
 
 
-def test_bench_regression_slice(tmp_path):
-    out = tmp_path / "reg"
-    assert main(["bench", "regression", "--max-rows", "600", "--rounds", "3", "--threads", "1",
-                 "--no-progress", "--out", str(out)]) == 0
-    document = json.loads((out / "regression.json").read_text())
-    assert set(document["results"]) == {"cnt", "casual"}
-    for result in document["results"].values():
-        families = {row["family"] for row in result["rows"]}
-        assert {"square", "weighted square", "sigmoid bump", "identity + exp", "piecewise"} <= families
-        assert all(np.isfinite(row["rmse_inside"]) and np.isfinite(row["rmse_outside"]) for row in result["rows"])
-    assert "Fanaee-T" in (out / "regression.md").read_text()
-    assert (out / "regression-cnt.png").stat().st_size > 0
-
-
 def test_plot_link(tmp_path):
     path = tmp_path / "link.png"
     assert main(["plot-link", "--link", "identity + 9*sigmoid(2, 0.5)", "--targets", "0,2,3",

@@ -1,2 +1,3 @@
-"""Benchmarks behind ``selboost bench``: LETOR loading, the LambdaMART comparison, the regression
-selectivity study and ``plot-link``. Needs the ``bench`` extra (engines, pandas, matplotlib, tqdm)."""
+"""Benchmarks behind ``selboost bench``: LETOR loading, the LambdaMART comparison, the selectivity
+studies (``regression`` on bike sharing, ``synthetic``) and ``plot-link``. Needs the ``bench`` extra
+(engines, pandas, matplotlib, tqdm)."""
