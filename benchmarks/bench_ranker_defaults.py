@@ -8,9 +8,10 @@ synthetic test sets are fresh draws of the same generator, 10 normal features an
 clip(round(1.2 x0 + 0.8 x1 x2 + 0.7 noise), 0, 4)); each synthetic row is the mean over ``--draws``
 independent (train, test) draws, as MQ2008's is over its folds: with 30 queries of 100 rows one draw
 moves a ratio by several hundredths. Each SelectiveRanker column also shows its ratio to the better of
-the two engine rankers, and the lowest ratio of a single draw or fold. ``--early-stopping`` adds the second setting: n_estimators=500
-for every model with early stopping (20 rounds) on NDCG@10 of a validation split of 20 % of the
-training queries (of rows, for a single query) drawn alike for every model.
+the two engine rankers, and the lowest ratio of a single draw or fold. ``--early-stopping`` adds the
+second setting: n_estimators=500 for every model with early stopping (20 rounds) on NDCG@10 of a
+validation split of 20 % of the training queries (of rows, for a single query) drawn alike for every
+model.
 """
 
 from __future__ import annotations

@@ -504,8 +504,9 @@ class SelectiveRegressor(RegressorMixin, _SelectiveBoosting):
     ``loss=RegionLoss(lo, hi, strength=10)`` fits the targets in [lo, hi] ten times as carefully as
     square loss (``RegionLoss(0.9, quantiles=True)``: the top decile of the training targets, resolved
     at fit; ``loss__strength`` is grid-searchable); ``SelectiveLoss(link)`` takes any link. Pair it
-    with ``eval_metric=RegionError(lo, hi)`` to watch the error in that region. With ``target="link"`` the targets lie in the link's range and
-    ``predict`` returns ``h(raw score)``; otherwise it returns the raw score. ``score`` is R^2.
+    with ``eval_metric=RegionError(lo, hi)`` to watch the error in that region. With
+    ``target="link"`` the targets lie in the link's range and ``predict`` returns ``h(raw score)``;
+    otherwise it returns the raw score. ``score`` is R^2.
     """
 
     _loss_kinds = (SelectiveLoss,)

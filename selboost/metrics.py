@@ -13,8 +13,8 @@ Plain functions (NumPy in, float out):
 - ``loss_value(loss, y, raw, group=None, sample_weight=None, group_weight=None)``: the mean selective
   loss.
 
-Metric objects (``NDCG``, ``RegionError``, ``RegionDetection``, ``LossMetric``) carry the same computations plus a name and
-a direction; ``xgboost_metric(metric)`` turns one into a ``custom_metric=`` callable for
+Metric objects (``NDCG``, ``RegionError``, ``RegionDetection``, ``LossMetric``) carry the same
+computations plus a name and a direction; ``xgboost_metric(metric)`` turns one into a ``custom_metric=`` callable for
 ``xgboost.train`` and ``lightgbm_metric(metric)`` into a ``feval=`` callable for ``lightgbm.train``.
 Labels, groups and weights are read from the evaluation data and validated once per data object.
 Both engines pass *raw* scores to these callables when the objective is a custom one, including the

@@ -10,7 +10,8 @@ in the targets' units, from the link catalogue (no new kernel):
   (``low=None`` or ``high=None``).
 - ``shape="smooth"``: ``Identity() + sum_k w_k Sigmoid(c_k, width)`` with the centres c_k spread evenly
   over [low, high], so that h'(z) = 1 + (strength - 1) (sigma((z - low)/width) - sigma((z - high)/width))
-  within 1 % of (strength - 1): the sensitivity rises smoothly over a few ``width`` at each edge. Needs a finite region and strength >= 1 (the sigmoids' weights are positive).
+  within 1 % of (strength - 1): the sensitivity rises smoothly over a few ``width`` at each edge.
+  Needs a finite region and strength >= 1 (the sigmoids' weights are positive).
 
 Because the region is stated in the targets' units, the loss reaches it wherever the targets are; with
 ``quantiles=True``, ``low`` and ``high`` are quantile levels of the training targets, resolved once
