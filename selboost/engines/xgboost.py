@@ -130,12 +130,14 @@ class XGBoostEngine(Engine):
         xgb = self.require()
         init = np.asarray(init, dtype=np.float64)
         params = dict(params, base_score=self._base_score(init))
-        dtrain = self._dmatrix(X, init, label=label if np.ndim(label) == 1 else None, weight=weight)
+        # the data objects are built with the training's threads (a DMatrix otherwise takes every core)
+        threads = {} if params.get("nthread") is None else {"nthread": int(params["nthread"])}
+        dtrain = self._dmatrix(X, init, label=label if np.ndim(label) == 1 else None, weight=weight, **threads)
         names = eval_names(len(evals))
         custom_metric = self.metric(metric) if evals else None
         watch = []
         for (X_eval, prepared), name in zip(evals, names):
-            deval = self._dmatrix(X_eval, init)
+            deval = self._dmatrix(X_eval, init, **threads)
             custom_metric.register(deval, prepared)
             watch.append((deval, name))
         callbacks = list(callbacks or [])
