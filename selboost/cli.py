@@ -18,6 +18,8 @@ import shlex
 import sys
 import time
 
+from selboost.engines import ENGINE_NAMES
+
 DEFAULT_OUT = "selboost-results"
 
 
@@ -50,8 +52,6 @@ def _run_ranking(args, argv) -> int:
     from selboost.bench import ranking
 
     folds, data = _load_letor(args)
-    from selboost.engines import ENGINE_NAMES
-
     engines = tuple(e.strip() for e in args.engines.split(","))
     for engine in engines:
         if engine not in ENGINE_NAMES:
@@ -181,7 +181,7 @@ def build_parser():
                      help="most boosting rounds per fit, early stopping on validation (default 1000)")
     reg.add_argument("--threads", type=_positive_int, default=1,
                      help="engine threads (default 1: at these sizes a round is too small for threads to pay)")
-    reg.add_argument("--engine", choices=("xgboost", "lightgbm"), default="xgboost", help="default xgboost")
+    reg.add_argument("--engine", choices=ENGINE_NAMES, default="xgboost", help="default xgboost")
     reg.add_argument("--no-progress", action="store_true", help="no progress bar")
     reg.add_argument("--max-rows", type=_positive_int, default=None, help=argparse.SUPPRESS)
 
@@ -215,7 +215,7 @@ def build_parser():
                      help="rows per draw, split 50/25/25 into fit/validation/test (default 20000)")
     syn.add_argument("--threads", type=_positive_int, default=1,
                      help="engine threads (default 1: at these sizes a round is too small for threads to pay)")
-    syn.add_argument("--engine", choices=("xgboost", "lightgbm"), default="xgboost", help="default xgboost")
+    syn.add_argument("--engine", choices=ENGINE_NAMES, default="xgboost", help="default xgboost")
     syn.add_argument("--no-progress", action="store_true", help="no progress bar")
     syn.add_argument("--max-rounds", type=_positive_int, default=1000, help=argparse.SUPPRESS)
 
