@@ -31,6 +31,7 @@ from selboost import (  # noqa: E402
     ListwiseLoss,
     MulticlassLoss,
     PairwiseLoss,
+    RegionLoss,
     SelectiveLoss,
     Sigmoid,
     lightgbm_objective,
@@ -257,6 +258,18 @@ def test_ranker_refuses_split_group_before_training(client):
 
 
 # ---------------------------------------------------------------- training: every kind, both engines
+
+
+def test_region_quantiles_are_resolved_on_the_whole_weighted_target_column(client):
+    X, y, w = regression_data()
+    loss = RegionLoss(0.8, quantiles=True, strength=5.0)
+    dX, dy, dw = dask_rows(X, y, w)
+    model = dask_estimator(sd.DaskSelectiveRegressor, loss, "xgboost", client).fit(dX, dy, sample_weight=dw)
+    assert model.loss_.bounds == loss.resolve(y, w).bounds
+    assert loss.quantiles  # the user's loss is unchanged
+    raw = model.predict(dX).compute()
+    reference = single_machine_raw(model.loss_, "xgboost", X, y, weight=w)
+    assert np.sqrt(np.mean((raw - y) ** 2)) == pytest.approx(np.sqrt(np.mean((reference - y) ** 2)), rel=REL_TOL)
 
 
 @pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
