@@ -102,8 +102,8 @@ def fit_tuned(method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine,
 
     from selboost.estimators import SelectiveRegressor
 
-    # the engines build their data objects (and XGBoost predicts) on OpenMP's default of every core,
-    # whatever n_jobs says: on small data with busy cores that costs more than the fit itself
+    # prediction data objects are built on OpenMP's default of every core, whatever n_jobs says: on
+    # small data with busy cores that costs more than the fit itself
     with threadpool_limits(limits=threads):
         return _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi,
                           engine=engine, learning_rates=learning_rates, max_depth=max_depth,

@@ -170,9 +170,7 @@ def top_features(booster, n_features, n_columns):
     it never split on follow by index)."""
     if n_features > n_columns:
         raise ValueError(f"--features {n_features}: the data has only {n_columns} features")
-    gain = np.zeros(n_columns)
-    for name, value in booster.get_score(importance_type="total_gain").items():
-        gain[int(name[1:])] = value  # DMatrix from an array: features are named f0, f1, ...
+    gain = get_engine("xgboost").feature_importances(booster, n_columns)  # total gain per column
     order = np.lexsort((np.arange(n_columns), -gain))
     return order[:n_features]
 
@@ -181,9 +179,8 @@ def top_features(booster, n_features, n_columns):
 
 
 def _grid(second):
-    """Every learning rate times each (label, dict) of the method's own setting."""
-    return tuple({"learning_rate": lr, "label": f"lr={lr} {label}", **extra}
-                 for lr in LEARNING_RATES for label, extra in second)
+    """Every student learning rate times each (label, dict) of the method's own setting."""
+    return ranking._grid(second, LEARNING_RATES)
 
 
 def student_methods(depth, centre):

@@ -112,10 +112,10 @@ class Method:
     default: bool = True
 
 
-def _grid(second):
+def _grid(second, learning_rates=LEARNING_RATES):
     """Every learning rate times each (label, dict) of the method's own second setting."""
     return tuple({"learning_rate": lr, "label": f"lr={lr} {label}", **extra}
-                 for lr in LEARNING_RATES for label, extra in second)
+                 for lr in learning_rates for label, extra in second)
 
 
 def _listwise(transform, **kw):
