@@ -141,15 +141,16 @@ def _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_tes
 
 
 def region_scores(y, pred, lo, hi):
-    """The region metrics of one prediction (NaN where a prediction is not finite)."""
+    """The region metrics of one prediction (all NaN when a prediction is not finite: a diverged fit)."""
+    keys = (*METRICS, "bias_inside")
+    if not np.all(np.isfinite(pred)):
+        return {key: float("nan") for key in keys}  # the metrics refuse non-finite predictions
     out = {"rmse_inside": region_rmse(y, pred, lo, hi), "rmse_outside": region_rmse(y, pred, lo, hi, rows="outside"),
            "rmse_either": region_rmse(y, pred, lo, hi, rows="either"),
            "precision": region_precision(y, pred, lo, hi), "recall": region_recall(y, pred, lo, hi),
            "f1": region_f1(y, pred, lo, hi), "rmse_all": float(np.sqrt(np.mean((pred - y) ** 2)))}
     inside = (y >= lo) & (y <= hi)
     out["bias_inside"] = float(np.mean(pred[inside] - y[inside]))
-    if not np.all(np.isfinite(pred)):
-        out = {key: float("nan") for key in out}
     return out
 
 
