@@ -94,7 +94,8 @@ class _KeyedCacheFile(IndexDataCacheFile):
     costs a recompilation."""
 
     def save(self, key, data):
-        data_name = "%s.nbc" % (self._index_name[:-len(".nbi")] + "." + _key_hash(key),)
+        base = self._index_name[:-len(".nbi")]
+        data_name = f"{base}.{_key_hash(key)}.nbc"
         self._save_data(data_name, (key, data))  # the data first: an index never names a missing file
         overloads = self._load_index()
         if overloads.get(key) != data_name:
