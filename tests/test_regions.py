@@ -187,6 +187,24 @@ def test_region_loss_as_a_raw_xgboost_objective(rng):
     assert np.unique(booster.predict(xgb.DMatrix(X))).size > 1
 
 
+def test_region_loss_as_a_raw_lightgbm_objective(rng):
+    import lightgbm as lgb
+
+    from selboost import lightgbm_objective
+
+    X = rng.normal(size=(500, 2))
+    y = X[:, 0] * 2.0
+    loss = RegionLoss(0.9, quantiles=True, strength=5.0)
+
+    def train(objective):
+        data = lgb.Dataset(X, y, params={"feature_pre_filter": False, "verbose": -1})
+        return lgb.train({"objective": objective, "verbose": -1}, data, 5)
+
+    with pytest.raises(ValueError, match="resolve"):
+        train(lightgbm_objective(loss))
+    assert np.unique(train(lightgbm_objective(loss.resolve(y))).predict(X, raw_score=True)).size > 1
+
+
 # ---------------------------------------------------------------- metrics
 
 
