@@ -551,3 +551,181 @@ def link_divergence(components, table, z, y):
             int(row[0]), row[2], row[3], int(row[4]), int(row[5]), table, z, y
         )
     return total
+
+
+# ---------------------------------------------------------------- the per-item steps of the losses
+# Each loss kind's per-item arithmetic, its rule for degenerate groups and its pair selection, written
+# once: the CPU kernels (selboost._kernels) and the CUDA kernels (selboost.cuda) loop around these.
+# Maxima are spelled as selects: Numba's CUDA target fails on the two-argument max (numba/numba#10753).
+
+
+@register_jitable
+def chain_rule_step(dphi, d2phi, g, h, exact, weight, hess_min):
+    """(grad, hess) of one item from the loss's first and second derivatives g, h in the transformed
+    score phi(z): grad = w phi' g, hess = w max(phi'^2 h [+ phi'' g], hess_min), the phi'' term with
+    ``exact`` (Gauss-Newton without). A scalar selective loss is phi' = 1, g = h(z) - h(y), h = h'(z)."""
+    hess = dphi * dphi * h
+    if exact:
+        hess += d2phi * g
+    hess = hess if hess > hess_min else hess_min
+    return weight * (dphi * g), weight * hess
+
+
+@register_jitable
+def softmax_item_step(p, q, dphi, d2phi, exact, weight, hess_min):
+    """(grad, hess) of one item of a composite softmax with probability p and target q: the loss
+    KL(q || p) has g = p - q and h = p (1 - p) in the item's transformed score."""
+    return chain_rule_step(dphi, d2phi, p - q, p * (1.0 - p), exact, weight, hess_min)
+
+
+@register_jitable
+def softmax_group_is_degenerate(size, q_sum):
+    """A group of one item, or whose targets sum to 0, has no softmax to match: its items get zero
+    gradient and hessian, and the group zero loss."""
+    return size < 2 or q_sum <= 0.0
+
+
+@register_jitable
+def _goes_first(phi, relevance, a, b):
+    """Whether row a comes before row b in a group's pair order: lower relevance first, then higher
+    transformed score (equal ones keep their order: the sort is stable)."""
+    return relevance[a] < relevance[b] or (relevance[a] == relevance[b] and phi[a] >= phi[b])
+
+
+@register_jitable
+def _merge_runs(phi, relevance, start, size, width, source, target):
+    """One pass of a bottom-up merge sort: the sorted runs of ``width`` items of source[start:start + size]
+    merged in pairs into target."""
+    for left in range(0, size, 2 * width):
+        middle = left + width if left + width < size else size
+        right = left + 2 * width if left + 2 * width < size else size
+        a = left
+        b = middle
+        for out in range(left, right):
+            if a < middle and (b >= right or _goes_first(phi, relevance, start + source[start + a],
+                                                         start + source[start + b])):
+                target[start + out] = source[start + a]
+                a += 1
+            else:
+                target[start + out] = source[start + b]
+                b += 1
+
+
+@register_jitable
+def pair_order(phi, relevance, start, size, items, buffer):
+    """items[start:start + size] = the group's items 0..size - 1 by relevance level (ascending) and, within
+    a level, by transformed score (descending; ties by position): a stable bottom-up merge sort through
+    buffer[start:start + size], which needs no allocation (the CUDA kernels cannot allocate)."""
+    for i in range(size):
+        items[start + i] = i
+    width = 1
+    in_items = True
+    while width < size:
+        if in_items:
+            _merge_runs(phi, relevance, start, size, width, items, buffer)
+        else:
+            _merge_runs(phi, relevance, start, size, width, buffer, items)
+        in_items = not in_items
+        width *= 2
+    if not in_items:
+        for i in range(size):
+            items[start + i] = buffer[start + i]
+
+
+@register_jitable
+def pair_step(phi, i, j, gphi, hphi, paired, with_gradients):
+    """The pair (i, j), i more relevant than j, of the pairwise loss softplus(-(phi_i - phi_j)): with
+    ``with_gradients`` its derivatives added into gphi, hphi (of dL/dphi, d2L/dphi2) and its count
+    into paired, for both items, returning 0; otherwise its loss."""
+    margin = pair_margin(phi[i], phi[j])
+    if not with_gradients:
+        return softplus(-margin)
+    s = sigmoid(-margin)
+    gphi[i] -= s
+    gphi[j] += s
+    c = pair_curvature(margin)
+    hphi[i] += c
+    hphi[j] += c
+    paired[i] += 1.0
+    paired[j] += 1.0
+    return 0.0
+
+
+@register_jitable
+def group_pairs_visit(phi, relevance, start, size, k, order, by_level, buffer, gphi, hphi, paired,
+                      with_gradients):
+    """Every pair of the group of rows start..start + size - 1 through ``pair_step``; returns the
+    group's loss (0 ``with_gradients``).
+
+    ``k == 0``: every pair (i, j) with relevance i > relevance j, in (i, j) order. Otherwise each item
+    is paired with the ``k`` items of lower relevance whose transformed scores are highest (the
+    hardest ones, ties by position): level by level upwards, each item of the level (by descending
+    score) with its partners (by descending score). O(n log n + n k) for n items; ``order``,
+    ``by_level``, ``buffer``: int64 scratch of the rows' length."""
+    loss = 0.0
+    if k == 0:
+        for i in range(start, start + size):
+            for j in range(start, start + size):
+                if relevance[i] > relevance[j]:
+                    loss += pair_step(phi, i, j, gphi, hphi, paired, with_gradients)
+        return loss
+    pair_order(phi, relevance, start, size, by_level, buffer)
+    # the partners of the current level, best score first (ties by position), in order[start:]: the best
+    # k of the previous level's partners and of the previous level's items, merged through buffer
+    n_partners = 0
+    previous_begin = 0
+    level_begin = 0
+    while level_begin < size:
+        level = relevance[start + by_level[start + level_begin]]
+        level_end = level_begin + 1
+        while level_end < size and relevance[start + by_level[start + level_end]] == level:
+            level_end += 1
+        if level_begin > 0:
+            a = 0
+            b = previous_begin
+            merged = 0
+            while merged < k and (a < n_partners or b < level_begin):
+                take_a = b >= level_begin
+                if a < n_partners and b < level_begin:
+                    pa = start + order[start + a]
+                    pb = start + by_level[start + b]
+                    take_a = phi[pa] > phi[pb] or (phi[pa] == phi[pb] and pa < pb)
+                if take_a:
+                    buffer[start + merged] = order[start + a]
+                    a += 1
+                else:
+                    buffer[start + merged] = by_level[start + b]
+                    b += 1
+                merged += 1
+            n_partners = merged
+            for s in range(n_partners):
+                order[start + s] = buffer[start + s]
+            for t in range(level_begin, level_end):
+                i = start + by_level[start + t]
+                for s in range(n_partners):
+                    loss += pair_step(phi, i, start + order[start + s], gphi, hphi, paired, with_gradients)
+        previous_begin = level_begin
+        level_begin = level_end
+    return loss
+
+
+@register_jitable
+def pairwise_group_grad_hess(phi, dphi, d2phi, relevance, start, size, k, exact, weight, weighted, hess_min,
+                             gphi, hphi, paired, order, by_level, buffer, grad_out, hess_out):
+    """Gradients and hessians of one group of the pairwise loss from its link values phi, phi', phi''
+    (rows start..start + size - 1): the pair sums (``group_pairs_visit``), then the chain rule per
+    item; an item in no pair gets zero gradient and hessian."""
+    for i in range(start, start + size):
+        gphi[i] = 0.0
+        hphi[i] = 0.0
+        paired[i] = 0.0
+    group_pairs_visit(phi, relevance, start, size, k, order, by_level, buffer, gphi, hphi, paired, True)
+    for i in range(start, start + size):
+        if paired[i] == 0.0:
+            grad_out[i] = 0.0
+            hess_out[i] = 0.0
+        else:
+            grad, hess = chain_rule_step(dphi[i], d2phi[i], gphi[i], hphi[i], exact,
+                                         weight[i] if weighted else 1.0, hess_min)
+            grad_out[i] = grad
+            hess_out[i] = hess

@@ -1,18 +1,31 @@
-"""Numba kernels: per-sample gradients and hessians, parallel over samples or over query groups.
+"""Numba kernels: per-sample gradients and hessians, and losses, serial or threaded.
 
 Inputs are assumed valid (``selboost.losses`` validates at the boundary). Arithmetic is float64; the
-output arrays may be float32 (what the engines want) or float64. Every kernel exists twice, compiled
-from one Python function: ``parallel=True`` (``prange`` over samples or groups) and a serial one,
-because the engines' own OpenMP pools run on the same cores and a parallel kernel can slow a
-boosting round down (see ``benchmarks/RESULTS.md``).
+output arrays may be float32 (what the engines want) or float64.
 
-Compilation is paid at the first call, so only what a fit uses is compiled: the gradient and loss
-kernels over links (``scalar_grad_hess``, ``softmax_grad_hess``, ``pairwise_grad_hess``, ...) are
-made per link, for the term kinds it has, the variant in use (serial or parallel, weighted or not,
-exact hessian or not) and the dtypes of the call; the loops of the other kinds are not compiled
-(compiling every kind's loop into every kernel took 12-18 s on 2 cores). A variant is a copy of the
-kernel's Python function whose globals name the loops and flags it needs (``_variant``), under a name
-of its own, so that Numba's on-disk cache keeps it apart.
+Each loss kind's per-item step, its degenerate-group rule and its pair selection are per-element
+functions of ``selboost._elementwise`` (``chain_rule_step``, ``softmax_item_step``,
+``softmax_group_is_degenerate``, ``pairwise_group_grad_hess``), compiled into these loops and into the
+CUDA kernels (``selboost.cuda``) alike. Every kernel is a *range function* over rows or query groups
+``first..last - 1`` (``_scalar_rows``, ``_softmax_groups``, ``_pairwise_groups``, ...); ``run`` calls it
+once over everything, or, for ``n_threads`` other than 1, on chunks in a ``prange`` driver. The thread
+count is given where the work runs, not by the loss: the engines' own OpenMP pools run on the same
+cores, and a threaded kernel can slow a boosting round down (``benchmarks/RESULTS.md``).
+
+Compilation is paid at the first call, so only what a fit uses is compiled: a range function is made
+per set of link term kinds and per variant (weighted or not, exact hessian or not), and per dtype of
+the call; the loops of the other kinds are not compiled (compiling every kind's loop into every kernel
+took 12-18 s on 2 cores). A variant is a copy of the range function whose globals name the loops and
+flags it needs, under a name that is a digest of everything it is compiled from (``compiled``).
+
+**The on-disk cache.** Numba names a compiled function's machine code after its qualified name and a
+per-process counter, and a library loaded from the cache links to any symbol of that name already
+loaded. Two different functions of one name (a closure per link kind, a copy with other globals)
+compiled by two processes under the same counter then ran each other's code. Here no two functions
+that differ share a name: the digest covers the sources (``_SOURCE_DIGEST``), the function, its compile
+options and the identity of every global bound into it (``_identity_of``), and a binding that cannot be
+identified is refused. Threaded drivers are not cached (Numba names a parallel loop's inner function
+after ``id()`` of a compiler object). Each cache entry has a data file of its own (``_KeyedCacheFile``).
 
 ``fastmath`` is a fixed set of flags that allows contraction and reassociation but not ``nnan`` or
 ``ninf``: inputs are finite, and the kernels must never assume away an overflow. ``error_model="numpy"``:
@@ -38,6 +51,7 @@ from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.extending import register_jitable
 
 from selboost import _elementwise
+from selboost._validation import check_n_threads
 from selboost._elementwise import (
     KIND_EXP,
     KIND_IDENTITY,
@@ -49,14 +63,15 @@ from selboost._elementwise import (
     link_divergence,
     link_primitive,
     link_values,
-    pair_curvature,
-    pair_margin,
+    chain_rule_step,
+    group_pairs_visit,
+    pairwise_group_grad_hess,
     piecewise_values,
-    sigmoid_call,
     sigmoid_values,
     sinh_values,
     softmax_exponent,
-    softplus,
+    softmax_group_is_degenerate,
+    softmax_item_step,
 )
 
 _elementwise.register_with_numba()
@@ -135,52 +150,77 @@ class _SourceCache(FunctionCache):
         return super()._index_key(sig, codegen) + (_SOURCE_DIGEST,)
 
 
-def _jit(function, **options):
-    """``njit(cache=True, fastmath=FASTMATH, error_model="numpy", **options)(function)``, cached by
-    ``_SourceCache``."""
-    options = {"cache": True, "fastmath": FASTMATH, "error_model": "numpy", **options}
-    dispatcher = njit(**options)(function)
-    dispatcher._cache = _SourceCache(dispatcher.py_func)
+#: the modules whose source is in ``_SOURCE_DIGEST``: a plain function of theirs bound into a kernel is
+#: identified by its name
+_SOURCE_MODULES = ("selboost._kernels", "selboost._elementwise")
+
+
+def _identity_of(value):
+    """A string that decides what ``value``, bound as a global of a compiled function, compiles to.
+
+    A compiled function's identity is its name, which ``compiled`` makes a digest of everything it
+    compiles from; a plain function's is its qualified name, when its module's source is in
+    ``_SOURCE_DIGEST`` and it captures nothing. Anything else cannot be identified, and is refused
+    rather than cached under a name that might be shared."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return f"{type(value).__name__}:{value!r}"
+    py_func = getattr(value, "py_func", None)
+    if py_func is not None and getattr(py_func, "__module__", None) in _SOURCE_MODULES:
+        return f"compiled:{py_func.__qualname__}"
+    if (isinstance(value, types.FunctionType) and value.__closure__ is None
+            and value.__module__ in _SOURCE_MODULES):
+        return f"function:{value.__module__}.{value.__qualname__}"
+    raise TypeError(f"cannot identify {value!r} for a compiled function's name")
+
+
+_COMPILED = {}
+_COMPILED_LOCK = threading.RLock()
+
+
+def compiled(function, *labels, options=None, **bindings):
+    """``function`` compiled by Numba with its globals ``bindings`` rebound (to other compiled
+    functions, or to flags that Numba's branch pruning resolves at compile time), made once per process.
+
+    Its name is ``function.labels.digest``, the digest over the sources (``_SOURCE_DIGEST``),
+    ``function``'s name, the compile options and the identity of every binding. Numba names a
+    compiled function's machine-code symbol after its qualified name and a per-process counter, and
+    a library loaded from the on-disk cache links to a symbol of that name already loaded by
+    another: two functions of one name but different bodies (a closure made per link kind, or a
+    copy with other globals) compiled in two processes under the same counter would then run each
+    other's code. With the digest in the name, two functions that share a symbol share their code.
+
+    Threaded compilations (``parallel=True``) are not cached: Numba names their inner gufunc after
+    ``id()`` of a compiler object, which nothing keys."""
+    if function.__closure__ is not None:
+        raise TypeError(f"{function.__qualname__} captures variables: bind them as globals instead")
+    options = {"fastmath": FASTMATH, "error_model": "numpy", **(options or {})}
+    identity = repr((
+        _SOURCE_DIGEST, function.__module__, function.__qualname__,
+        sorted((key, sorted(value) if isinstance(value, (set, frozenset)) else value)
+               for key, value in options.items()),
+        sorted((key, _identity_of(value)) for key, value in bindings.items()),
+    ))
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    name = ".".join((function.__name__, *labels, digest))
+    dispatcher = _COMPILED.get(name)
+    if dispatcher is None:
+        with _COMPILED_LOCK:
+            dispatcher = _COMPILED.get(name)
+            if dispatcher is None:
+                namespace = dict(function.__globals__, **bindings) if bindings else function.__globals__
+                copy = types.FunctionType(function.__code__, namespace, name, function.__defaults__)
+                copy.__qualname__ = name
+                copy.__doc__ = function.__doc__
+                cached = not options.get("parallel", False)
+                dispatcher = njit(cache=cached, **options)(copy)
+                if cached:
+                    dispatcher._cache = _SourceCache(copy)
+                _COMPILED[name] = dispatcher
     return dispatcher
-
-
-def _renamed(function, name, **bindings):
-    """A copy of ``function`` under another name, with the globals ``bindings`` rebound (to other
-    compiled functions, or to flags that Numba's branch pruning resolves at compile time). Numba's
-    on-disk cache is keyed on the function's qualified name and bytecode, not on ``parallel=`` or on
-    its globals, so every variant has a name of its own."""
-    namespace = function.__globals__
-    if bindings:
-        namespace = dict(namespace, **bindings)
-    copy = types.FunctionType(function.__code__, namespace, name, function.__defaults__, function.__closure__)
-    copy.__qualname__ = name
-    copy.__doc__ = function.__doc__
-    return copy
-
-
-def _compile_both(function):
-    """(parallel, serial) compilations of one kernel source, each compiled at its first call."""
-    parallel = _jit(_renamed(function, function.__qualname__ + "_parallel"), parallel=True)
-    serial = _jit(_renamed(function, function.__qualname__ + "_serial"), parallel=False)
-    return parallel, serial
 
 
 _KIND_NAMES = {KIND_IDENTITY: "identity", KIND_SIGMOID: "sigmoid", KIND_SINH: "sinh", KIND_EXP: "exp",
                KIND_PIECEWISE: "piecewise"}
-_VARIANTS = {}
-_VARIANTS_LOCK = threading.RLock()
-
-
-def _variant(function, name, options, **bindings):
-    """The kernel ``function`` compiled under ``name`` with ``bindings`` (see ``_renamed``), made once
-    per process; Numba compiles it at its first call, or loads it from the on-disk cache."""
-    dispatcher = _VARIANTS.get(name)
-    if dispatcher is None:
-        with _VARIANTS_LOCK:
-            dispatcher = _VARIANTS.get(name)
-            if dispatcher is None:
-                dispatcher = _VARIANTS[name] = _jit(_renamed(function, name, **bindings), **options)
-    return dispatcher
 
 
 def _link_kinds(components):
@@ -243,32 +283,32 @@ def _piecewise_term(center, scale, offset, count, table, z):
 _TERM_VALUES = (_identity_term, _sigmoid_term, _sinh_term, _exp_term, _piecewise_term)
 
 
-def _add_term_loop(term_values):
-    """A compiled loop adding w * (h, h', h'') of one term over z[start:stop] to h[i - base], dh[i - base]
+#: bound, in each compilation of ``_add_term`` and ``_fused_term``, to one of ``_TERM_VALUES``
+term_values = None
+
+
+def _add_term(center, scale, offset, count, table, w, z, start, stop, h, dh, d2h, base, first):
+    """Adds w * (h, h', h'') of one term (``term_values``) over z[start:stop] to h[i - base], dh[i - base]
     and, unless ``d2h`` is None, d2h[i - base]; ``first``: store instead of adding (no zeroing pass)."""
-
-    def add_term(center, scale, offset, count, table, w, z, start, stop, h, dh, d2h, base, first):
-        zs = z[start:stop]
-        hs = h[start - base:stop - base]
-        dhs = dh[start - base:stop - base]
-        if d2h is None:
-            for i in range(zs.shape[0]):
-                v, dv, _ = term_values(center, scale, offset, count, table, zs[i])
-                hs[i] = (0.0 if first else hs[i]) + w * v
-                dhs[i] = (0.0 if first else dhs[i]) + w * dv
-        else:
-            d2hs = d2h[start - base:stop - base]
-            for i in range(zs.shape[0]):
-                v, dv, d2v = term_values(center, scale, offset, count, table, zs[i])
-                hs[i] = (0.0 if first else hs[i]) + w * v
-                dhs[i] = (0.0 if first else dhs[i]) + w * dv
-                d2hs[i] = (0.0 if first else d2hs[i]) + w * d2v
-
-    # Numba's cache keys a closure on the values it captures as well as on its name and code
-    return _jit(add_term)
+    zs = z[start:stop]
+    hs = h[start - base:stop - base]
+    dhs = dh[start - base:stop - base]
+    if d2h is None:
+        for i in range(zs.shape[0]):
+            v, dv, _ = term_values(center, scale, offset, count, table, zs[i])
+            hs[i] = (0.0 if first else hs[i]) + w * v
+            dhs[i] = (0.0 if first else dhs[i]) + w * dv
+    else:
+        d2hs = d2h[start - base:stop - base]
+        for i in range(zs.shape[0]):
+            v, dv, d2v = term_values(center, scale, offset, count, table, zs[i])
+            hs[i] = (0.0 if first else hs[i]) + w * v
+            dhs[i] = (0.0 if first else dhs[i]) + w * dv
+            d2hs[i] = (0.0 if first else d2hs[i]) + w * d2v
 
 
-_add_identity, _add_sigmoid, _add_sinh, _add_exp, _add_piecewise = map(_add_term_loop, _TERM_VALUES)
+_add_identity, _add_sigmoid, _add_sinh, _add_exp, _add_piecewise = (
+    compiled(_add_term, _KIND_NAMES[kind], term_values=values) for kind, values in zip(_KIND_NAMES, _TERM_VALUES))
 _ADD_TERM = dict(zip((KIND_IDENTITY, KIND_SIGMOID, KIND_SINH, KIND_EXP, KIND_PIECEWISE),
                      (_add_identity, _add_sigmoid, _add_sinh, _add_exp, _add_piecewise)))
 
@@ -317,169 +357,171 @@ def link_values_range_for(kinds):
     bindings = {f"_add_{_KIND_NAMES[kind]}": _ADD_TERM[kind if kind in present else present[0]]
                 for kind in _ADD_TERM}
     name = "link_values_range." + "_".join(_KIND_NAMES[kind] for kind in present)
-    return _variant(_link_values_range, name, {}, **bindings)
+    return compiled(_link_values_range, *(_KIND_NAMES[kind] for kind in present), **bindings)
 
 
-def _link_values_kernel(components, table, z, h_out, dh_out, d2h_out):
-    for i in prange(z.shape[0]):
+# ---------------------------------------------------------------- execution: serial or threaded
+#
+# Every kernel is a range function: it computes rows (or query groups) first..last - 1 and returns a count
+# (the scores that are not finite, or 0). Serial, it is called once over everything; threaded, a
+# driver (``_threaded_driver``) calls it on chunks in a ``prange``. Range functions are cached on disk;
+# drivers are not (``compiled``: Numba names a parallel loop's inner function after ``id()`` of a
+# compiler object), and they are compiled only when a caller asks for more than one thread.
+
+#: bound, in each compilation of ``_threaded_driver``, to the range function it runs
+range_function = None
+
+
+def _threaded_driver(arguments, count, chunk):
+    """``range_function(*arguments, first, last)`` on chunks of ``chunk`` units of ``count``, in a
+    ``prange``; the sum of its results."""
+    total = 0
+    for index in prange((count + chunk - 1) // chunk):
+        first = index * chunk
+        total += range_function(*arguments, first, min(first + chunk, count))
+    return total
+
+
+def run(function, arguments, count, chunk, n_threads=1):
+    """``function(*arguments, 0, count)`` on one thread, or on ``n_threads`` (-1: every thread Numba may
+    use) in chunks of ``chunk`` units; returns the sum of its results."""
+    n_threads = check_n_threads(n_threads)
+    if n_threads == 1 or count <= chunk:
+        return function(*arguments, 0, count)
+    import numba
+
+    driver = compiled(_threaded_driver, options={"parallel": True}, range_function=function)
+    previous = numba.get_num_threads()
+    available = numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(available if n_threads == -1 else min(n_threads, available))
+    try:
+        return driver(arguments, count, chunk)
+    finally:
+        numba.set_num_threads(previous)
+
+
+# ---------------------------------------------------------------- whole links, row by row
+
+
+def _link_values_rows(components, table, z, h_out, dh_out, d2h_out, first, last):
+    for i in range(first, last):
         h, dh, d2h = link_values(components, table, z[i])
         h_out[i] = h
         dh_out[i] = dh
         d2h_out[i] = d2h
+    return 0
 
 
-def _link_primitive_kernel(components, table, z, out):
-    for i in prange(z.shape[0]):
+def _link_primitive_rows(components, table, z, out, first, last):
+    for i in range(first, last):
         out[i] = link_primitive(components, table, z[i])
+    return 0
 
 
-def _link_divergence_kernel(components, table, z, y, out):
-    for i in prange(z.shape[0]):
+def _link_divergence_rows(components, table, z, y, out, first, last):
+    for i in range(first, last):
         out[i] = link_divergence(components, table, z[i], y[i])
+    return 0
 
 
-link_values_parallel, link_values_serial = _compile_both(_link_values_kernel)
-link_primitive_parallel, link_primitive_serial = _compile_both(_link_primitive_kernel)
-link_divergence_parallel, link_divergence_serial = _compile_both(_link_divergence_kernel)
+def link_values_into(components, table, z, h, dh, d2h, n_threads=1):
+    """(h, h', h'') of the link at every z into h, dh, d2h."""
+    run(compiled(_link_values_rows), (components, table, z, h, dh, d2h), z.shape[0], CHUNK, n_threads)
+
+
+def link_primitive_into(components, table, z, out, n_threads=1):
+    """H(z) of the link at every z into out."""
+    run(compiled(_link_primitive_rows), (components, table, z, out), z.shape[0], CHUNK, n_threads)
+
+
+def link_divergence_into(components, table, z, y, out, n_threads=1):
+    """The divergence H(z) - H(y) - (z - y) h(y) of every pair into out."""
+    run(compiled(_link_divergence_rows), (components, table, z, y, out), z.shape[0], CHUNK, n_threads)
 
 
 # ---------------------------------------------------------------- scalar matching loss
 
+#: bound, in each compilation of ``_scalar_rows``: ``term_values`` to the link's last curved term, and
+#: whether the link has curved terms before that one (their values come from ``link_values_range``)
+_OTHER_CURVED = True
 
-def _fused_term_loop(term_values):
-    """The compiled loop for one tile of the scalar kernel whose link ends with the term ``term_values``:
 
-        grad = weight (partial_h + slope z + w v - target),
-        hess = weight max(partial_dh + slope + w v', hess_min)
+def _scalar_rows(curved, slope, table, z, target_h, weight, hess_min, grad_out, hess_out, first, last):
+    """grad = w (h(z) - target_h), hess = w max(h'(z), hess_min) for rows first..last - 1 (``weight=None``:
+    unweighted); returns the number of scores that are not finite (when not 0, the outputs are
+    meaningless). ``slope``: the link's identity terms together; ``curved``: its other terms.
 
-    with (v, v') the last term at z, ``slope`` the link's identity terms together and the other
-    earlier terms' sums in partial_h/partial_dh. Returns the number of scores that are not finite.
-    ``weights=None`` means unweighted, resolved at compile time like ``d2h=None`` in
-    ``link_values_range``.
+    Tile by tile, the curved terms but the last go to scratch arrays (``link_values_range``), and the
+    last is evaluated in the loop that reads the targets and writes the outputs, so that the memory
+    traffic overlaps the arithmetic: a second pass only to write the outputs waited on memory (measured
+    at 10^7 rows: the serial sigmoid kernel took 4.7 ns per sample that way, a fused loop 2.1 ns).
 
     Compiled without ``reassoc``: the targets are this loop's own h(y) (``BoundSelectiveLoss``), and
     grad(y, y) is exactly 0 only if the sum is evaluated in the same order for z and for y. The
     finiteness check therefore counts in integers, a reduction that vectorises without ``reassoc``.
+    Whether rows are weighted is resolved at compile time (a test inside the loop keeps it from
+    vectorising): Numba compiles ``weight=None`` apart.
     """
-
-    def fused_term(center, scale, offset, count, table, w, slope, zs, targets, weights, partial_h,
-                   partial_dh, hess_min, grads, hessians):
-        nonfinite = 0
-        for i in range(zs.shape[0]):
-            v, dv, _ = term_values(center, scale, offset, count, table, zs[i])
-            g = (partial_h[i] + slope * zs[i] + w * v) - targets[i]
-            hs = max(partial_dh[i] + slope + w * dv, hess_min)
-            if weights is not None:
-                g *= weights[i]
-                hs *= weights[i]
-            grads[i] = g
-            hessians[i] = hs
-            nonfinite += zs[i] - zs[i] != 0.0  # inf - inf and NaN - NaN are NaN
-        return nonfinite
-
-    return _jit(fused_term, fastmath=FASTMATH - {"reassoc"})
-
-
-_FUSED_TERM = dict(zip((KIND_IDENTITY, KIND_SIGMOID, KIND_SINH, KIND_EXP, KIND_PIECEWISE),
-                       map(_fused_term_loop, _TERM_VALUES)))
-
-#: bound, in each variant of ``_scalar_chunk``, to the fused loop of the link's last curved term, and to
-#: whether the link has curved terms before that one
-_fused_last = None
-_OTHER_CURVED = True
-
-
-def _scalar_chunk(curved, slope, table, z, target_h, weight, hess_min, grad_out, hess_out, chunk):
-    """The tiles of one chunk of the scalar kernel (``_scalar_grad_hess_kernel``): the curved terms but the
-    last into scratch, then the fused loop (``_fused_term_loop``) of the last; no curved term: the
-    identity's loop, adding nothing. Returns the number of scores that are not finite."""
-    n = z.shape[0]
     n_curved = curved.shape[0]
     center, scale, offset, count, w = 0.0, 1.0, 0, 0, 0.0
     if n_curved > 0:
-        last = n_curved - 1
-        center, scale, offset, count, w = (curved[last, 2], curved[last, 3], int(curved[last, 4]),
-                                           int(curved[last, 5]), curved[last, 1])
+        end = n_curved - 1
+        center, scale, offset, count, w = (curved[end, 2], curved[end, 3], int(curved[end, 4]),
+                                           int(curved[end, 5]), curved[end, 1])
     h = np.zeros(TILE)  # stays 0 unless more than one term is curved
     dh = np.zeros(TILE)
     nonfinite = 0
-    for start in range(chunk * CHUNK, min((chunk + 1) * CHUNK, n), TILE):
-        stop = min(start + TILE, n)
-        if _OTHER_CURVED:  # resolved at compile time: a variant for a link with one curved term has no call
+    for start in range(first, last, TILE):
+        stop = min(start + TILE, last)
+        if _OTHER_CURVED:  # resolved at compile time: a link with one curved term has no call
             if n_curved > 1:
                 link_values_range(curved[:-1], table, z, start, stop, h, dh, None, start)
+        # slices from index 0: an index that might be negative gets a wrap-around select, and LLVM then
+        # cannot see that the accesses are consecutive
         zs = z[start:stop]
         targets = target_h[start:stop]
         grads = grad_out[start:stop]
         hessians = hess_out[start:stop]
-        # None or not is known at compile time: only the variant in use is compiled
         if weight is not None:
-            nonfinite += _fused_last(center, scale, offset, count, table, w, slope, zs, targets, weight[start:stop],
-                                     h, dh, hess_min, grads, hessians)
-        else:
-            nonfinite += _fused_last(center, scale, offset, count, table, w, slope, zs, targets, None, h, dh,
-                                     hess_min, grads, hessians)
+            weights = weight[start:stop]
+        for i in range(zs.shape[0]):
+            v, dv, _ = term_values(center, scale, offset, count, table, zs[i])
+            g = (h[i] + slope * zs[i] + w * v) - targets[i]
+            grads[i], hessians[i] = chain_rule_step(1.0, 0.0, g, dh[i] + slope + w * dv, False,
+                                                    weights[i] if weight is not None else 1.0, hess_min)
+            nonfinite += zs[i] - zs[i] != 0.0  # inf - inf and NaN - NaN are NaN
     return nonfinite
 
 
-#: bound, in each variant of ``_scalar_grad_hess_kernel``, to its variant of ``_scalar_chunk``
-scalar_chunk = None
-
-
-def _scalar_grad_hess_kernel(components, table, z, target_h, weight, hess_min, grad_out, hess_out):
-    """grad = w (h(z) - target_h), hess = w max(h'(z), hess_min); ``weight=None`` means 1.
-
-    Returns the number of scores that are not finite (when not 0, the outputs are meaningless).
-
-    Tile by tile, the link's identity terms become one slope, its other terms but the last go to scratch
-    arrays, and the last is evaluated in the loop that reads the targets and writes the outputs, so that
-    the memory traffic overlaps the arithmetic: a second pass only to write the outputs waited on memory
-    (measured at 10^7 rows: the serial sigmoid kernel took 4.7 ns per sample that way, a first fused
-    version 2.1 ns).
-    """
-    n = z.shape[0]
+def split_identity_terms(components):
+    """(curved, slope): the link's terms other than identities, and the identities' weights summed."""
+    kinds = components[:, 0]
     slope = 0.0
-    n_curved = 0
-    for k in range(components.shape[0]):
-        if int(components[k, 0]) == KIND_IDENTITY:
-            slope += components[k, 1]
-        else:
-            n_curved += 1
-    curved = np.empty((n_curved, components.shape[1]))
-    n_curved = 0
-    for k in range(components.shape[0]):
-        if int(components[k, 0]) != KIND_IDENTITY:
-            # element by element: a row assignment compiles Numba's shape-mismatch error message (seconds)
-            for c in range(components.shape[1]):
-                curved[n_curved, c] = components[k, c]
-            n_curved += 1
-    nonfinite = 0
-    for chunk in prange((n + CHUNK - 1) // CHUNK):
-        # one call per chunk: the parallel loop's body stays small, which keeps its compilation short
-        nonfinite += scalar_chunk(curved, slope, table, z, target_h, weight, hess_min, grad_out, hess_out, chunk)
-    return nonfinite
-
-
-def _variant_name(function, parallel, *parts):
-    return ".".join([function.__name__ + ("_parallel" if parallel else "_serial"), *parts])
+    for weight in components[kinds == KIND_IDENTITY, 1]:
+        slope += float(weight)
+    return np.ascontiguousarray(components[kinds != KIND_IDENTITY]), slope
 
 
 @_by_kinds
-def scalar_grad_hess(components, parallel):
-    """The scalar kernel (``_scalar_grad_hess_kernel``) for links with the term kinds of ``components``:
-    only the fused loop of the last curved kind and the range loops of the other curved kinds are
-    compiled, and only for ``parallel`` (True: prange over chunks)."""
+def _scalar_rows_for(components):
+    """``_scalar_rows`` for links with the term kinds of ``components``: the last curved term's values
+    inline, the range loops of the other curved kinds only."""
     curved = [kind for kind in _link_kinds(components) if kind != KIND_IDENTITY]
     last = curved[-1] if curved else KIND_IDENTITY
     others = sorted(set(curved[:-1]))
-    parts = [_KIND_NAMES[last], "_".join(_KIND_NAMES[kind] for kind in others) or "none"]
-    bindings = {"_fused_last": _FUSED_TERM[last], "_OTHER_CURVED": bool(others)}
+    bindings = {"term_values": _TERM_VALUES[last], "_OTHER_CURVED": bool(others)}
     if others:
         bindings["link_values_range"] = link_values_range_for(others)
-    # one chunk function for both kernels: the serial kernel and the parallel one share its compilation
-    chunk = _variant(_scalar_chunk, ".".join(["scalar_chunk", *parts]), {}, **bindings)
-    return _variant(_scalar_grad_hess_kernel, _variant_name(_scalar_grad_hess_kernel, parallel, *parts),
-                    {"parallel": parallel}, scalar_chunk=chunk)
+    labels = (_KIND_NAMES[last], "_".join(_KIND_NAMES[kind] for kind in others) or "none")
+    return compiled(_scalar_rows, *labels, options={"fastmath": FASTMATH - {"reassoc"}}, **bindings)
+
+
+def scalar_grad_hess(components, table, z, target_h, weight, hess_min, grad_out, hess_out, n_threads=1):
+    """The scalar matching loss's gradients and hessians (``_scalar_rows``); returns the number of
+    scores that are not finite."""
+    curved, slope = split_identity_terms(components)
+    return run(_scalar_rows_for(components), (curved, slope, table, z, target_h, weight, hess_min, grad_out,
+                                              hess_out), z.shape[0], CHUNK, n_threads)
 
 
 # ---------------------------------------------------------------- composite softmax (listwise, multi-class)
@@ -515,124 +557,86 @@ def _softmax_limit(phi, start, size, top):
     return 0.0
 
 
-@_jit
-def _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min, grad_out, hess_out):
-    """Gradients and hessians of groups first..last - 1, whose link values are in phi, dphi, d2phi from
-    index 0 (d2phi None: Gauss-Newton). ``weight=None`` means unweighted. Returns the number of scores
-    that are not finite.
-
-    Indices are unsigned: Numba then adds no wrap-around select for negative indices (which keeps
-    LLVM from vectorising), and the groups need no slices, whose reference counting weighs on small
-    groups (measured side by side: multi-class with k = 10 about 1.8x faster than with slices).
-    """
-    block_start = np.uint64(group_ptr[first])
-    nonfinite = 0
-    for group in range(first, last):
-        start = np.uint64(group_ptr[group])
-        size = np.uint64(group_ptr[group + 1]) - start
-        local = start - block_start  # the group's first row in phi, dphi, d2phi
-        top = _largest(phi, local, size)
-        if top - top != 0.0:  # rare, tested once per group: phi = +inf somewhere, or -inf everywhere
-            top = _softmax_limit(phi, local, size, top)
-        total = 0.0
-        q_sum = 0.0
-        for i in range(size):
-            e = fast_exp(phi[local + i] - top)
-            phi[local + i] = e
-            total += e
-            # read here, where the arithmetic hides the wait for memory, not in the next loop
-            q_sum += q[start + i]
-        inverse_total = 1.0 / total
-        for i in range(size):
-            row = start + i
-            nonfinite += z[row] - z[row] != 0.0  # inf - inf and NaN - NaN are NaN
-            p = phi[local + i] * inverse_total
-            d = dphi[local + i]
-            gr = d * (p - q[row])
-            hs = d * d * p * (1.0 - p)
-            if d2phi is not None:
-                hs += d2phi[local + i] * (p - q[row])
-            hs = max(hs, hess_min)
-            if weight is not None:
-                gr *= weight[row]
-                hs *= weight[row]
-            grad_out[row] = gr
-            hess_out[row] = hs
-        if size < 2 or q_sum <= 0.0:
-            # rare, so tested after the loop: the targets are read once
-            for i in range(size):
-                grad_out[start + i] = 0.0
-                hess_out[start + i] = 0.0
-    return nonfinite
-
-
-#: bound per kernel variant: whether rows are weighted (``weight`` not empty), the exact hessian wanted,
-#: the block's function
-_WEIGHTED = True
+#: bound, in each compilation of ``_softmax_groups``: the exact hessian wanted (else Gauss-Newton), and
+#: whether rows are weighted (else ``weight`` is empty)
 _EXACT = True
-softmax_block = None
+_WEIGHTED = True
 
 
-def _softmax_block(components, table, z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min,
-                   grad_out, hess_out):
-    """Link values of groups first..last - 1 in one call, then their outputs (``_softmax_outputs``);
-    ``_WEIGHTED`` False: unweighted (``weight`` empty)."""
-    start = group_ptr[first]
-    link_values_range(components, table, z, start, group_ptr[last], phi, dphi, d2phi, start)
-    if _WEIGHTED:
-        return _softmax_outputs(z, q, group_ptr, first, last, weight, phi, dphi, d2phi, hess_min, grad_out,
-                                hess_out)
-    return _softmax_outputs(z, q, group_ptr, first, last, None, phi, dphi, d2phi, hess_min, grad_out,
-                            hess_out)
+def _softmax_groups(components, table, z, q, group_ptr, weight, hess_min, grad_out, hess_out, first, last):
+    """Per group of first..last - 1: p = softmax(phi(z)), grad = w phi'(p - q), hess = w phi'^2 p (1 - p)
+    [+ phi''(p - q)] (``softmax_item_step``); a degenerate group (``softmax_group_is_degenerate``) gets
+    zero gradient and hessian. Returns the number of scores that are not finite.
 
-
-def _softmax_grad_hess_kernel(components, table, z, q, group_ptr, weight, hess_min, grad_out, hess_out):
-    """Per group: p = softmax(phi(z)), grad = w phi'(p - q), hess = w phi'^2 p (1 - p) [+ phi''(p - q)].
-
-    A group of one item, or whose target q sums to 0, gets zero gradient and zero hessian. Returns the
-    number of scores that are not finite (when not 0, the outputs are meaningless).
-
-    The work goes in blocks of consecutive groups (up to ``BLOCK_ROWS`` rows, or one larger group): the
-    link is evaluated over a block in one call, and the branches on the exact hessian (``_EXACT``) and on
-    the weights are taken at compile time, because a test inside a loop keeps it from vectorising:
-    ``softmax_grad_hess`` compiles the variant in use only.
+    The groups go in blocks of consecutive groups (up to ``BLOCK_ROWS`` rows, or one larger group): the
+    link is evaluated over a block in one call, and the branches on the exact hessian (``_EXACT``) and
+    on the weights (``_WEIGHTED``) are taken at compile time, because a test inside a loop keeps it from
+    vectorising.
     """
-    n_groups = group_ptr.shape[0] - 1
     largest = 0
-    for g in range(n_groups):
-        largest = max(largest, group_ptr[g + 1] - group_ptr[g])
+    for group in range(first, last):
+        largest = max(largest, group_ptr[group + 1] - group_ptr[group])
     block_rows = max(largest, BLOCK_ROWS)
+    scratch = np.empty((3, block_rows))
+    phi, dphi, d2phi = scratch[0], scratch[1], scratch[2]
     nonfinite = 0
-    for chunk in prange((n_groups + GROUPS_PER_CHUNK - 1) // GROUPS_PER_CHUNK):
-        scratch = np.empty((3, block_rows))
-        chunk_nonfinite = 0
-        first = chunk * GROUPS_PER_CHUNK
-        chunk_end = min((chunk + 1) * GROUPS_PER_CHUNK, n_groups)
-        while first < chunk_end:
-            last = first + 1
-            while last < chunk_end and group_ptr[last + 1] - group_ptr[first] <= block_rows:
-                last += 1
-            if _EXACT:
-                chunk_nonfinite += softmax_block(components, table, z, q, group_ptr, first, last, weight,
-                                                 scratch[0], scratch[1], scratch[2], hess_min, grad_out,
-                                                 hess_out)
-            else:
-                chunk_nonfinite += softmax_block(components, table, z, q, group_ptr, first, last, weight,
-                                                 scratch[0], scratch[1], None, hess_min, grad_out, hess_out)
-            first = last
-        nonfinite += chunk_nonfinite
+    block = first
+    while block < last:
+        end = block + 1
+        while end < last and group_ptr[end + 1] - group_ptr[block] <= block_rows:
+            end += 1
+        if _EXACT:
+            link_values_range(components, table, z, group_ptr[block], group_ptr[end], phi, dphi, d2phi,
+                              group_ptr[block])
+        else:
+            link_values_range(components, table, z, group_ptr[block], group_ptr[end], phi, dphi, None,
+                              group_ptr[block])
+        # unsigned indices: Numba then adds no wrap-around select for negative indices (which keeps LLVM
+        # from vectorising), and the groups need no slices, whose reference counting weighs on small
+        # groups (measured side by side: multi-class with k = 10 about 1.8x faster than with slices)
+        block_start = np.uint64(group_ptr[block])
+        for group in range(block, end):
+            start = np.uint64(group_ptr[group])
+            size = np.uint64(group_ptr[group + 1]) - start
+            local = start - block_start  # the group's first row in phi, dphi, d2phi
+            top = _largest(phi, local, size)
+            if top - top != 0.0:  # rare, tested once per group: phi = +inf somewhere, or -inf everywhere
+                top = _softmax_limit(phi, local, size, top)
+            total = 0.0
+            q_sum = 0.0
+            for i in range(size):
+                e = fast_exp(phi[local + i] - top)
+                phi[local + i] = e
+                total += e
+                # read here, where the arithmetic hides the wait for memory, not in the next loop
+                q_sum += q[start + i]
+            inverse_total = 1.0 / total
+            for i in range(size):
+                row = start + i
+                nonfinite += z[row] - z[row] != 0.0  # inf - inf and NaN - NaN are NaN
+                gr, hs = softmax_item_step(phi[local + i] * inverse_total, q[row], dphi[local + i],
+                                           d2phi[local + i] if _EXACT else 0.0, _EXACT,
+                                           weight[row] if _WEIGHTED else 1.0, hess_min)
+                grad_out[row] = gr
+                hess_out[row] = hs
+            if softmax_group_is_degenerate(size, q_sum):
+                # rare, so tested after the loop: the targets are read once
+                for i in range(size):
+                    grad_out[start + i] = 0.0
+                    hess_out[start + i] = 0.0
+        block = end
     return nonfinite
 
 
-def _softmax_loss_kernel(components, table, z, q, group_ptr, phi_work, dphi_work, d2phi_work, out):
+def _softmax_loss_groups(components, table, z, q, group_ptr, phi_work, dphi_work, d2phi_work, out, first, last):
     """Per group: KL(q || softmax(phi(z))) = sum_i q_i (log q_i - log p_i); 0 for degenerate groups."""
-    for g in prange(group_ptr.shape[0] - 1):
+    for g in range(first, last):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
         q_sum = 0.0
         for i in range(start, stop):
             q_sum += q[i]
-        if stop - start < 2 or q_sum <= 0.0:
+        if softmax_group_is_degenerate(stop - start, q_sum):
             out[g] = 0.0
             continue
         link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
@@ -651,11 +655,12 @@ def _softmax_loss_kernel(components, table, z, q, group_ptr, phi_work, dphi_work
                 log_p = phi_work[i] - top - log_total
                 loss += q[i] * (math.log(q[i]) - log_p)
         out[g] = max(loss, 0.0)
+    return 0
 
 
-def _group_softmax_kernel(components, table, s, group_ptr, out):
+def _group_softmax_groups(components, table, s, group_ptr, out, first, last):
     """Per group: out = softmax(phi(s)), the target distribution of distillation from teacher scores."""
-    for g in prange(group_ptr.shape[0] - 1):
+    for g in range(first, last):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
         top = -np.inf
@@ -670,191 +675,105 @@ def _group_softmax_kernel(components, table, s, group_ptr, out):
             total += out[i]
         for i in range(start, stop):
             out[i] /= total
+    return 0
 
 
-group_softmax_parallel, group_softmax_serial = _compile_both(_group_softmax_kernel)
-
-
-def link_kernel(function, components, parallel, *parts, **bindings):
-    """The kernel ``function`` for links with the term kinds of ``components`` (its ``link_values_range``
-    bound to ``link_values_range_for`` them) and ``bindings``, named by them and by ``parts``."""
+def _for_kinds(function, components, *labels, **bindings):
+    """``function`` compiled for links with the term kinds of ``components``: its ``link_values_range``
+    bound to ``link_values_range_for`` them."""
     kinds = sorted(set(_link_kinds(components)))
-    name = _variant_name(function, parallel, "_".join(_KIND_NAMES[kind] for kind in kinds), *parts)
-    return _variant(function, name, {"parallel": parallel}, link_values_range=link_values_range_for(kinds),
-                    **bindings)
+    return compiled(function, "_".join(_KIND_NAMES[kind] for kind in kinds), *labels,
+                    link_values_range=link_values_range_for(kinds), **bindings)
 
 
 @_by_kinds
-def softmax_grad_hess(components, parallel, weighted, exact):
-    """The composite-softmax kernel (``_softmax_grad_hess_kernel``) compiled for the term kinds of
-    ``components``, ``parallel`` or serial, weighted or not, the exact hessian or Gauss-Newton."""
-    kinds = sorted(set(_link_kinds(components)))
-    weights = "weighted" if weighted else "unweighted"
-    block = _variant(_softmax_block, ".".join(["softmax_block", *(_KIND_NAMES[k] for k in kinds), weights]), {},
-                     link_values_range=link_values_range_for(kinds), _WEIGHTED=weighted)
-    return link_kernel(_softmax_grad_hess_kernel, components, parallel, weights,
-                       "exact" if exact else "gauss_newton", softmax_block=block, _EXACT=exact)
+def _softmax_groups_for(components, weighted, exact):
+    return _for_kinds(_softmax_groups, components, "weighted" if weighted else "unweighted",
+                      "exact" if exact else "gauss_newton", _WEIGHTED=weighted, _EXACT=exact)
 
 
 @_by_kinds
-def softmax_loss(components, parallel):
-    """``_softmax_loss_kernel`` for the term kinds of ``components``."""
-    return link_kernel(_softmax_loss_kernel, components, parallel)
+def _softmax_loss_groups_for(components):
+    return _for_kinds(_softmax_loss_groups, components)
+
+
+def _groups(group_ptr):
+    return group_ptr.shape[0] - 1
+
+
+def softmax_grad_hess(components, table, z, q, group_ptr, weight, exact, hess_min, grad_out, hess_out,
+                      n_threads=1):
+    """The composite softmax's gradients and hessians (``_softmax_groups``; ``weight`` empty:
+    unweighted); returns the number of scores that are not finite."""
+    return run(_softmax_groups_for(components, bool(weight.size), exact),
+               (components, table, z, q, group_ptr, weight, hess_min, grad_out, hess_out), _groups(group_ptr),
+               GROUPS_PER_CHUNK, n_threads)
+
+
+def softmax_loss(components, table, z, q, group_ptr, work, out, n_threads=1):
+    """Each group's KL(q || softmax(phi(z))) into out; ``work``: float64 scratch of shape (3, n)."""
+    run(_softmax_loss_groups_for(components), (components, table, z, q, group_ptr, work[0], work[1], work[2], out),
+        _groups(group_ptr), GROUPS_PER_CHUNK, n_threads)
+
+
+def group_softmax(components, table, s, group_ptr, out, n_threads=1):
+    """softmax(phi(s)) of each group into out."""
+    run(compiled(_group_softmax_groups), (components, table, s, group_ptr, out), _groups(group_ptr),
+        GROUPS_PER_CHUNK, n_threads)
 
 
 # ---------------------------------------------------------------- pairwise (contrastive)
 
 
-@register_jitable
-def group_pairs(phi, relevance, pairs_per_item):
-    """The pairs (i, j), relevance[i] > relevance[j], of one group, as two index arrays.
-
-    ``pairs_per_item == 0``: every such pair. Otherwise each item i is paired with the
-    ``pairs_per_item`` lower-relevance items of highest transformed score (the hardest ones), so a
-    group of n items has at most n * pairs_per_item pairs.
-    """
-    n = phi.shape[0]
-    if pairs_per_item == 0:
-        count = 0
-        for i in range(n):
-            for j in range(n):
-                if relevance[i] > relevance[j]:
-                    count += 1
-        first = np.empty(count, np.int64)
-        second = np.empty(count, np.int64)
-        count = 0
-        for i in range(n):
-            for j in range(n):
-                if relevance[i] > relevance[j]:
-                    first[count] = i
-                    second[count] = j
-                    count += 1
-        return first, second
-    order = np.argsort(-phi, kind="mergesort")
-    levels = np.unique(relevance)
-    n_levels = levels.shape[0]
-    level_of = np.searchsorted(levels, relevance)
-    # items grouped by relevance level (ascending), each level in descending score order
-    level_start = np.zeros(n_levels + 1, np.int64)
-    for i in range(n):
-        level_start[level_of[i] + 1] += 1
-    for k in range(n_levels):
-        level_start[k + 1] += level_start[k]
-    fill = level_start[:-1].copy()
-    by_level = np.empty(n, np.int64)
-    for r in range(n):
-        i = order[r]
-        by_level[fill[level_of[i]]] = i
-        fill[level_of[i]] += 1
-    rank = np.empty(n, np.int64)
-    for r in range(n):
-        rank[order[r]] = r
-    k = pairs_per_item
-    max_pairs = 0
-    for lv in range(1, n_levels):
-        max_pairs += (level_start[lv + 1] - level_start[lv]) * min(k, level_start[lv])
-    first = np.empty(max_pairs, np.int64)
-    second = np.empty(max_pairs, np.int64)
-    partners = np.empty(k, np.int64)
-    merged = np.empty(k, np.int64)
-    n_partners = 0
-    count = 0
-    for lv in range(1, n_levels):
-        # partners of level lv: the k best-scored items below it, merged from the partners of
-        # level lv - 1 and the best-scored items of level lv - 1 itself
-        a = 0
-        b = level_start[lv - 1]
-        b_end = level_start[lv]
-        m = 0
-        while m < k and (a < n_partners or b < b_end):
-            if b >= b_end or (a < n_partners and rank[partners[a]] < rank[by_level[b]]):
-                merged[m] = partners[a]
-                a += 1
-            else:
-                merged[m] = by_level[b]
-                b += 1
-            m += 1
-        n_partners = m
-        partners[:m] = merged[:m]
-        for t in range(level_start[lv], level_start[lv + 1]):
-            for s in range(n_partners):
-                first[count] = by_level[t]
-                second[count] = partners[s]
-                count += 1
-    return first, second
-
-
-def _pairwise_grad_hess_kernel(
-    components, table, z, relevance, group_ptr, weight, pairs_per_item, exact, hess_min,
-    phi_work, dphi_work, d2phi_work, gphi_work, hphi_work, pairs_work, grad_out, hess_out,
-):
-    """Per pair i > j: loss = softplus(-(phi(z_i) - phi(z_j))); chain rule through phi per item."""
+def _pairwise_groups(components, table, z, relevance, group_ptr, weight, pairs_per_item, exact, hess_min,
+                     phi_work, dphi_work, d2phi_work, gphi_work, hphi_work, pairs_work, order_work, grad_out,
+                     hess_out, first, last):
+    """Per pair i > j of each group: loss = softplus(-(phi(z_i) - phi(z_j))), the chain rule through phi
+    per item (``pairwise_group_grad_hess``). ``order_work``: int64 scratch of shape (3, n)."""
     weighted = weight.shape[0] > 0
-    for g in prange(group_ptr.shape[0] - 1):
+    for g in range(first, last):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
         link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
-        for i in range(start, stop):
-            gphi_work[i] = 0.0
-            hphi_work[i] = 0.0
-            pairs_work[i] = 0.0
-        first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
-        for t in range(first.shape[0]):
-            i = start + first[t]
-            j = start + second[t]
-            margin = pair_margin(phi_work[i], phi_work[j])
-            s = sigmoid_call(-margin)
-            gphi_work[i] -= s
-            gphi_work[j] += s
-            c = pair_curvature(margin)
-            hphi_work[i] += c
-            hphi_work[j] += c
-            pairs_work[i] += 1.0
-            pairs_work[j] += 1.0
-        for i in range(start, stop):
-            if pairs_work[i] == 0.0:
-                grad_out[i] = 0.0
-                hess_out[i] = 0.0
-                continue
-            dphi = dphi_work[i]
-            gr = dphi * gphi_work[i]
-            hs = dphi * dphi * hphi_work[i]
-            if exact:
-                hs += d2phi_work[i] * gphi_work[i]
-            hs = max(hs, hess_min)
-            if weighted:
-                gr *= weight[i]
-                hs *= weight[i]
-            grad_out[i] = gr
-            hess_out[i] = hs
+        pairwise_group_grad_hess(phi_work, dphi_work, d2phi_work, relevance, start, stop - start, pairs_per_item,
+                                 exact, weight, weighted, hess_min, gphi_work, hphi_work, pairs_work,
+                                 order_work[0], order_work[1], order_work[2], grad_out, hess_out)
+    return 0
 
 
-def _pairwise_loss_kernel(
-    components, table, z, relevance, group_ptr, pairs_per_item, phi_work, dphi_work, d2phi_work, out
-):
-    for g in prange(group_ptr.shape[0] - 1):
+def _pairwise_loss_groups(components, table, z, relevance, group_ptr, pairs_per_item, phi_work, dphi_work,
+                          d2phi_work, order_work, out, first, last):
+    for g in range(first, last):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
         link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
-        first, second = group_pairs(phi_work[start:stop], relevance[start:stop], pairs_per_item)
-        loss = 0.0
-        for t in range(first.shape[0]):
-            loss += softplus(-pair_margin(phi_work[start + first[t]], phi_work[start + second[t]]))
-        out[g] = loss
+        # the pair sums are not accumulated: dphi_work stands in for them
+        out[g] = group_pairs_visit(phi_work, relevance, start, stop - start, pairs_per_item, order_work[0],
+                                   order_work[1], order_work[2], dphi_work, dphi_work, dphi_work, False)
+    return 0
 
 
 @_by_kinds
-def pairwise_grad_hess(components, parallel):
-    """``_pairwise_grad_hess_kernel`` for the term kinds of ``components``."""
-    return link_kernel(_pairwise_grad_hess_kernel, components, parallel)
+def _pairwise_groups_for(components):
+    return _for_kinds(_pairwise_groups, components)
 
 
 @_by_kinds
-def pairwise_loss(components, parallel):
-    """``_pairwise_loss_kernel`` for the term kinds of ``components``."""
-    return link_kernel(_pairwise_loss_kernel, components, parallel)
+def _pairwise_loss_groups_for(components):
+    return _for_kinds(_pairwise_loss_groups, components)
 
 
-def pick(parallel_kernel, serial_kernel, parallel):
-    """The parallel or the serial compilation."""
-    return parallel_kernel if parallel else serial_kernel
+def pairwise_grad_hess(components, table, z, relevance, group_ptr, weight, k, exact, hess_min, work, order,
+                       grad_out, hess_out, n_threads=1):
+    """The pairwise loss's gradients and hessians; ``work``: float64 scratch (6, n), ``order``: int64
+    scratch (3, n); ``weight`` empty: unweighted."""
+    run(_pairwise_groups_for(components),
+        (components, table, z, relevance, group_ptr, weight, k, exact, hess_min, work[0], work[1], work[2],
+         work[3], work[4], work[5], order, grad_out, hess_out), _groups(group_ptr), GROUPS_PER_CHUNK, n_threads)
+
+
+def pairwise_loss(components, table, z, relevance, group_ptr, k, work, order, out, n_threads=1):
+    """Each group's pairwise loss into out."""
+    run(_pairwise_loss_groups_for(components),
+        (components, table, z, relevance, group_ptr, k, work[0], work[1], work[2], order, out), _groups(group_ptr),
+        GROUPS_PER_CHUNK, n_threads)

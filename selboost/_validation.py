@@ -101,3 +101,12 @@ def check_hess_min(hess_min):
     if not (np.isfinite(hess_min) and hess_min >= 0.0):
         raise ValueError(f"hess_min must be finite and >= 0, got {hess_min!r}")
     return hess_min
+
+
+def check_n_threads(n_threads):
+    """The number of threads a kernel runs on: an int >= 1, or -1 for every core Numba may use."""
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads must be an int >= 1 or -1 (every core), got {n_threads!r}")
+    if n_threads != -1 and n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1 or -1 (every core), got {n_threads!r}")
+    return int(n_threads)

@@ -17,24 +17,24 @@ Usage with XGBoost (``device="cuda"``)::
 ``__cuda_array_interface__``) and returns device arrays: CuPy arrays when CuPy is importable,
 otherwise Numba device arrays; XGBoost accepts both.
 
-The kernels call the same per-element link mathematics as the CPU kernels: the functions of
-``selboost._elementwise``, their very code objects compiled as CUDA device functions, so the two cannot
-drift apart; they reproduce the CPU results (``selboost._kernels``) to rounding:
+The kernels call the same per-element source as the CPU kernels: the functions of
+``selboost._elementwise`` (the link mathematics, each loss kind's per-item step, its rule for degenerate
+groups and the pair selection), their very code objects compiled as CUDA device functions, so the two
+cannot drift apart; they reproduce the CPU results (``selboost._kernels``) to rounding:
 
-* scalar: one thread per sample, ``grad = w (h(z) - h(y))``, ``hess = w max(h'(z), hess_min)``;
-* composite softmax (listwise groups, and multi-class rows of k): per group
-  ``p = softmax(phi(z))``, ``grad = w phi' (p - q)``, ``hess = w phi'^2 p (1 - p) [+ phi'' (p - q)]``.
-  Groups of at most ``small_group`` rows are handled one thread per group (the CPU loop as it is);
-  larger ones one block per group, the max and the sum reduced in shared memory, so a group may be
-  of any size, larger than the block included;
-* pairwise: one block per group, one thread per item. Every item ranks itself in its group by counting
-  (descending transformed score, ties by position, as the CPU's stable sort does), and then walks its
-  pairs in exactly the order the CPU kernel accumulates them: the same pair set
-  (``selboost._kernels.group_pairs``: each item against the ``pairs_per_item`` best-scored items of
-  lower relevance) and the same floating-point sums, with no atomics. The cost is O(n^2 / block) per
-  group of n (O(n^2 L / block) with L relevance levels), fine for the query groups of ranking data.
+* scalar: one thread per sample, ``chain_rule_step``: ``grad = w (h(z) - h(y))``,
+  ``hess = w max(h'(z), hess_min)``;
+* composite softmax (listwise groups, and multi-class rows of k): per group ``p = softmax(phi(z))``,
+  then ``softmax_item_step`` per item: ``grad = w phi' (p - q)``, ``hess = w phi'^2 p (1 - p)
+  [+ phi'' (p - q)]``. Groups of at most ``small_group`` rows are handled one thread per group (the
+  CPU loop as it is); larger ones one block per group, the max and the sums reduced in shared memory,
+  so a group may be of any size, larger than the block included;
+* pairwise: one thread per group, ``pairwise_group_grad_hess``: the CPU's own pair selection (a stable
+  merge sort in scratch arrays, each item against the ``pairs_per_item`` best-scored items of lower
+  relevance) and its sums, in the same order.
 
-A group of one item, or whose targets sum to 0, gets zero gradient and hessian, as on the CPU.
+A group of one item, or whose targets sum to 0, gets zero gradient and hessian, as on the CPU
+(``softmax_group_is_degenerate``).
 
 Importing this module needs Numba's CUDA target (``numba.cuda``, built into Numba up to its
 deprecation, or the ``numba-cuda`` package) but no GPU: the kernels compile on first use. Under
@@ -235,10 +235,11 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
     float64 = np.float64
     device = _device_functions()
     link_values = device["link_values"]
-    sigmoid = device["sigmoid"]
-    pair_curvature = device["pair_curvature"]
-    pair_margin = device["pair_margin"]
     softmax_exponent = device["softmax_exponent"]
+    chain_rule_step = device["chain_rule_step"]
+    softmax_item_step = device["softmax_item_step"]
+    softmax_group_is_degenerate = device["softmax_group_is_degenerate"]
+    pairwise_group_grad_hess = device["pairwise_group_grad_hess"]
 
     def block_reduce(buffer, value, take_max):
         """max (take_max) or sum of ``value`` over the block; every thread gets the result."""
@@ -267,16 +268,13 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
         step = cuda.gridsize(1)
         for i in range(start, z.shape[0], step):
             h, dh, _ = link_values(components, table, z[i])
-            g = h - target_h[i]
-            hs = dh if dh > hess_min else hess_min
-            if weighted:
-                g *= weight[i]
-                hs *= weight[i]
-            grad_out[i] = g
-            hess_out[i] = hs
+            grad, hess = chain_rule_step(1.0, 0.0, h - target_h[i], dh, False, weight[i] if weighted else 1.0,
+                                         hess_min)
+            grad_out[i] = grad
+            hess_out[i] = hess
 
     def softmax_grad_hess_threads(
-        components, table, z, q, group_ptr, active, weight, weighted, exact, hess_min,
+        components, table, z, q, group_ptr, weight, weighted, exact, hess_min,
         phi_work, dphi_work, d2phi_work, grad_out, hess_out,
     ):
         """Composite softmax, one thread per group (the CPU kernel's loop as it is)."""
@@ -285,7 +283,10 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
         for g in range(first, group_ptr.shape[0] - 1, step):
             start = group_ptr[g]
             stop = group_ptr[g + 1]
-            if not active[g]:
+            q_sum = 0.0
+            for i in range(start, stop):
+                q_sum += q[i]
+            if softmax_group_is_degenerate(stop - start, q_sum):
                 for i in range(start, stop):
                     grad_out[i] = 0.0
                     hess_out[i] = 0.0
@@ -304,32 +305,28 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                 phi_work[i] = e
                 total += e
             for i in range(start, stop):
-                p = phi_work[i] / total
-                dphi = dphi_work[i]
-                gr = dphi * (p - q[i])
-                hs = dphi * dphi * p * (1.0 - p)
-                if exact:
-                    hs += d2phi_work[i] * (p - q[i])
-                if not hs > hess_min:
-                    hs = hess_min
-                if weighted:
-                    gr *= weight[i]
-                    hs *= weight[i]
-                grad_out[i] = gr
-                hess_out[i] = hs
+                grad, hess = softmax_item_step(phi_work[i] / total, q[i], dphi_work[i], d2phi_work[i], exact,
+                                               weight[i] if weighted else 1.0, hess_min)
+                grad_out[i] = grad
+                hess_out[i] = hess
 
     def softmax_grad_hess_blocks(
-        components, table, z, q, group_ptr, active, weight, weighted, exact, hess_min,
+        components, table, z, q, group_ptr, weight, weighted, exact, hess_min,
         phi_work, dphi_work, d2phi_work, grad_out, hess_out,
     ):
-        """Composite softmax, one block per group; max and sum reduced in shared memory."""
+        """Composite softmax, one block per group; the target sum, the max and the sum of exponentials
+        reduced in shared memory."""
         buffer = cuda.shared.array(block_size, float64)
         tid = cuda.threadIdx.x
         threads = cuda.blockDim.x
         for g in range(cuda.blockIdx.x, group_ptr.shape[0] - 1, cuda.gridDim.x):
             start = group_ptr[g]
             stop = group_ptr[g + 1]
-            if not active[g]:  # the same for every thread of the block
+            q_sum = 0.0
+            for i in range(start + tid, stop, threads):
+                q_sum += q[i]
+            q_sum = device_reduce(buffer, q_sum, False)
+            if softmax_group_is_degenerate(stop - start, q_sum):  # the same for every thread of the block
                 for i in range(start + tid, stop, threads):
                     grad_out[i] = 0.0
                     hess_out[i] = 0.0
@@ -350,131 +347,29 @@ def kernel_functions(block_size=DEFAULT_BLOCK_SIZE):
                 total += e
             total = device_reduce(buffer, total, False)
             for i in range(start + tid, stop, threads):
-                p = phi_work[i] / total
-                dphi = dphi_work[i]
-                gr = dphi * (p - q[i])
-                hs = dphi * dphi * p * (1.0 - p)
-                if exact:
-                    hs += d2phi_work[i] * (p - q[i])
-                if not hs > hess_min:
-                    hs = hess_min
-                if weighted:
-                    gr *= weight[i]
-                    hs *= weight[i]
-                grad_out[i] = gr
-                hess_out[i] = hs
+                grad, hess = softmax_item_step(phi_work[i] / total, q[i], dphi_work[i], d2phi_work[i], exact,
+                                               weight[i] if weighted else 1.0, hess_min)
+                grad_out[i] = grad
+                hess_out[i] = hess
 
     def pairwise_grad_hess(
         components, table, z, relevance, group_ptr, weight, weighted, pairs_per_item, exact, hess_min,
-        phi_work, dphi_work, d2phi_work, rank_work, by_rank_work, grad_out, hess_out,
+        phi_work, dphi_work, d2phi_work, gphi_work, hphi_work, paired_work, order_work, by_level_work,
+        buffer_work, grad_out, hess_out,
     ):
-        """Pairwise softplus(-(phi_i - phi_j)) over the CPU's pair set, one block per group.
-
-        Item x's pairs are visited in the order the CPU kernel adds them into x's sums: first x's own
-        partners (the ``pairs_per_item`` lower-relevance items of best rank, best first), then, level
-        by level upwards, the higher-relevance items whose partner x is, best rank first
-        (``pairs_per_item == 0``: every pair, in the CPU's (i, j) index order).
-        """
-        tid = cuda.threadIdx.x
-        threads = cuda.blockDim.x
-        k = pairs_per_item
-        for g in range(cuda.blockIdx.x, group_ptr.shape[0] - 1, cuda.gridDim.x):
+        """Pairwise softplus(-(phi_i - phi_j)) over the CPU's pair set, one thread per group
+        (``pairwise_group_grad_hess``, the CPU kernel's own per-group source)."""
+        for g in range(cuda.grid(1), group_ptr.shape[0] - 1, cuda.gridsize(1)):
             start = group_ptr[g]
             stop = group_ptr[g + 1]
-            n = stop - start
-            for i in range(start + tid, stop, threads):
+            for i in range(start, stop):
                 phi, dphi, d2phi = link_values(components, table, z[i])
                 phi_work[i] = phi
                 dphi_work[i] = dphi
                 d2phi_work[i] = d2phi
-            cuda.syncthreads()
-            if k > 0:
-                # rank in descending score, ties by position: the CPU's stable argsort of -phi
-                for i in range(start + tid, stop, threads):
-                    phi_i = phi_work[i]
-                    r = 0
-                    for j in range(start, stop):
-                        if phi_work[j] > phi_i or (phi_work[j] == phi_i and j < i):
-                            r += 1
-                    rank_work[i] = r
-                cuda.syncthreads()
-                for i in range(start + tid, stop, threads):
-                    by_rank_work[start + rank_work[i]] = i
-                cuda.syncthreads()
-            for x in range(start + tid, stop, threads):
-                rel_x = relevance[x]
-                phi_x = phi_work[x]
-                gphi = 0.0
-                hphi = 0.0
-                paired = 0
-                if k == 0:
-                    for i in range(start, stop):
-                        if i == x:
-                            for j in range(start, stop):
-                                if rel_x > relevance[j]:
-                                    s = sigmoid(-pair_margin(phi_x, phi_work[j]))
-                                    gphi -= s
-                                    hphi += pair_curvature(pair_margin(phi_x, phi_work[j]))
-                                    paired += 1
-                        elif relevance[i] > rel_x:
-                            s = sigmoid(-pair_margin(phi_work[i], phi_x))
-                            gphi += s
-                            hphi += pair_curvature(pair_margin(phi_work[i], phi_x))
-                            paired += 1
-                else:
-                    taken = 0
-                    r = 0
-                    while r < n and taken < k:
-                        j = by_rank_work[start + r]
-                        if relevance[j] < rel_x:
-                            s = sigmoid(-pair_margin(phi_x, phi_work[j]))
-                            gphi -= s
-                            hphi += pair_curvature(pair_margin(phi_x, phi_work[j]))
-                            paired += 1
-                            taken += 1
-                        r += 1
-                    rank_x = rank_work[x]
-                    level = rel_x
-                    while True:
-                        above = math.inf
-                        for j in range(start, stop):
-                            if relevance[j] > level and relevance[j] < above:
-                                above = relevance[j]
-                        if above == math.inf:
-                            break
-                        # x is a partner of the items at level `above` iff fewer than k items below
-                        # that level rank better than x; the count only grows with the level
-                        better = 0
-                        for j in range(start, stop):
-                            if relevance[j] < above and rank_work[j] < rank_x:
-                                better += 1
-                        if better >= k:
-                            break
-                        for r in range(n):
-                            i = by_rank_work[start + r]
-                            if relevance[i] == above:
-                                s = sigmoid(-pair_margin(phi_work[i], phi_x))
-                                gphi += s
-                                hphi += pair_curvature(pair_margin(phi_work[i], phi_x))
-                                paired += 1
-                        level = above
-                if paired == 0:
-                    grad_out[x] = 0.0
-                    hess_out[x] = 0.0
-                    continue
-                dphi = dphi_work[x]
-                gr = dphi * gphi
-                hs = dphi * dphi * hphi
-                if exact:
-                    hs += d2phi_work[x] * gphi
-                if not hs > hess_min:
-                    hs = hess_min
-                if weighted:
-                    gr *= weight[x]
-                    hs *= weight[x]
-                grad_out[x] = gr
-                hess_out[x] = hs
-            cuda.syncthreads()  # rank and by_rank of this group are read until here
+            pairwise_group_grad_hess(phi_work, dphi_work, d2phi_work, relevance, start, stop - start, pairs_per_item,
+                                     exact, weight, weighted, hess_min, gphi_work, hphi_work, paired_work,
+                                     order_work, by_level_work, buffer_work, grad_out, hess_out)
 
     def count_nonfinite(z, count):
         """count[0] += the number of NaN or infinite scores (an atomic add only where there is one)."""
@@ -502,16 +397,16 @@ def kernel_signatures(raw_dtype="float64", out_dtype="float32"):
     return {
         "scalar_grad_hess": f"void({links}, {z}, {f64}, {f64}, boolean, float64, {out}, {out})",
         "softmax_grad_hess_threads": (
-            f"void({links}, {z}, {f64}, int64[::1], uint8[::1], {f64}, boolean, boolean, float64, "
+            f"void({links}, {z}, {f64}, int64[::1], {f64}, boolean, boolean, float64, "
             f"{f64}, {f64}, {f64}, {out}, {out})"
         ),
         "softmax_grad_hess_blocks": (
-            f"void({links}, {z}, {f64}, int64[::1], uint8[::1], {f64}, boolean, boolean, float64, "
+            f"void({links}, {z}, {f64}, int64[::1], {f64}, boolean, boolean, float64, "
             f"{f64}, {f64}, {f64}, {out}, {out})"
         ),
         "pairwise_grad_hess": (
             f"void({links}, {z}, {f64}, int64[::1], {f64}, boolean, int64, boolean, float64, "
-            f"{f64}, {f64}, {f64}, int64[::1], int64[::1], {out}, {out})"
+            f"{f64}, {f64}, {f64}, {f64}, {f64}, {f64}, int64[::1], int64[::1], int64[::1], {out}, {out})"
         ),
         "count_nonfinite": f"void({z}, int32[::1])",
     }
@@ -561,18 +456,32 @@ class DeviceLoss:
     ``gradient_hessian(raw_prediction)`` returns ``(grad, hess)`` device arrays of ``shape`` and
     ``dtype``, written into buffers allocated once: each call overwrites the arrays returned by the
     previous one. ``host`` is the CPU bound loss it was built from.
+
+    The kernels are chosen as the CPU chooses them, by the bound loss's ``family`` (scalar, softmax,
+    pairwise): ``DeviceLoss(bound)`` is an instance of that family's subclass, which copies the
+    family's data (``_copy_data``) and launches its kernels (``_launch``).
     """
 
-    def __init__(self, bound, dtype=np.float32, block_size=DEFAULT_BLOCK_SIZE,
-                 small_group=DEFAULT_SMALL_GROUP):
-        from selboost import losses as L
+    #: family -> subclass, filled by the subclasses below
+    _FAMILIES: dict = {}
+    family = None
 
-        if not isinstance(bound, (L.BoundSelectiveLoss, L.BoundSoftmaxLoss, L.BoundPairwiseLoss)):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        DeviceLoss._FAMILIES[cls.family] = cls
+
+    def __new__(cls, bound, *args, **kwargs):
+        family = DeviceLoss._FAMILIES.get(getattr(bound, "family", None))
+        if family is None:
             raise TypeError(
                 "to_device needs a bound loss from selboost.losses (the result of SelectiveLoss, "
                 "ListwiseLoss, PairwiseLoss or MulticlassLoss(...).bind(...)), got "
                 f"{type(bound).__name__}"
             )
+        return super().__new__(family)
+
+    def __init__(self, bound, dtype=np.float32, block_size=DEFAULT_BLOCK_SIZE,
+                 small_group=DEFAULT_SMALL_GROUP):
         problem = _gpu_problem()
         if problem is not None:
             raise RuntimeError(f"selboost.cuda: {problem}")
@@ -582,6 +491,7 @@ class DeviceLoss:
         self.block_size = _check_block_size(block_size)
         if isinstance(small_group, bool) or not isinstance(small_group, (int, np.integer)) or small_group < 0:
             raise ValueError(f"small_group must be an int >= 0, got {small_group!r}")
+        self.small_group = int(small_group)
         self.host = bound
         self.dtype = dtype
         self.shape = tuple(bound.shape)
@@ -595,37 +505,9 @@ class DeviceLoss:
         self._weighted = bool(weight.size)
         # a one-element placeholder rather than an empty device array when unweighted
         self._weight = cuda.to_device(weight if weight.size else np.ones(1))
-        spec = bound.spec
-        self._hess_min = float(spec.hess_min)
-        if isinstance(bound, L.BoundSelectiveLoss):
-            self.kind = "selective"
-            self._target = cuda.to_device(np.ascontiguousarray(bound.target_h, dtype=np.float64))
-        elif isinstance(bound, L.BoundSoftmaxLoss):
-            self.kind = "multiclass" if isinstance(spec, L.MulticlassLoss) else "listwise"
-            pointer = np.ascontiguousarray(bound.group_ptr, dtype=np.int64)
-            sizes = np.diff(pointer)
-            q = np.ascontiguousarray(bound.q, dtype=np.float64).ravel()
-            active = (sizes >= 2) & (np.add.reduceat(q, pointer[:-1]) > 0.0)
-            self._exact = spec.hess == "exact"
-            self._n_groups = sizes.size
-            self._max_group = int(sizes.max())
-            self._per_thread = self._max_group <= small_group
-            self._q = cuda.to_device(q)
-            self._group_ptr = cuda.to_device(pointer)
-            self._active = cuda.to_device(active.astype(np.uint8))
-            self._work = [cuda.device_array(self.n_rows, np.float64) for _ in range(3)]
-        else:
-            self.kind = "pairwise"
-            pointer = np.ascontiguousarray(bound.group_ptr, dtype=np.int64)
-            sizes = np.diff(pointer)
-            self._exact = spec.hess == "exact"
-            self._k = int(bound.k)
-            self._n_groups = sizes.size
-            self._max_group = int(sizes.max())
-            self._relevance = cuda.to_device(np.ascontiguousarray(bound.relevance, dtype=np.float64))
-            self._group_ptr = cuda.to_device(pointer)
-            self._work = [cuda.device_array(self.n_rows, np.float64) for _ in range(3)]
-            self._ranks = [cuda.device_array(self.n_rows, np.int64) for _ in range(2)]
+        self._hess_min = float(bound.spec.hess_min)
+        self._exact = getattr(bound.spec, "hess", None) == "exact"
+        self._copy_data(bound)
         cupy = _cupy()
         if cupy is not None:
             self._grad = cupy.empty(self.shape, dtype=dtype)
@@ -639,8 +521,24 @@ class DeviceLoss:
         self._hess_flat = hess_view.reshape(self.n_rows)
         self._raw_buffers = {}
 
+    def _copy_data(self, bound):
+        """Copy the family's constant data (targets, groups) to the device."""
+        raise NotImplementedError
+
+    def _launch(self, z, grad, hess):
+        """Run the family's kernel for device scores ``z`` into the flat outputs."""
+        raise NotImplementedError
+
+    def _copy_groups(self, bound):
+        pointer = np.ascontiguousarray(bound.group_ptr, dtype=np.int64)
+        sizes = np.diff(pointer)
+        self._n_groups = sizes.size
+        self._max_group = int(sizes.max())
+        self._group_ptr = cuda.to_device(pointer)
+
     def __repr__(self):
-        return f"DeviceLoss({self.kind}, shape={self.shape}, dtype={self.dtype}, host={self.host.spec!r})"
+        return (f"DeviceLoss({self.family}, shape={self.shape}, dtype={self.dtype}, "
+                f"host={self.host.spec!r})")
 
     # ------------------------------------------------------------ inputs
 
@@ -685,34 +583,7 @@ class DeviceLoss:
         """(grad, hess) device arrays of ``shape`` for raw scores z (host or device, float32 or float64)."""
         z = self._raw(raw_prediction)
         self._check_finite(z)
-        grad, hess = self._grad_flat, self._hess_flat
-        kernels = self._kernels
-        if self.kind == "selective":
-            blocks = max(1, min(math.ceil(self.n_rows / _SCALAR_BLOCK), 65535))
-            kernels["scalar_grad_hess"][blocks, _SCALAR_BLOCK](
-                self._components, self._table, z, self._target, self._weight, self._weighted,
-                self._hess_min, grad, hess,
-            )
-        elif self.kind in ("listwise", "multiclass"):
-            args = (
-                self._components, self._table, z, self._q, self._group_ptr, self._active, self._weight,
-                self._weighted, self._exact, self._hess_min, *self._work, grad, hess,
-            )
-            if self._per_thread:
-                threads = min(self.block_size, max(32, _next_power_of_two(self._n_groups)))
-                blocks = max(1, min(math.ceil(self._n_groups / threads), 65535))
-                kernels["softmax_grad_hess_threads"][blocks, threads](*args)
-            else:
-                threads = min(self.block_size, _next_power_of_two(self._max_group))
-                blocks = min(self._n_groups, 65535)
-                kernels["softmax_grad_hess_blocks"][blocks, threads](*args)
-        else:
-            threads = min(self.block_size, _next_power_of_two(self._max_group))
-            blocks = min(self._n_groups, 65535)
-            kernels["pairwise_grad_hess"][blocks, threads](
-                self._components, self._table, z, self._relevance, self._group_ptr, self._weight,
-                self._weighted, self._k, self._exact, self._hess_min, *self._work, *self._ranks, grad, hess,
-            )
+        self._launch(z, self._grad_flat, self._hess_flat)
         # the engine reads the arrays on its own stream: the kernel must have finished
         cuda.synchronize()
         return self._grad, self._hess
@@ -722,6 +593,57 @@ class DeviceLoss:
         if hasattr(raw_prediction, "__cuda_array_interface__"):
             raw_prediction = cuda.as_cuda_array(raw_prediction).copy_to_host()
         return self.host.loss(np.asarray(raw_prediction).reshape(self.shape))
+
+
+class _ScalarDeviceLoss(DeviceLoss):
+    family = "scalar"
+
+    def _copy_data(self, bound):
+        self._target = cuda.to_device(np.ascontiguousarray(bound.target_h, dtype=np.float64))
+
+    def _launch(self, z, grad, hess):
+        blocks = max(1, min(math.ceil(self.n_rows / _SCALAR_BLOCK), 65535))
+        self._kernels["scalar_grad_hess"][blocks, _SCALAR_BLOCK](
+            self._components, self._table, z, self._target, self._weight, self._weighted, self._hess_min, grad, hess)
+
+
+class _SoftmaxDeviceLoss(DeviceLoss):
+    family = "softmax"
+
+    def _copy_data(self, bound):
+        self._copy_groups(bound)
+        self._q = cuda.to_device(np.ascontiguousarray(bound.q, dtype=np.float64).ravel())
+        self._work = [cuda.device_array(self.n_rows, np.float64) for _ in range(3)]
+
+    def _launch(self, z, grad, hess):
+        args = (self._components, self._table, z, self._q, self._group_ptr, self._weight, self._weighted,
+                self._exact, self._hess_min, *self._work, grad, hess)
+        if self._max_group <= self.small_group:
+            threads = min(self.block_size, max(32, _next_power_of_two(self._n_groups)))
+            blocks = max(1, min(math.ceil(self._n_groups / threads), 65535))
+            self._kernels["softmax_grad_hess_threads"][blocks, threads](*args)
+        else:
+            threads = min(self.block_size, _next_power_of_two(self._max_group))
+            blocks = min(self._n_groups, 65535)
+            self._kernels["softmax_grad_hess_blocks"][blocks, threads](*args)
+
+
+class _PairwiseDeviceLoss(DeviceLoss):
+    family = "pairwise"
+
+    def _copy_data(self, bound):
+        self._copy_groups(bound)
+        self._k = int(bound.k)
+        self._relevance = cuda.to_device(np.ascontiguousarray(bound.relevance, dtype=np.float64))
+        self._work = [cuda.device_array(self.n_rows, np.float64) for _ in range(6)]
+        self._order = [cuda.device_array(self.n_rows, np.int64) for _ in range(3)]
+
+    def _launch(self, z, grad, hess):
+        threads = min(self.block_size, max(32, _next_power_of_two(self._n_groups)))
+        blocks = max(1, min(math.ceil(self._n_groups / threads), 65535))
+        self._kernels["pairwise_grad_hess"][blocks, threads](
+            self._components, self._table, z, self._relevance, self._group_ptr, self._weight, self._weighted,
+            self._k, self._exact, self._hess_min, *self._work, *self._order, grad, hess)
 
 
 def _add_kernel():

@@ -54,12 +54,6 @@ def _check_link(link, name):
     return link
 
 
-def _check_parallel(parallel):
-    if not isinstance(parallel, (bool, np.bool_)):
-        raise TypeError(f"parallel must be True or False, got {parallel!r}")
-    return bool(parallel)
-
-
 def _outputs(shape, grad_out, hess_out, dtype):
     if grad_out is None:
         grad_out = np.empty(shape, dtype=dtype)
@@ -153,11 +147,12 @@ class _BoundLoss:
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("_work_buffer", None)
+        state.pop("_order_buffer", None)
         return state
 
-    def mean_loss(self, raw_prediction):
+    def mean_loss(self, raw_prediction, n_threads=1):
         """The mean loss: over query groups (their weighted losses); rows for the per-row losses."""
-        return float(self.loss(raw_prediction).mean())
+        return float(self.loss(raw_prediction, n_threads).mean())
 
     def init_score(self):
         """The optimal constant raw score: 0.0 for losses over groups (a shift changes nothing)."""
@@ -169,6 +164,13 @@ class _BoundLoss:
         if work is None or work.shape[0] != rows:
             work = self._work_buffer = np.empty((rows, int(np.prod(self.shape))))
         return work
+
+    def _order(self):
+        """int64 scratch of shape (3, n) for the pair selection, kept between rounds like ``_work``."""
+        order = getattr(self, "_order_buffer", None)
+        if order is None:
+            order = self._order_buffer = np.empty((3, self.n_rows), dtype=np.int64)
+        return order
 
 
 # ================================================================ scalar
@@ -187,15 +189,13 @@ class SelectiveLoss(_Loss):
 
     ``hess_min`` (default 1e-6) floors the hessian so that flat regions of h cannot produce huge
     Newton steps -G/H; raise it when the link is flat over much of the data. Weights multiply the
-    loss, the gradient and the hessian of their sample. ``parallel`` selects the Numba kernel that runs
-    on all cores (True) or on one.
+    loss, the gradient and the hessian of their sample.
     """
 
-    def __init__(self, link=None, target="score", hess_min=1e-6, parallel=True):
+    def __init__(self, link=None, target="score", hess_min=1e-6):
         self.link = _check_link(link, "link")
         self.target = check_choice(target, "target", ("score", "link"))
         self.hess_min = check_hess_min(hess_min)
-        self.parallel = _check_parallel(parallel)
 
     def __repr__(self):
         return f"SelectiveLoss(link={self.link!r}, target={self.target!r}, hess_min={self.hess_min!r})"
@@ -204,13 +204,13 @@ class SelectiveLoss(_Loss):
         """Validate labels and weights once; returns a ``BoundSelectiveLoss``."""
         return BoundSelectiveLoss(self, y_true, sample_weight)
 
-    def loss(self, y_true, raw_prediction, sample_weight=None):
-        """Per-sample (weighted) losses."""
-        return self.bind(y_true, sample_weight).loss(raw_prediction)
+    def loss(self, y_true, raw_prediction, sample_weight=None, n_threads=1):
+        """Per-sample (weighted) losses, computed on ``n_threads`` threads (-1: every core)."""
+        return self.bind(y_true, sample_weight).loss(raw_prediction, n_threads=n_threads)
 
-    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None):
-        """(grad, hess) float64 arrays, weighted."""
-        return self.bind(y_true, sample_weight).gradient_hessian(raw_prediction)
+    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, n_threads=1):
+        """(grad, hess) float64 arrays, weighted, computed on ``n_threads`` threads (-1: every core)."""
+        return self.bind(y_true, sample_weight).gradient_hessian(raw_prediction, n_threads=n_threads)
 
     def init_score(self, y_true, sample_weight=None):
         """The constant minimising the weighted loss: h^{-1}(weighted mean of h(y))."""
@@ -249,6 +249,9 @@ class SelectiveLoss(_Loss):
 
 
 class BoundSelectiveLoss(_BoundLoss):
+    #: how the kernels compute it, on the CPU and on the GPU (``selboost.cuda.DeviceLoss``)
+    family = "scalar"
+
     def __init__(self, loss: SelectiveLoss, y_true, sample_weight=None):
         self.spec = loss
         y = as_float_array(y_true, "y_true")
@@ -260,11 +263,11 @@ class BoundSelectiveLoss(_BoundLoss):
         if loss.target == "score":
             self.y = y
             # h(y) as the gradient kernel's h(y) - 0, from the same compiled loops as h(z) - h(y) in
-            # every later call (parallel or serial), so that grad(y, y) is exactly 0; the variant in
-            # use, so that the other one is not compiled
+            # every later call (serial or threaded), so that grad(y, y) is exactly 0; the serial one,
+            # which the rounds of a fit use too
             self.target_h = np.empty_like(y)
-            K.scalar_grad_hess(self.components, loss.parallel)(
-                self.components, self.table, y, np.zeros_like(y), None, 0.0, self.target_h, np.empty_like(y))
+            K.scalar_grad_hess(self.components, self.table, y, np.zeros_like(y), None, 0.0, self.target_h,
+                               np.empty_like(y))
             overflow = ~np.isfinite(self.target_h)
             if overflow.any():
                 # grad = h(z) - h(y) cannot be computed: h(y) is beyond float64 (inf - inf at z = y)
@@ -292,22 +295,21 @@ class BoundSelectiveLoss(_BoundLoss):
             if not self.boundary.any():
                 self.boundary = None
 
-    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
-        """(grad, hess) for raw scores z; ``grad_out``/``hess_out`` may be preallocated (float32 too)."""
+    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64, n_threads=1):
+        """(grad, hess) for raw scores z; ``grad_out``/``hess_out`` may be preallocated (float32 too).
+        ``n_threads``: the threads the kernel runs on (-1: every core)."""
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
-        kernel = K.scalar_grad_hess(self.components, self.spec.parallel)
         weight = self.weight if self.weight.size else None
-        nonfinite = kernel(self.components, self.table, z, self.target_h, weight, self.spec.hess_min, grad_out,
-                           hess_out)
+        nonfinite = K.scalar_grad_hess(self.components, self.table, z, self.target_h, weight, self.spec.hess_min,
+                                       grad_out, hess_out, n_threads)
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
-    def loss(self, raw_prediction):
+    def loss(self, raw_prediction, n_threads=1):
         z = self._raw(raw_prediction)
         out = np.empty(self.n_rows)
-        kernel = K.pick(K.link_divergence_parallel, K.link_divergence_serial, self.spec.parallel)
-        kernel(self.components, self.table, z, self.y, out)
+        K.link_divergence_into(self.components, self.table, z, self.y, out, n_threads)
         if self.boundary is not None:
             out = np.where(self.boundary == 0, out, self._boundary_loss(z))
         if self.weight.size:
@@ -326,8 +328,8 @@ class BoundSelectiveLoss(_BoundLoss):
             upper += factor * np.logaddexp(0.0, -u)
         return np.where(self.boundary < 0, lower, upper)
 
-    def mean_loss(self, raw_prediction):
-        values = self.loss(raw_prediction)
+    def mean_loss(self, raw_prediction, n_threads=1):
+        values = self.loss(raw_prediction, n_threads)
         return float(values.sum() / (self.weight.sum() if self.weight.size else values.size))
 
     def init_score(self):
@@ -386,13 +388,14 @@ def _weighted_group_losses(losses, weight, pointer):
 class _GroupedLoss(_Loss):
     """The one-step conveniences of the losses over query groups (listwise, pairwise)."""
 
-    def loss(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
-        """Per-group (weighted) losses."""
-        return self.bind(y_true, group, sample_weight, group_weight).loss(raw_prediction)
+    def loss(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None, n_threads=1):
+        """Per-group (weighted) losses, computed on ``n_threads`` threads (-1: every core)."""
+        return self.bind(y_true, group, sample_weight, group_weight).loss(raw_prediction, n_threads=n_threads)
 
-    def gradient_hessian(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None):
-        """(grad, hess) float64 arrays, one value per row."""
-        return self.bind(y_true, group, sample_weight, group_weight).gradient_hessian(raw_prediction)
+    def gradient_hessian(self, y_true, raw_prediction, group, sample_weight=None, group_weight=None, n_threads=1):
+        """(grad, hess) float64 arrays, one value per row, computed on ``n_threads`` threads (-1: every core)."""
+        return self.bind(y_true, group, sample_weight, group_weight).gradient_hessian(raw_prediction,
+                                                                                       n_threads=n_threads)
 
     def init_score(self, y_true, group, sample_weight=None, group_weight=None):
         """0.0: the loss does not change when every score of a group moves by the same constant."""
@@ -447,7 +450,7 @@ class ListwiseLoss(_GroupedLoss):
     """
 
     def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",
-                 hess_min=1e-6, parallel=True, group_scale="auto"):
+                 hess_min=1e-6, group_scale="auto"):
         self.transform = _check_link(transform, "transform")
         if target == "scores":
             warnings.warn("ListwiseLoss(target='scores') is now target='score' (labels are scores, as for "
@@ -458,7 +461,6 @@ class ListwiseLoss(_GroupedLoss):
         self._gain = _gain_function(gain)
         self.hess = check_choice(hess, "hess", _HESSIANS)
         self.hess_min = check_hess_min(hess_min)
-        self.parallel = _check_parallel(parallel)
         self.group_scale = _check_group_scale(group_scale)
 
     def __repr__(self):
@@ -501,9 +503,7 @@ class ListwiseLoss(_GroupedLoss):
             q = np.divide(gains, sums_per_row, out=np.zeros_like(gains), where=sums_per_row > 0)
         else:
             q = np.empty_like(y)
-            K.pick(K.group_softmax_parallel, K.group_softmax_serial, self.parallel)(
-                components, table, y, pointer, q
-            )
+            K.group_softmax(components, table, y, pointer, q)
         scale = self._group_scale(pointer)
         if scale is not None:
             weight = row_weights(weight if weight.size else None, scale, pointer, y.shape[0])
@@ -511,6 +511,8 @@ class ListwiseLoss(_GroupedLoss):
 
 class BoundSoftmaxLoss(_BoundLoss):
     """Composite softmax over consecutive groups of a flat score array (listwise and multi-class)."""
+
+    family = "softmax"
 
     def __init__(self, spec, q, pointer, weight, shape, row_weight=None):
         self.spec = spec
@@ -522,31 +524,29 @@ class BoundSoftmaxLoss(_BoundLoss):
         self.n_rows = shape[0]
         self.components, self.table = spec.transform.packed()
 
-    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
+    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64, n_threads=1):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
-        kernel = K.softmax_grad_hess(self.components, self.spec.parallel, bool(self.weight.size),
-                                     self.spec.hess == "exact")
-        nonfinite = kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, self.weight,
-                           self.spec.hess_min, grad_out.reshape(-1), hess_out.reshape(-1))
+        nonfinite = K.softmax_grad_hess(self.components, self.table, z.ravel(), self.q, self.group_ptr,
+                                        self.weight, self.spec.hess == "exact",
+                                        self.spec.hess_min, grad_out.reshape(-1), hess_out.reshape(-1), n_threads)
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
 
-    def mean_loss(self, raw_prediction):
+    def mean_loss(self, raw_prediction, n_threads=1):
         if self.row_weight is None:
-            return super().mean_loss(raw_prediction)
-        values = self.loss(raw_prediction)
+            return super().mean_loss(raw_prediction, n_threads)
+        values = self.loss(raw_prediction, n_threads)
         return float(values.sum() / (self.row_weight.sum() if self.row_weight.size else values.size))
 
     def init_score(self):
         return self.spec._init_from_bound(self) if self.row_weight is not None else 0.0
 
-    def loss(self, raw_prediction):
+    def loss(self, raw_prediction, n_threads=1):
         z = self._raw(raw_prediction)
         out = np.empty(self.group_ptr.size - 1)
         work = self._work(3)
-        kernel = K.softmax_loss(self.components, self.spec.parallel)
-        kernel(self.components, self.table, z.ravel(), self.q, self.group_ptr, work[0], work[1], work[2], out)
+        K.softmax_loss(self.components, self.table, z.ravel(), self.q, self.group_ptr, work, out, n_threads)
         return _weighted_group_losses(out, self.weight, self.group_ptr)
 
 
@@ -566,7 +566,7 @@ class PairwiseLoss(_GroupedLoss):
     gets zero gradient and hessian. Weights as in ``ListwiseLoss``.
     """
 
-    def __init__(self, transform=None, pairs_per_item=16, hess="gauss-newton", hess_min=1e-6, parallel=True):
+    def __init__(self, transform=None, pairs_per_item=16, hess="gauss-newton", hess_min=1e-6):
         self.transform = _check_link(transform, "transform")
         if pairs_per_item is not None:
             if isinstance(pairs_per_item, bool) or not isinstance(pairs_per_item, (int, np.integer)):
@@ -576,7 +576,6 @@ class PairwiseLoss(_GroupedLoss):
         self.pairs_per_item = pairs_per_item
         self.hess = check_choice(hess, "hess", _HESSIANS)
         self.hess_min = check_hess_min(hess_min)
-        self.parallel = _check_parallel(parallel)
 
     def __repr__(self):
         return (f"PairwiseLoss(transform={self.transform!r}, pairs_per_item={self.pairs_per_item!r}, "
@@ -591,6 +590,8 @@ class PairwiseLoss(_GroupedLoss):
         return BoundPairwiseLoss(self, y, pointer, weight)
 
 class BoundPairwiseLoss(_BoundLoss):
+    family = "pairwise"
+
     def __init__(self, spec, relevance, pointer, weight):
         self.spec = spec
         self.relevance = relevance
@@ -601,22 +602,21 @@ class BoundPairwiseLoss(_BoundLoss):
         self.components, self.table = spec.transform.packed()
         self.k = 0 if spec.pairs_per_item is None else int(spec.pairs_per_item)
 
-    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64):
+    def gradient_hessian(self, raw_prediction, grad_out=None, hess_out=None, dtype=np.float64, n_threads=1):
         z = self._raw(raw_prediction)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         work = self._work(6)
-        kernel = K.pairwise_grad_hess(self.components, self.spec.parallel)
-        kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.weight, self.k,
-               self.spec.hess == "exact", self.spec.hess_min, work[0], work[1], work[2], work[3], work[4], work[5],
-               grad_out, hess_out)
+        K.pairwise_grad_hess(self.components, self.table, z, self.relevance, self.group_ptr, self.weight, self.k,
+                             self.spec.hess == "exact", self.spec.hess_min, work, self._order(), grad_out, hess_out,
+                             n_threads)
         return grad_out, hess_out
 
-    def loss(self, raw_prediction):
+    def loss(self, raw_prediction, n_threads=1):
         z = self._raw(raw_prediction)
         out = np.empty(self.group_ptr.size - 1)
         work = self._work(6)
-        kernel = K.pairwise_loss(self.components, self.spec.parallel)
-        kernel(self.components, self.table, z, self.relevance, self.group_ptr, self.k, work[0], work[1], work[2], out)
+        K.pairwise_loss(self.components, self.table, z, self.relevance, self.group_ptr, self.k, work, self._order(),
+                        out, n_threads)
         return _weighted_group_losses(out, self.weight, self.group_ptr)
 
 
@@ -635,11 +635,10 @@ class MulticlassLoss(_Loss):
     Sample weights multiply every class's gradient and hessian of their sample.
     """
 
-    def __init__(self, transform=None, hess="gauss-newton", hess_min=1e-6, parallel=True):
+    def __init__(self, transform=None, hess="gauss-newton", hess_min=1e-6):
         self.transform = _check_link(transform, "transform")
         self.hess = check_choice(hess, "hess", _HESSIANS)
         self.hess_min = check_hess_min(hess_min)
-        self.parallel = _check_parallel(parallel)
 
     def __repr__(self):
         return f"MulticlassLoss(transform={self.transform!r}, hess={self.hess!r}, hess_min={self.hess_min!r})"
@@ -676,17 +675,17 @@ class MulticlassLoss(_Loss):
         pointer = np.arange(0, n * k + 1, k, dtype=np.int64)
         return BoundSoftmaxLoss(self, np.ascontiguousarray(q).ravel(), pointer, weight, (n, k), row_weight)
 
-    def loss(self, y_true, raw_prediction, sample_weight=None):
-        """Per-sample (weighted) losses."""
+    def loss(self, y_true, raw_prediction, sample_weight=None, n_threads=1):
+        """Per-sample (weighted) losses, computed on ``n_threads`` threads (-1: every core)."""
         raw = np.asarray(raw_prediction)
         n_classes = raw.shape[1] if raw.ndim == 2 else None
-        return self.bind(y_true, n_classes, sample_weight).loss(raw_prediction)
+        return self.bind(y_true, n_classes, sample_weight).loss(raw_prediction, n_threads=n_threads)
 
-    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None):
-        """(grad, hess), each of shape (n, k)."""
+    def gradient_hessian(self, y_true, raw_prediction, sample_weight=None, n_threads=1):
+        """(grad, hess), each of shape (n, k), computed on ``n_threads`` threads (-1: every core)."""
         raw = np.asarray(raw_prediction)
         n_classes = raw.shape[1] if raw.ndim == 2 else None
-        return self.bind(y_true, n_classes, sample_weight).gradient_hessian(raw_prediction)
+        return self.bind(y_true, n_classes, sample_weight).gradient_hessian(raw_prediction, n_threads=n_threads)
 
     def init_score(self, y_true, n_classes=None, sample_weight=None):
         """Per-class constants c with softmax(phi(c)) = the (weighted) class frequencies, shape (k,).

@@ -186,12 +186,12 @@ class RegionLoss(SelectiveLoss):
     """
 
     def __init__(self, low=None, high=None, *, strength=10.0, shape="piecewise", width=None, quantiles=False,
-                 hess_min=1e-6, parallel=True):
+                 hess_min=1e-6):
         self.low, self.high, self.strength, self.shape, self.width, self.quantiles = _check_region(
             low, high, strength, shape, width, quantiles)
         link = None if self.quantiles else region_link(
             self.low, self.high, strength=self.strength, shape=self.shape, width=self.width)
-        super().__init__(Identity() if link is None else link, hess_min=hess_min, parallel=parallel)
+        super().__init__(Identity() if link is None else link, hess_min=hess_min)
         if link is None:
             self.link = None  # nothing to evaluate until the levels are resolved
 
@@ -217,7 +217,7 @@ class RegionLoss(SelectiveLoss):
             return self
         low, high = _quantile_ends(self.low, self.high, y, sample_weight)
         return RegionLoss(low, high, strength=self.strength, shape=self.shape, width=self.width,
-                          hess_min=self.hess_min, parallel=self.parallel)
+                          hess_min=self.hess_min)
 
     def for_targets(self, y, sample_weight=None):
         return self.resolve(y, sample_weight)
