@@ -30,7 +30,7 @@ Estimators that take Dask collections and a ``client``, as ``xgboost.dask.DaskXG
 ``lightgbm.dask.DaskLGBMRegressor`` do: ``DaskSelectiveRegressor``, ``DaskSelectiveRanker``,
 ``DaskSelectiveClassifier``. They subclass ``SelectiveRegressor``, ``SelectiveRanker`` and
 ``SelectiveClassifier``: the same parameters (``engine="xgboost"`` or ``"lightgbm"``, ...) and checks,
-plus ``client``, ``init_score`` and ``parallel``; ``eval_set`` and ``early_stopping_rounds`` as there
+plus ``client``, ``init_score`` and ``n_threads``; ``eval_set`` and ``early_stopping_rounds`` as there
 (the eval sets are gathered to the client and scored there after training, see ``_DaskSelectiveModel``);
 ``predict`` returns Dask arrays.
 
@@ -89,18 +89,18 @@ __all__ = [
 # ================================================================ objectives that travel to workers
 
 
-def xgboost_dask_objective(loss, *, parallel=None, hess_scale=1.0):
+def xgboost_dask_objective(loss, *, n_threads=1, hess_scale=1.0):
     """A selboost loss as ``obj=`` for ``xgboost.dask.train``: ``selboost.xgboost_objective`` itself.
 
     It pickles to its loss and options; each worker binds the loss once to its own DMatrix (labels,
     groups and weights validated there) and reuses its float32 buffers every round."""
-    return XGBoostObjective(loss, parallel=parallel, hess_scale=hess_scale)
+    return XGBoostObjective(loss, n_threads=n_threads, hess_scale=hess_scale)
 
 
-def lightgbm_sklearn_objective(loss, *, parallel=None, hess_scale=1.0):
+def lightgbm_sklearn_objective(loss, *, n_threads=1, hess_scale=1.0):
     """A selboost loss as ``objective=`` for ``lightgbm.LGBMRegressor``/``LGBMRanker`` and their Dask
     versions in ``lightgbm.dask`` (see ``LightGBMSklearnObjective``)."""
-    return LightGBMSklearnObjective(loss, parallel=parallel, hess_scale=hess_scale)
+    return LightGBMSklearnObjective(loss, n_threads=n_threads, hess_scale=hess_scale)
 
 
 # ================================================================ Dask collections
@@ -451,8 +451,8 @@ def _early_stopping_round(history, rounds, maximize):
 class _DaskSelectiveModel:
     """What the Dask estimators add to the single-machine ones they subclass (whose parameters,
     validation and prediction rules they inherit): ``client``, ``init_score`` (start from the loss's
-    optimal constant over the whole dataset, default True; False starts from 0) and ``parallel``
-    (the objective's kernel choice on the workers). Training runs through the engine's Dask interface
+    optimal constant over the whole dataset, default True; False starts from 0) and ``n_threads``
+    (the threads of the objective's kernels on each worker, default 1). Training runs through the engine's Dask interface
     (``Engine.dask_train``); ``predict`` is lazy and returns Dask arrays.
 
     ``eval_set``: (X, y) pairs of Dask or NumPy arrays, gathered to the client and evaluated there with
@@ -461,13 +461,13 @@ class _DaskSelectiveModel:
     offered on Dask: ``device`` other than "cpu" (pass XGBoost's ``device`` through ``engine_params``).
     """
 
-    _dask_params = ("client", "init_score", "parallel")
+    _dask_params = ("client", "init_score", "n_threads")
 
-    def __init__(self, loss=None, *, client=None, init_score=True, parallel=None, **params):
+    def __init__(self, loss=None, *, client=None, init_score=True, n_threads=1, **params):
         super().__init__(loss, **params)
         self.client = client
         self.init_score = init_score
-        self.parallel = parallel
+        self.n_threads = n_threads
 
     @classmethod
     def _get_param_names(cls):
@@ -514,7 +514,7 @@ class _DaskSelectiveModel:
         margin = init_margin(init, X) if np.any(init != 0) else None
         model = engine.dask_train(client, params, X, y, loss, init, margin=margin, weight=weight, qid=qid,
                                   group_sizes=group_sizes, num_boost_round=int(self.n_estimators),
-                                  parallel=self.parallel, callbacks=callbacks)
+                                  n_threads=self.n_threads, callbacks=callbacks)
         self.engine_ = engine.name
         self.model_ = model
         self.booster_ = engine.dask_booster(model)

@@ -58,7 +58,6 @@ from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine, seed, thr
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 from selboost.metrics import NDCG, LossMetric, _as_metric, _Metric, ndcg
-from selboost.objectives import engine_loss
 
 __all__ = ["SelectiveRegressor", "SelectiveClassifier", "SelectiveRanker", "check_gpu"]
 
@@ -276,9 +275,7 @@ class _SelectiveBoosting(BaseEstimator):
     def _fit_loss(self, default, y=None, sample_weight=None):
         """The loss to fit (``loss`` or the default) after checking its kind, made for the training
         targets ``y`` and weights (``loss.for_targets``: a region given as quantiles is resolved on them);
-        remembered as ``loss_``. Returned as it runs in the engine's rounds: with the serial kernels,
-        as the objectives run it (``selboost.objectives.DEFAULT_PARALLEL``), so that only that variant
-        is compiled."""
+        remembered as ``loss_``."""
         loss = default if self.loss is None else self.loss
         if not isinstance(loss, self._loss_kinds):
             names = " or ".join(kind.__name__ for kind in self._loss_kinds)
@@ -287,7 +284,7 @@ class _SelectiveBoosting(BaseEstimator):
         if y is not None:
             loss = loss.for_targets(y, sample_weight)
         self.loss_ = loss
-        return engine_loss(loss)
+        return loss
 
     def _validate_X(self, X, reset):
         return validate_data(

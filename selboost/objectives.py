@@ -23,13 +23,12 @@ its docstring for prediction.
 
 from __future__ import annotations
 
-import copy
 import threading
 import weakref
 
 import numpy as np
 
-from selboost._validation import as_float_array
+from selboost._validation import as_float_array, check_n_threads
 from selboost.engines import constant_margin, get_engine
 from selboost.losses import MulticlassLoss, check_loss
 
@@ -41,28 +40,7 @@ __all__ = [
     "lightgbm_objective",
     "set_init_score",
     "init_score",
-    "DEFAULT_PARALLEL",
 ]
-
-#: The objectives run the serial kernels by default: the engines' OpenMP threads already occupy
-#: every core during a round, and a parallel Numba kernel next to them was slower per boosting round
-#: (see ``benchmarks/RESULTS.md``). ``parallel=True`` on the objective overrides it.
-DEFAULT_PARALLEL = False
-
-
-def engine_loss(loss, parallel=None):
-    """``loss`` as it runs inside an engine's rounds: with the serial kernels unless ``parallel=True``
-    (a shallow copy when the choice differs from the loss's own, so the caller's loss is unchanged)."""
-    if parallel is None:
-        parallel = DEFAULT_PARALLEL
-    if not isinstance(parallel, (bool, np.bool_)):
-        raise TypeError(f"parallel must be True, False or None, got {parallel!r}")
-    if loss.parallel == parallel:
-        return loss
-    loss = copy.copy(loss)
-    loss.parallel = bool(parallel)
-    return loss
-
 
 def _check_hess_scale(hess_scale):
     if isinstance(hess_scale, bool) or not isinstance(hess_scale, (int, float, np.integer, np.floating)):
@@ -165,9 +143,9 @@ _DEVICES = ("cpu", "cuda")
 
 
 class _Objective:
-    def __init__(self, loss, *, parallel=None, hess_scale=1.0, device="cpu"):
-        check_loss(loss)
-        self.loss = engine_loss(loss, parallel)
+    def __init__(self, loss, *, n_threads=1, hess_scale=1.0, device="cpu"):
+        self.loss = check_loss(loss)
+        self.n_threads = check_n_threads(n_threads)
         self.hess_scale = _check_hess_scale(hess_scale)
         if device not in _DEVICES:
             raise ValueError(f"device must be one of {list(_DEVICES)}, got {device!r}")
@@ -228,7 +206,7 @@ class _Objective:
                 hess *= self.hess_scale  # CuPy arrays (selboost.cuda returns CuPy when it is installed)
             return grad, hess
         grad_out, hess_out = binding.grad, binding.hess
-        binding.bound.gradient_hessian(raw_prediction, grad_out, hess_out)
+        binding.bound.gradient_hessian(raw_prediction, grad_out, hess_out, n_threads=self.n_threads)
         if self.hess_scale != 1.0:
             hess_out *= self.hess_scale
         return grad_out, hess_out
@@ -258,8 +236,8 @@ class XGBoostObjective(_Objective):
     ``group_ptr``; with groups XGBoost's weights are per group (passed as ``group_weight``), without
     them per row. ``hess_scale`` multiplies every hessian: ``hess_scale=2`` reproduces
     ``multi:softprob``, whose hessian is ``2 p (1 - p)``, with an identity-transform
-    ``MulticlassLoss``. ``parallel`` overrides the loss's kernel choice (default: serial, see
-    ``DEFAULT_PARALLEL``).
+    ``MulticlassLoss``. ``n_threads``: the threads the gradient kernels run on, 1 by default because
+    the engine's own threads already occupy every core during a round (``benchmarks/RESULTS.md``).
     """
 
 
@@ -284,15 +262,14 @@ class LightGBMSklearnObjective:
     The loss is bound on the first call for a label array (validated once) and reused while LightGBM
     passes the same array, which it does every round; in ``lightgbm.dask`` that is once per worker.
     ``MulticlassLoss`` takes the class count from ``y_pred``'s columns; the listwise and pairwise
-    losses need ``group``. ``parallel`` and ``hess_scale`` as for ``selboost.lightgbm_objective``.
+    losses need ``group``. ``n_threads`` and ``hess_scale`` as for ``selboost.lightgbm_objective``.
     """
 
-    def __init__(self, loss, *, parallel=None, hess_scale=1.0):
-        # validates the options and resolves the kernel choice (serial by default) exactly as the
-        # single-machine adapter does
-        self._adapter = LightGBMObjective(loss, parallel=parallel, hess_scale=hess_scale)
+    def __init__(self, loss, *, n_threads=1, hess_scale=1.0):
+        # validates the options exactly as the single-machine adapter does
+        self._adapter = LightGBMObjective(loss, n_threads=n_threads, hess_scale=hess_scale)
         self.loss = loss
-        self.parallel = parallel
+        self.n_threads = n_threads
         self.hess_scale = hess_scale
         self._bindings = {}
         self._lock = threading.Lock()
@@ -301,10 +278,10 @@ class LightGBMSklearnObjective:
         return f"LightGBMSklearnObjective({self.loss!r}, hess_scale={self.hess_scale!r})"
 
     def __getstate__(self):
-        return {"loss": self.loss, "parallel": self.parallel, "hess_scale": self.hess_scale}
+        return {"loss": self.loss, "n_threads": self.n_threads, "hess_scale": self.hess_scale}
 
     def __setstate__(self, state):
-        self.__init__(state["loss"], parallel=state["parallel"], hess_scale=state["hess_scale"])
+        self.__init__(state["loss"], n_threads=state.get("n_threads", 1), hess_scale=state["hess_scale"])
 
     def _forget(self, key):
         self._bindings.pop(key, None)
@@ -330,22 +307,22 @@ class LightGBMSklearnObjective:
                 f"LightGBM passed raw scores of shape {np.shape(y_pred)}, the loss is bound to {bound.shape}: "
                 "for MulticlassLoss set num_class, for the other losses do not"
             )
-        bound.gradient_hessian(y_pred, grad, hess)
+        bound.gradient_hessian(y_pred, grad, hess, n_threads=self._adapter.n_threads)
         if self._adapter.hess_scale != 1.0:
             hess *= self._adapter.hess_scale
         return grad, hess
 
 
-def xgboost_objective(loss, *, parallel=None, hess_scale=1.0, device="cpu"):
+def xgboost_objective(loss, *, n_threads=1, hess_scale=1.0, device="cpu"):
     """A selboost loss as an ``obj=`` callable for ``xgboost.train`` (see ``XGBoostObjective``).
 
     ``device="cuda"`` (with XGBoost's ``device="cuda"``): labels, weights and groups are copied to the
     GPU once and every round returns device arrays from ``selboost.cuda``'s kernels, so the only
     per-round transfer left is XGBoost's own copy of the predictions. Needs the ``gpu`` extra."""
-    return XGBoostObjective(loss, parallel=parallel, hess_scale=hess_scale, device=device)
+    return XGBoostObjective(loss, n_threads=n_threads, hess_scale=hess_scale, device=device)
 
 
-def lightgbm_objective(loss, *, parallel=None, hess_scale=1.0):
+def lightgbm_objective(loss, *, n_threads=1, hess_scale=1.0):
     """A selboost loss as a ``params["objective"]`` callable for ``lightgbm.train``
     (see ``LightGBMObjective``).
 
@@ -366,4 +343,4 @@ def lightgbm_objective(loss, *, parallel=None, hess_scale=1.0):
     ``set_init_score`` before ``lightgbm.train``, or a Dataset constructed by hand), because LightGBM
     then holds a 0 and the user's array is gone. Call ``set_init_score`` first, or check the labels.
     """
-    return LightGBMObjective(loss, parallel=parallel, hess_scale=hess_scale)
+    return LightGBMObjective(loss, n_threads=n_threads, hess_scale=hess_scale)

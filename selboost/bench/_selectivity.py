@@ -71,16 +71,16 @@ def region_methods(lo, hi, strengths=STRENGTHS):
     """The four region families over ``strengths`` (s = 1 once, as ``square``)."""
     low = None if math.isinf(lo) else lo
     high = None if math.isinf(hi) else hi
-    methods = [Method("square", 1.0, "1", SelectiveLoss(Identity(), parallel=False))]
+    methods = [Method("square", 1.0, "1", SelectiveLoss(Identity()))]
     for s in strengths:
         if s == 1.0:
             continue
         label = _fmt_strength(s)
-        methods.append(Method("up-weighting", s, label, SelectiveLoss(Identity(), parallel=False), weight=s))
-        methods.append(Method("selective", s, label, RegionLoss(low, high, strength=s, parallel=False)))
+        methods.append(Method("up-weighting", s, label, SelectiveLoss(Identity()), weight=s))
+        methods.append(Method("selective", s, label, RegionLoss(low, high, strength=s)))
         root = math.sqrt(s)
         methods.append(Method("up-weighting + selective", s, label,
-                              RegionLoss(low, high, strength=root, parallel=False), weight=root))
+                              RegionLoss(low, high, strength=root), weight=root))
     return methods
 
 

@@ -70,14 +70,13 @@ def loss_grid(y_fit):
     methods = S.region_methods(t, math.inf)
     for method in methods:
         if isinstance(method.loss, RegionLoss):  # the region as the study states it: a training quantile
-            method.loss = RegionLoss(QUANTILE, None, quantiles=True, strength=method.loss.strength,
-                                     parallel=False).resolve(y_fit)
+            method.loss = RegionLoss(QUANTILE, None, quantiles=True, strength=method.loss.strength).resolve(y_fit)
     for w in (1.0, 3.0, 9.0, 27.0):
         methods.append(S.Method("sigmoid bump", 1.0 + w, f"w={w:g}", SelectiveLoss(
-            Identity() + w * Sigmoid(center=t, scale=0.2 * t), parallel=False)))
+            Identity() + w * Sigmoid(center=t, scale=0.2 * t))))
     for factor in (2.0, 1.0, 0.5, 0.25):
         methods.append(S.Method("identity + exp", 1.0 / factor, f"s={factor:g}t", SelectiveLoss(
-            Identity() + Exp(center=t, scale=factor * t), parallel=False)))
+            Identity() + Exp(center=t, scale=factor * t))))
     return t, methods
 
 

@@ -265,7 +265,7 @@ class Engine:
 
     # -- Dask ------------------------------------------------------------------------------------
     def dask_train(self, client, params, X, y, loss, init, *, margin=None, weight=None, qid=None,
-                   group_sizes=None, num_boost_round=100, parallel=None, callbacks=None):
+                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None):
         """Train through the engine's Dask interface from the constant ``init`` (``margin``: the same as
         a Dask collection partitioned like X, or None when it is 0); returns the engine's Dask model.
         Query groups come as ``qid`` or as per-partition ``group_sizes``, whichever the engine takes."""

@@ -247,13 +247,13 @@ class LightGBMEngine(Engine):
 
     # -- Dask -------------------------------------------------------------------------------------
     def dask_train(self, client, params, X, y, loss, init, *, margin=None, weight=None, qid=None,
-                   group_sizes=None, num_boost_round=100, parallel=None, callbacks=None):
+                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None):
         import dask.array as da
         import lightgbm.dask
 
         params = dict(params, n_estimators=int(num_boost_round))
         params.pop("num_threads", None)  # lightgbm.dask uses each worker's threads
-        objective = LightGBMSklearnObjective(loss, parallel=parallel)
+        objective = LightGBMSklearnObjective(loss, n_threads=n_threads)
         fit_args = {"sample_weight": weight, "init_score": margin, "callbacks": callbacks}
         if group_sizes is not None:
             model = lightgbm.dask.DaskLGBMRanker(client=client, objective=objective, **params)

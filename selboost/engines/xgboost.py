@@ -188,7 +188,7 @@ class XGBoostEngine(Engine):
 
     # -- Dask -------------------------------------------------------------------------------------
     def dask_train(self, client, params, X, y, loss, init, *, margin=None, weight=None, qid=None,
-                   group_sizes=None, num_boost_round=100, parallel=None, callbacks=None):
+                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None):
         import xgboost.dask
 
         init = np.asarray(init, dtype=np.float64)
@@ -197,7 +197,7 @@ class XGBoostEngine(Engine):
         margin = None if self._in_model(init) else margin
         dtrain = xgboost.dask.DaskDMatrix(client, X, y, weight=weight, qid=qid, base_margin=margin)
         output = xgboost.dask.train(client, params, dtrain, num_boost_round=num_boost_round,
-                                    obj=XGBoostObjective(loss, parallel=parallel), callbacks=callbacks)
+                                    obj=XGBoostObjective(loss, n_threads=n_threads), callbacks=callbacks)
         return output["booster"]
 
     def dask_predict_raw(self, client, model, X, init, iteration_range=None):
