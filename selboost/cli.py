@@ -6,6 +6,7 @@
     selboost bench distill              a teacher on all features distilled into a restricted student
     selboost bench synthetic            the region link on synthetic data with a known important region
     selboost plot-link --link "identity + 9*sigmoid(2, 0.5)"    draw a link, h' and the loss
+    selboost warmup [--losses KIND[:LINK] ...]                  compile the kernels into Numba's cache
 
 Results go to ``--out`` (default ``selboost-results/``): JSON, Markdown and PNG.
 """
@@ -134,6 +135,21 @@ def _run_plot_link(args, argv) -> int:
     return 0
 
 
+def _run_warmup(args, argv) -> int:
+    import time
+
+    from selboost import warmup
+
+    start = time.perf_counter()
+    engines = [e.strip() for e in args.engines.split(",")] if args.engines else None
+    for engine in engines or ():
+        if engine not in ENGINE_NAMES:
+            raise ValueError(f"--engines takes {' and/or '.join(ENGINE_NAMES)}, got {engine!r}")
+    warmup.warm_up(args.losses, engines)
+    print(f"compiled into {warmup.cache_location()} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 def _add_early_stopping_options(parser, rounds_help):
     """The ranking benches' --max-rounds, --patience and --threads."""
     parser.add_argument("--max-rounds", "--rounds", dest="max_rounds", type=_positive_int, default=500,
@@ -231,6 +247,17 @@ def build_parser():
                                                       "(default: three points across the range)")
     plot.add_argument("--range", default=None, help="score range 'lo,hi' (default: around the link's centres)")
     plot.add_argument("--out", default="link.png", help="PNG path (default link.png)")
+    warm = sub.add_parser(
+        "warmup", help="compile the kernels that fits will use into Numba's on-disk cache",
+        description="Fits a tiny model with each loss on each installed engine, so that a later process "
+                    "loads the compiled kernels from Numba's cache instead of compiling them (container "
+                    "images, CI caches, Dask workers). Set NUMBA_CACHE_DIR to the folder the fits will use "
+                    "(needed where selboost's own folder is read-only).")
+    warm.add_argument("--losses", nargs="+", default=None, metavar="KIND[:LINK]",
+                      help="loss kinds selective, binary, multiclass, listwise, pairwise, each optionally with "
+                           "a link in the plot-link grammar, e.g. 'selective:identity + 9*sigmoid(2, 0.5)' "
+                           "(default: the estimators' defaults: selective binary multiclass listwise)")
+    warm.add_argument("--engines", default=None, help="engines to warm up (default: every installed one)")
     return parser
 
 
@@ -241,6 +268,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "plot-link":
             return _run_plot_link(args, argv)
+        if args.command == "warmup":
+            if args.losses is None:
+                from selboost.warmup import DEFAULT_LOSSES
+
+                args.losses = list(DEFAULT_LOSSES)
+            return _run_warmup(args, argv)
         if args.bench_command == "regression":
             return _run_regression(args, argv)
         if args.bench_command == "distill":
