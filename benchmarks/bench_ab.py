@@ -12,6 +12,7 @@ and the ratio new / base (below 1: the working tree is faster).
 from __future__ import annotations
 
 import argparse
+import inspect
 import re
 import subprocess
 import sys
@@ -40,27 +41,48 @@ def load_base(revision, folder):
     return selboost_base
 
 
+def _accepts(function, name):
+    """Whether ``function`` (a class: its constructor) takes a keyword ``name``."""
+    return name in inspect.signature(function).parameters
+
+
+def serial_loss(cls, *args, **kwargs):
+    """``cls(*args, **kwargs)`` with its serial kernels: revisions before ``n_threads`` chose them in the
+    constructor (``parallel=False``); since then a loss has no such option and runs serially by default."""
+    if _accepts(cls, "parallel"):
+        kwargs["parallel"] = False
+    return cls(*args, **kwargs)
+
+
+def serial_call(bound):
+    """``bound.gradient_hessian`` on one thread, in either API (``n_threads=1`` where it exists)."""
+    if _accepts(bound.gradient_hessian, "n_threads"):
+        return lambda *args: bound.gradient_hessian(*args, n_threads=1)
+    return bound.gradient_hessian
+
+
 def cases(package, n, rng_seed=0):
-    """(name, bound loss, scores) for each loss kind, from ``package`` (selboost or selboost_base)."""
+    """(name, bound loss, scores) for each loss kind, from ``package`` (selboost or selboost_base), with the
+    serial kernels in both the old API (``parallel=`` on the loss) and the new (``n_threads=`` on the call)."""
     rng = np.random.default_rng(rng_seed)
     y = rng.normal(size=n)
     z = y + rng.normal(size=n)
     Identity, Sigmoid, Sinh, Exp = package.Identity, package.Sigmoid, package.Sinh, package.links.Exp
     for name, link in [("scalar sigmoid", Sigmoid(1.0, 0.5)), ("scalar identity+9*sigmoid", Identity() + 9 * Sigmoid(1.0, 0.5)),
                        ("scalar sinh", Sinh(0.0, 2.0)), ("scalar exp", Exp(0.0, 2.0))]:
-        yield name, package.SelectiveLoss(link, parallel=False).bind(y), z
+        yield name, serial_loss(package.SelectiveLoss, link).bind(y), z
     groups = np.full(n // 100, 100)
     relevance = rng.integers(0, 5, size=groups.sum()).astype(np.float64)
     zg = z[: groups.sum()]
     yield ("listwise identity+4*sigmoid",
-           package.ListwiseLoss(Identity() + 4 * Sigmoid(1.0, 0.5), parallel=False).bind(relevance, groups), zg)
-    yield "listwise sinh", package.ListwiseLoss(Sinh(0.0, 2.0), parallel=False).bind(relevance, groups), zg
+           serial_loss(package.ListwiseLoss, Identity() + 4 * Sigmoid(1.0, 0.5)).bind(relevance, groups), zg)
+    yield "listwise sinh", serial_loss(package.ListwiseLoss, Sinh(0.0, 2.0)).bind(relevance, groups), zg
     small = np.full(n // 20, 20)[: max(1, n // 200)]
-    yield ("pairwise identity k=16", package.PairwiseLoss(parallel=False).bind(relevance[: small.sum()], small),
+    yield ("pairwise identity k=16", serial_loss(package.PairwiseLoss).bind(relevance[: small.sum()], small),
            zg[: small.sum()])
     k = 10
     labels = rng.integers(0, k, size=n // k)
-    yield ("multiclass k=10", package.MulticlassLoss(Identity() + Sigmoid(), parallel=False).bind(labels, k),
+    yield ("multiclass k=10", serial_loss(package.MulticlassLoss, Identity() + Sigmoid()).bind(labels, k),
            z[: (n // k) * k].reshape(-1, k))
 
 
@@ -69,6 +91,7 @@ def main(argv=None):
     parser.add_argument("--base", required=True, help="the git revision to compare against")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--cases", nargs="*", default=None, help="substrings selecting the cases (default all)")
     args = parser.parse_args(argv)
     import selboost
 
@@ -78,8 +101,11 @@ def main(argv=None):
               f"repeats: {args.repeats} (serial kernels, float32 outputs, best of the interleaved rounds)")
         print(f"| loss | new ns/sample | base ns/sample | new / base |\n|---|---|---|---|")
         for (name, new, z), (_, old, _) in zip(cases(selboost, args.rows), cases(base, args.rows)):
+            if args.cases and not any(part in name for part in args.cases):
+                continue
             outputs = [(np.empty(new.shape, np.float32), np.empty(new.shape, np.float32)) for _ in range(2)]
-            calls = [lambda: new.gradient_hessian(z, *outputs[0]), lambda: old.gradient_hessian(z, *outputs[1])]
+            new_call, old_call = serial_call(new), serial_call(old)
+            calls = [lambda: new_call(z, *outputs[0]), lambda: old_call(z, *outputs[1])]
             for call in calls:  # compile and warm up
                 call()
                 call()

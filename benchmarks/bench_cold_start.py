@@ -1,6 +1,6 @@
 """Cold and warm first fits: each a fresh Python process, 2,000 rows, 20 rounds.
 
-    python benchmarks/bench_cold_start.py --repeats 3
+    python benchmarks/bench_cold_start.py --repeats 3 --warmup
     python benchmarks/bench_cold_start.py --source /tmp/base --repeats 3   # another tree's selboost
 
 *Cold*: an empty, temporary ``NUMBA_CACHE_DIR`` (a new machine, container, CI job, upgrade or Dask
@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 #: the code each case times; ``X``, ``y``, ``group``, ``link`` are defined by ``_PRELUDE``
 CASES = {
@@ -39,6 +40,15 @@ CASES = {
         "xgb.train({'verbosity': 0}, xgb.DMatrix(X, relevance, group=group), 20, "
         "obj=xgboost_objective(ListwiseLoss()))"),
     "xgboost.XGBRegressor (no selboost, for scale)": "xgb.XGBRegressor(n_estimators=20).fit(X, y)",
+}
+
+#: ``selboost warmup --losses`` for each case (``--warmup``): the losses its fit uses
+WARMUP = {
+    "SelectiveRegressor(Identity() + 9 Sigmoid(2, 0.5))": ["selective:identity + 9*sigmoid(2, 0.5)"],
+    "SelectiveRanker()": ["listwise"],
+    "xgboost.train(obj=xgboost_objective(SelectiveLoss(link)))": ["selective:identity + 9*sigmoid(2, 0.5)"],
+    "lightgbm.train(lightgbm_objective(SelectiveLoss(link)))": ["selective:identity + 9*sigmoid(2, 0.5)"],
+    "xgboost.train(obj=xgboost_objective(ListwiseLoss()))": ["listwise"],
 }
 
 _PRELUDE = """
@@ -85,21 +95,39 @@ def run_case(code, cache_dir, source):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def run_warmup(losses, cache_dir, source):
+    """``selboost warmup --losses ...`` into ``cache_dir``; its wall seconds."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join([source] + [p for p in [env.get("PYTHONPATH")] if p])
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "selboost.cli", "warmup", "--losses", *losses], env=env, check=True,
+                   capture_output=True, cwd=tempfile.gettempdir())
+    return time.perf_counter() - start
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--source", default=None, help="a folder holding the selboost package to time")
     parser.add_argument("--cases", nargs="*", default=None, help="substrings selecting the cases (default all)")
+    parser.add_argument("--warmup", action="store_true",
+                        help="also time a first fit in a fresh process after `selboost warmup` of its losses")
     args = parser.parse_args(argv)
     names = [n for n in CASES if not args.cases or any(s in n for s in args.cases)]
     cold = {n: [] for n in names}
     warm = {n: [] for n in names}
+    after_warmup = {n: [] for n in names}
     where = None
     for _ in range(args.repeats):
         for name in names:
             with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache_dir:
                 cold[name].append(run_case(CASES[name], cache_dir, args.source))
                 warm[name].append(run_case(CASES[name], cache_dir, args.source))
+            if args.warmup and name in WARMUP:
+                with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache_dir:
+                    seconds = run_warmup(WARMUP[name], cache_dir, args.source)
+                    after_warmup[name].append((seconds, run_case(CASES[name], cache_dir, args.source)))
             where = cold[name][-1]["selboost"]
     median = statistics.median
     print(f"selboost: {where}  repeats: {args.repeats} (medians; fresh process each, 2,000 rows, 20 rounds)")
@@ -113,6 +141,13 @@ def main(argv=None):
               f"| {median(r['first'] for r in w):.3f} "
               f"| {median(r['second'] for r in w):.3f} | {median(r['engines'] for r in c + w):.2f} "
               f"| {median(r['import'] for r in c + w):.3f} |", flush=True)
+    if args.warmup:
+        print("\n| first fit after `selboost warmup` | warmup s | first fit s | second fit s |\n|---|---|---|---|")
+        for name in names:
+            if after_warmup[name]:
+                runs = after_warmup[name]
+                print(f"| `{name}` | {median(s for s, _ in runs):.2f} | {median(r['first'] for _, r in runs):.3f} "
+                      f"| {median(r['second'] for _, r in runs):.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ Tasks: ``regression`` (a selective loss ``Identity() + 9 Sigmoid`` against ``reg
 LightGBM ``huber``: non-constant hessians), ``binary`` (``0.25 Sigmoid`` link, target="link",
 against ``binary:logistic`` / ``binary``), ``ranking`` (``ListwiseLoss()`` against LightGBM
 ``rank_xendcg`` and ``lambdarank`` and XGBoost ``rank:ndcg``, groups of ``--group-size`` rows).
-Each selboost objective runs with the serial and with the parallel kernels. For regression and binary,
+Each selboost objective runs its kernels on one thread (``n_threads=1``, ``serial``, the objectives'
+default) and on every core (``n_threads=-1``, ``all cores``). For regression and binary,
 ``xgb obj=numpy ...`` is the built-in objective's own mathematics as a plain NumPy ``obj=`` callable:
 what XGBoost's custom-objective path (margins handed to Python, gradients handed back) costs any
 custom objective; and ``xgb obj=numpy selective`` is the selboost loss itself in NumPy (through the
@@ -97,6 +98,10 @@ class TimedObjective:
         return result
 
 
+#: the selboost objectives' configurations: the kernels' ``n_threads`` and its name in the table
+THREAD_LABELS = {1: "serial", -1: "all cores"}
+
+
 def configurations(task, threads, y):
     import selboost
 
@@ -116,15 +121,15 @@ def configurations(task, threads, y):
         configs.append(("xgboost", f"xgb obj=numpy {xgb_builtin['objective']}", {},
                         TimedObjective(numpy_objective)))
         configs.append(("xgboost", "xgb obj=numpy selective", {}, TimedObjective(numpy_selective(loss, y))))
-    for parallel in (False, True):
-        configs.append(("xgboost", f"xgb selboost {'parallel' if parallel else 'serial'}", {},
-                        TimedObjective(selboost.xgboost_objective(loss, parallel=parallel))))
+    for n_threads in (1, -1):
+        configs.append(("xgboost", f"xgb selboost {THREAD_LABELS[n_threads]}", {},
+                        TimedObjective(selboost.xgboost_objective(loss, n_threads=n_threads))))
     configs.append(("lightgbm", "lgb " + lgb_builtin["objective"], lgb_builtin, None))
     if task == "ranking":
         configs.append(("lightgbm", "lgb lambdarank", {"objective": "lambdarank"}, None))
-    for parallel in (False, True):
-        configs.append(("lightgbm", f"lgb selboost {'parallel' if parallel else 'serial'}", {},
-                        TimedObjective(selboost.lightgbm_objective(loss, parallel=parallel))))
+    for n_threads in (1, -1):
+        configs.append(("lightgbm", f"lgb selboost {THREAD_LABELS[n_threads]}", {},
+                        TimedObjective(selboost.lightgbm_objective(loss, n_threads=n_threads))))
     return loss, configs
 
 

@@ -4,13 +4,13 @@
 
 For each loss kind and size it times, interleaved in one process on the same data:
   * ``selboost``: the bound loss's Numba kernel writing float32 gradients and hessians (what the engines
-    consume), parallel and serial;
+    consume), on every core (``n_threads=-1``) and on one thread (``n_threads=1``);
   * ``numpy``: a vectorised NumPy implementation of the same mathematics;
   * ``copy``: a Numba kernel that reads the same input bytes and writes the same output bytes with no
     arithmetic: the memory-bandwidth bound.
 Reported: the best of ``--repeats`` runs after a warm-up call of each, in million samples per second,
 and selboost as a fraction of the copy bound; the warm-up calls of the two selboost kernels (their Numba
-compilation, or the load from Numba's cache) are reported apart, in seconds. The parallel kernel, the
+compilation, or the load from Numba's cache) are reported apart, in seconds. The threaded kernel, the
 serial kernel and the copy take turns within each round, so that the ratio compares times taken
 close together.
 """
@@ -102,8 +102,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    print("| loss | rows | selboost parallel (M/s) | selboost serial (M/s) | numpy (M/s) | copy (M/s) "
-          "| parallel / copy | warm-up s (parallel + serial) |")
+    print("| loss | rows | selboost all cores (M/s) | selboost 1 thread (M/s) | numpy (M/s) | copy (M/s) "
+          "| all cores / copy | warm-up s (all cores + 1 thread) |")
     print("|---|---|---|---|---|---|---|---|")
     for n in args.rows:
         for name, bound, z, numpy_version in cases(n, rng):
@@ -112,25 +112,22 @@ def main(argv=None):
             hess = np.empty(z.shape, np.float32)
             other = np.asarray(getattr(bound, "target_h", getattr(bound, "q", getattr(bound, "relevance", None))))
             flat_z, flat_other = z.ravel(), other.ravel()
-            spec = bound.spec
 
-            def run(parallel):
-                spec.parallel = parallel
-                bound.gradient_hessian(z, grad, hess)
+            def run(n_threads, bound=bound, z=z, grad=grad, hess=hess):
+                bound.gradient_hessian(z, grad, hess, n_threads=n_threads)
 
             start = time.perf_counter()
-            run(True), run(False)
+            run(-1), run(1)
             warmup = time.perf_counter() - start
             copy_two_in_two_out(flat_z, flat_other, grad.ravel(), hess.ravel())
             if numpy_version is not None:
                 numpy_version()
             t_par, t_ser, t_copy = best_times(
-                [lambda: run(True), lambda: run(False),
+                [lambda: run(-1), lambda: run(1),
                  lambda: copy_two_in_two_out(flat_z, flat_other, grad.ravel(), hess.ravel())],
                 args.repeats,
             )
             t_np = best_times([numpy_version], max(2, args.repeats // 3))[0] if numpy_version is not None else float("nan")
-            spec.parallel = True
             rate = lambda t: size / t / 1e6  # noqa: E731
             print(
                 f"| {name} | {size:.0e} | {rate(t_par):.0f} | {rate(t_ser):.0f} | {rate(t_np):.0f} | "

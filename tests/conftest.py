@@ -93,3 +93,25 @@ def extreme_link(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261122)
+
+
+def pytest_sessionfinish(session):
+    """With ``SELBOOST_KERNEL_REPORT=path``: append every kernel this process compiled or loaded, with its
+    signatures, to ``path`` (one JSON line per process; ``tests/kernel_coverage.py`` summarises them)."""
+    import json
+    import os
+    import sys
+
+    path = os.environ.get("SELBOOST_KERNEL_REPORT")
+    kernels = sys.modules.get("selboost._kernels")
+    if not path or kernels is None:
+        return
+    dispatchers = dict(getattr(kernels, "_COMPILED", {}))
+    dispatchers.update(getattr(kernels, "_VARIANTS", {}))  # the registry's name before the digests
+    for name, value in vars(kernels).items():
+        if hasattr(value, "signatures") and hasattr(value, "py_func"):
+            dispatchers.setdefault(value.py_func.__qualname__, value)
+    used = {name: [str(signature) for signature in dispatcher.signatures]
+            for name, dispatcher in dispatchers.items() if dispatcher.signatures}
+    with open(path, "a") as out:
+        out.write(json.dumps(used) + "\n")

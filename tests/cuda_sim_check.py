@@ -155,7 +155,10 @@ def _check_extreme(name, bound, raw, **options):
 
 
 def run_checks(simulated):
-    """Every loss kind on the (simulated or real) GPU against the CPU kernels."""
+    """Every loss kind on the (simulated or real) GPU against the CPU kernels: on a GPU every case below;
+    under the simulator, which runs each thread's Python, one case per kernel path (the scalar kernel,
+    the softmax per thread and per block, the pairwise kernel with selected and with all pairs, the
+    limits of extreme scores through each, the errors)."""
     from numba.core import config
 
     if simulated and not config.ENABLE_CUDASIM:
@@ -175,18 +178,25 @@ def run_checks(simulated):
     print(f"device: {device_name}")
     rng = np.random.default_rng(20261122)
     links = _links()
+    every_case = not simulated
+
+    def cases(items, one_per_path):
+        """All of ``items`` on a GPU; under the simulator the items at the indices ``one_per_path``."""
+        items = list(items)
+        return items if every_case else [items[i] for i in one_per_path]
 
     # ---- scalar: every link, weights, extreme scores, targets in the link's range
     n = 40
-    for name, link in links.items():
+    for name, link in cases(links.items(), [-1]):
         y = rng.normal(size=n)
         weight = rng.uniform(0.0, 2.0, size=n) if name != "identity" else None
         _check(f"selective {name}", SelectiveLoss(link, hess_min=1e-4).bind(y, weight), _scores(rng, n),
                float32=name == "sum")
     t = rng.uniform(0.0, 1.0, size=n)
     t[:3] = [0.0, 1.0, 0.0]
-    _check("selective logistic target=link", SelectiveLoss(0.25 * Sigmoid(), target="link").bind(t),
-           _scores(rng, n))
+    if every_case:
+        _check("selective logistic target=link", SelectiveLoss(0.25 * Sigmoid(), target="link").bind(t),
+               _scores(rng, n))
 
     # ---- listwise: groups of 1, > block size, all-zero gains, both kernels (thread / block per group)
     sizes = np.array([1, 2, 5, 19, 3, 7])  # 19 > block_size 8; the group of 3 has zero gains
@@ -197,7 +207,7 @@ def run_checks(simulated):
     group_weight = rng.uniform(0.5, 2.0, size=sizes.size)
     sample_weight = rng.uniform(0.0, 2.0, size=n)
     teacher = rng.normal(size=n)
-    for number, name in enumerate(("identity", "sigmoid", "sinh", "piecewise", "sum")):
+    for number, name in cases(enumerate(("identity", "sigmoid", "sinh", "piecewise", "sum")), [2]):
         hess = ("gauss-newton", "exact")[number % 2]
         loss = ListwiseLoss(links[name], hess=hess)
         bound = loss.bind(relevance, sizes, sample_weight=sample_weight, group_weight=group_weight)
@@ -206,22 +216,24 @@ def run_checks(simulated):
         if name in ("identity", "sinh", "sum"):
             _check(f"listwise {name} {hess} blocks", bound, raw, float32=name == "sum", block_size=8,
                    small_group=0)
-    distill = ListwiseLoss(links["sum"], target="score").bind(teacher, sizes)
-    _check("listwise distillation blocks", distill, _scores(rng, n), block_size=8, small_group=0)
-    _check("listwise distillation threads", distill, _scores(rng, n))
-    # the default block size with a group larger than it
-    big = np.array([150, 1, 4])
-    rel_big = rng.integers(0, 5, size=int(big.sum())).astype(np.float64)
-    bound = ListwiseLoss(links["sigmoid"], hess="exact").bind(rel_big, big, group_weight=[1.0, 2.0, 3.0])
-    _check("listwise group of 150 > block 128", bound, _scores(rng, int(big.sum())), small_group=0)
+    if every_case:
+        distill = ListwiseLoss(links["sum"], target="score").bind(teacher, sizes)
+        _check("listwise distillation blocks", distill, _scores(rng, n), block_size=8, small_group=0)
+        _check("listwise distillation threads", distill, _scores(rng, n))
+        # the default block size with a group larger than it
+        big = np.array([150, 1, 4])
+        rel_big = rng.integers(0, 5, size=int(big.sum())).astype(np.float64)
+        bound = ListwiseLoss(links["sigmoid"], hess="exact").bind(rel_big, big, group_weight=[1.0, 2.0, 3.0])
+        _check("listwise group of 150 > block 128", bound, _scores(rng, int(big.sum())), small_group=0)
 
     # ---- multi-class: class labels and probability rows, weights, k = 3 and k = 40 (> block 8)
     labels = rng.integers(0, 3, size=12)
-    for name in ("identity", "sinh", "sum"):
+    for name in cases(("identity", "sinh", "sum"), []):  # the listwise cases ran these kernels
         bound = MulticlassLoss(links[name], hess="exact").bind(labels, 3, rng.uniform(0.1, 2.0, size=12))
         raw = _scores(rng, 36).reshape(12, 3)
         _check(f"multiclass {name} threads", bound, raw, float32=name == "sum")
-    _check("multiclass sum blocks", bound, raw, block_size=4, small_group=0)
+    if every_case:
+        _check("multiclass sum blocks", bound, raw, block_size=4, small_group=0)
     probabilities = rng.dirichlet(np.ones(40), size=3)
     bound = MulticlassLoss(links["sigmoid"]).bind(probabilities)
     _check("multiclass k=40 blocks", bound, _scores(rng, 120).reshape(3, 40), block_size=8, small_group=0)
@@ -233,24 +245,25 @@ def run_checks(simulated):
     relevance[9:13] = 1.0  # a group with a single relevance level (no pairs)
     relevance[-21:-15] = [2, 2, 2, 0, 0, 3]  # relevance ties across the group
     weight = rng.uniform(0.2, 2.0, size=n)
-    cases = (("identity", 1, "gauss-newton"), ("sigmoid", 2, "exact"), ("sum", 16, "gauss-newton"),
-             ("sum", None, "exact"), ("identity", None, "gauss-newton"))
-    for name, k, hess in cases:
+    pair_cases = (("identity", 1, "gauss-newton"), ("sigmoid", 2, "exact"), ("sum", 16, "gauss-newton"),
+                  ("sum", None, "exact"), ("identity", None, "gauss-newton"))
+    for name, k, hess in cases(pair_cases, [1, 3]):
         bound = PairwiseLoss(links[name], pairs_per_item=k, hess=hess).bind(
             relevance, sizes, sample_weight=weight
         )
         raw = _scores(rng, n)
         raw[-5:] = raw[-10:-5]  # more exact score ties inside the last group
         _check(f"pairwise {name} k={k} {hess}", bound, raw, float32=k == 16, block_size=8)
-    bound = PairwiseLoss(links["sinh"], pairs_per_item=3).bind(
-        rng.integers(0, 5, size=140).astype(np.float64), [140], group_weight=[2.0]
-    )
-    _check("pairwise group of 140 > block 128", bound, _scores(rng, 140))
+    if every_case:
+        bound = PairwiseLoss(links["sinh"], pairs_per_item=3).bind(
+            rng.integers(0, 5, size=140).astype(np.float64), [140], group_weight=[2.0]
+        )
+        _check("pairwise group of 140 > block 128", bound, _scores(rng, 140))
 
     # ---- scores near the float64 limit: the softmax's limit, ties of infinite pairs, infinite gradients
     huge = np.array([1e300, -1e300, 0.5, 1e300, -2.0, -1e300, 1e300, 3.0])
     grades = np.array([2.0, 1.0, 0.0, 0.0, 3.0, 1.0, 2.0, 0.0])
-    for name in ("identity", "sinh", "exp+", "sum"):
+    for name in cases(("identity", "sinh", "exp+", "sum"), [-1]):
         link = links[name]
         _check_extreme(f"extreme selective {name}", SelectiveLoss(link).bind(rng.normal(size=8)), huge)
         listwise = ListwiseLoss(link, hess="exact").bind(grades, [3, 5])
@@ -387,7 +400,7 @@ def run_ptx():
     print("all kernels compiled to PTX")
 
 
-def _driver_cases(rng, n=800):
+def _driver_cases(rng, n):
     """(kind, loss, params, DMatrix fields, X) of every loss kind, with weights and base margins."""
     from selboost import Identity, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, Sigmoid
 
@@ -436,7 +449,8 @@ def run_driver(simulated):
             print("SKIP: CuPy is not installed (device margins need it)")
             return
     rng = np.random.default_rng(7)
-    for kind, loss, params, fields, X in _driver_cases(rng):
+    # the simulator runs each GPU thread's Python: a small problem, every loss family once
+    for kind, loss, params, fields, X in _driver_cases(rng, n=160 if simulated else 800):
         if simulated:
             dtrain = xgb.DMatrix(X, **fields)
             booster = xgb.Booster(params, [dtrain])

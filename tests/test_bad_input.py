@@ -120,7 +120,14 @@ CASES = {
     "string-hess-min": (lambda: PairwiseLoss(hess_min="0.1"), TypeError, "hess_min"),
     "zero-pairs-per-item": (lambda: PairwiseLoss(pairs_per_item=0), ValueError, "pairs_per_item"),
     "float-pairs-per-item": (lambda: PairwiseLoss(pairs_per_item=2.5), TypeError, "pairs_per_item"),
-    "parallel-not-bool": (lambda: SelectiveLoss(parallel="yes"), TypeError, "parallel"),
+    # the threads a kernel call runs on: an int >= 1, or -1 for every core
+    "n-threads-zero": (lambda: SelectiveLoss().gradient_hessian(Y, Z, n_threads=0), ValueError, "n_threads"),
+    "n-threads-minus-two": (lambda: ListwiseLoss().bind(REL, GROUP).gradient_hessian(Z, n_threads=-2), ValueError,
+                            "n_threads"),
+    "n-threads-float": (lambda: PairwiseLoss().bind(REL, GROUP).loss(Z, n_threads=1.5), TypeError, "n_threads"),
+    "n-threads-bool": (lambda: MulticlassLoss().bind((0, 1, 2, 1), 3).mean_loss(np.zeros((4, 3)), n_threads=True),
+                       TypeError, "n_threads"),
+    "n-threads-string": (lambda: SelectiveLoss().loss(Y, Z, n_threads="all"), TypeError, "n_threads"),
     "link-not-a-link": (lambda: SelectiveLoss(link=lambda z: z), TypeError, "link"),
     "transform-not-a-link": (lambda: ListwiseLoss(transform="sigmoid"), TypeError, "transform"),
 }
@@ -187,25 +194,25 @@ def test_bad_preallocated_outputs():
         bound.gradient_hessian(Z, hess_out=np.empty((4, 2))[:, 0])
 
 
-@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("n_threads", "dtype"), [(1, np.float64), (1, np.float32), (2, np.float32)],
+                         ids=["serial-float64", "serial-float32", "threaded-float32"])
 @pytest.mark.parametrize("bad", [NAN, INF, -INF])
-def test_kernels_catch_a_non_finite_score_in_any_tile(parallel, dtype, bad):
+def test_kernels_catch_a_non_finite_score_in_any_tile(n_threads, dtype, bad):
     """The gradient kernels check finiteness themselves, tile by tile and group by group: a bad score
     in a late chunk, behind finite ones, is still a clear error naming its index."""
     rng = np.random.default_rng(0)
-    n = 50_000  # more than one parallel chunk of the scalar kernel
+    n = 50_000  # more than one chunk of the scalar kernel
     index = 41_234
     z = rng.normal(size=n).astype(dtype)
     z[index] = bad
-    scalar_loss = SelectiveLoss(Identity() + 9 * Sigmoid(1.0, 0.5), parallel=parallel).bind(rng.normal(size=n))
-    listwise_loss = ListwiseLoss(Identity() + 4 * Sigmoid(2.0, 0.5), parallel=parallel).bind(
+    scalar_loss = SelectiveLoss(Identity() + 9 * Sigmoid(1.0, 0.5)).bind(rng.normal(size=n))
+    listwise_loss = ListwiseLoss(Identity() + 4 * Sigmoid(2.0, 0.5)).bind(
         rng.integers(0, 5, size=n).astype(np.float64), np.full(n // 100, 100))
     for bound in (scalar_loss, listwise_loss):
         with pytest.raises(ValueError, match=f"raw_prediction must be finite: 1 .*index {index}"):
-            bound.gradient_hessian(z)
+            bound.gradient_hessian(z, n_threads=n_threads)
         z_ok = np.where(np.isfinite(z), z, 0.0).astype(dtype)
-        grad, hess = bound.gradient_hessian(z_ok)
+        grad, hess = bound.gradient_hessian(z_ok, n_threads=n_threads)
         assert np.isfinite(grad).all() and np.isfinite(hess).all()
 
 

@@ -1,9 +1,13 @@
-"""What a first fit compiles: only its link's kinds and its variant; importing selboost imports no Numba."""
+"""What a first fit compiles: only its link's kinds and its variant; importing selboost imports no Numba;
+every compiled function's name is a digest of what it is compiled from."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+import numpy as np
+import pytest
 
 from selboost import Identity, Sigmoid, Sinh
 from selboost import _kernels as K
@@ -17,12 +21,11 @@ def test_import_selboost_does_not_import_numba():
 
 def test_scalar_kernel_binds_only_the_link_kinds():
     components, _ = (Identity() + 9 * Sigmoid(2.0, 0.5)).packed()
-    kernel = K.scalar_grad_hess(components, False)
-    assert kernel is K.scalar_grad_hess(components, False)
-    assert kernel is not K.scalar_grad_hess(components, True)
-    chunk = kernel.py_func.__globals__["scalar_chunk"]
-    assert chunk.py_func.__globals__["_fused_last"] is K._FUSED_TERM[KIND_SIGMOID]
-    assert chunk.py_func.__globals__["_OTHER_CURVED"] is False
+    kernel = K._scalar_rows_for(components)
+    assert kernel is K._scalar_rows_for(components)
+    names = kernel.py_func.__globals__
+    assert names["term_values"] is K._TERM_VALUES[KIND_SIGMOID]
+    assert names["_OTHER_CURVED"] is False
 
 
 def test_range_loops_of_absent_kinds_are_not_bound():
@@ -33,11 +36,42 @@ def test_range_loops_of_absent_kinds_are_not_bound():
         assert names[f"_add_{K._KIND_NAMES[kind]}"] is K._ADD_TERM[KIND_IDENTITY]
 
 
-def test_cache_key_covers_the_per_element_source():
-    components, _ = Sigmoid().packed()
-    kernel = K.scalar_grad_hess(components, False)
-    assert isinstance(kernel._cache, K._SourceCache)
+def test_compiled_names_are_digests_of_everything_compiled_in():
+    """Two compilations of one function that differ in any binding or option get different names (their
+    machine-code symbols then differ too), and the same ones get the same compiled function."""
+    first = K.compiled(K._add_term, "sinh", term_values=K._TERM_VALUES[KIND_SINH])
+    assert first is K._ADD_TERM[KIND_SINH]
+    names = {K._ADD_TERM[kind].py_func.__qualname__ for kind in K._ADD_TERM}
+    assert len(names) == len(K._ADD_TERM)
+    other_options = K.compiled(K._add_term, "sinh", options={"fastmath": set()}, term_values=K._TERM_VALUES[KIND_SINH])
+    assert other_options.py_func.__qualname__ != first.py_func.__qualname__
+    assert isinstance(first._cache, K._SourceCache)
     assert "_elementwise.py" in K._SOURCES and len(K._SOURCE_DIGEST) == 64
+
+
+def test_unidentifiable_bindings_and_closures_are_refused():
+    with pytest.raises(TypeError, match="cannot identify"):
+        K.compiled(K._add_term, "lambda", term_values=lambda *args: args)
+    captured = 1.0
+
+    def closure(x):
+        return x + captured
+
+    with pytest.raises(TypeError, match="captures"):
+        K.compiled(closure)
+
+
+def test_threaded_drivers_are_not_cached():
+    components, table = Sigmoid().packed()
+    z = np.linspace(-3, 3, 3 * K.CHUNK)
+    out = np.empty_like(z)
+    K.link_divergence_into(components, table, z, z[::-1].copy(), out, n_threads=2)
+    driver = K.compiled(K._threaded_driver, options={"parallel": True},
+                        range_function=K.compiled(K._link_divergence_rows))
+    assert driver._cache.__class__.__name__ == "NullCache"
+    serial = np.empty_like(z)
+    K.link_divergence_into(components, table, z, z[::-1].copy(), serial)
+    assert np.array_equal(out, serial)
 
 
 def test_two_writers_of_one_cache_index_never_mix_their_entries(tmp_path):

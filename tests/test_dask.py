@@ -476,8 +476,9 @@ def test_dask_estimators_subclass_the_single_machine_ones():
     assert issubclass(sd.DaskSelectiveRanker, SelectiveRanker)
     assert issubclass(sd.DaskSelectiveClassifier, SelectiveClassifier)
     params = sd.DaskSelectiveRegressor(n_estimators=7).get_params()
-    assert {"client", "init_score", "parallel", "engine", "early_stopping_rounds", "eval_metric"} <= set(params)
-    assert params["n_estimators"] == 7
+    assert {"client", "init_score", "n_threads", "engine", "early_stopping_rounds", "eval_metric"} <= set(params)
+    assert "parallel" not in params
+    assert params["n_estimators"] == 7 and params["n_threads"] == 1
 
 
 @pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])

@@ -7,10 +7,16 @@ import warnings
 import numpy as np
 import pytest
 
-import selboost
 from selboost import Identity, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, Sigmoid
 from selboost.metrics import ndcg
-from selboost.objectives import lightgbm_objective, set_init_score, xgboost_objective
+from selboost.objectives import (
+    LightGBMObjective,
+    LightGBMSklearnObjective,
+    XGBoostObjective,
+    lightgbm_objective,
+    set_init_score,
+    xgboost_objective,
+)
 
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")
@@ -194,11 +200,31 @@ def test_bound_once_and_buffers_reused():
     assert g1 is g2 and h1 is h2 and g1.dtype == np.float32
 
 
-def test_objective_defaults_to_serial_kernels_and_can_override():
-    assert xgboost_objective(SelectiveLoss(parallel=True)).loss.parallel is selboost.objectives.DEFAULT_PARALLEL
-    loss = SelectiveLoss(parallel=False)
-    assert lightgbm_objective(loss, parallel=True).loss.parallel is True
-    assert loss.parallel is False  # the user's loss is not modified
+@pytest.mark.parametrize("make", [xgboost_objective, lightgbm_objective, XGBoostObjective, LightGBMObjective,
+                                  LightGBMSklearnObjective])
+def test_objective_defaults_to_one_thread_and_can_override(make):
+    """The engines' threads occupy the cores during a round: the kernels run on 1 thread unless asked."""
+    loss = SelectiveLoss()
+    state = dict(vars(loss))
+    assert make(loss).n_threads == 1
+    objective = make(loss, n_threads=-1)
+    assert objective.n_threads == -1
+    assert objective.loss is loss  # used as it is, not copied
+    assert vars(loss) == state  # and not modified
+    for bad, error in ((0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="n_threads"):
+            make(loss, n_threads=bad)
+
+
+def test_threaded_objective_equals_the_serial_one():
+    X, y, group = _ranking()
+    dtrain = xgb.DMatrix(X, label=y, group=group)
+    z = np.random.default_rng(1).normal(size=len(y)).astype(np.float32)
+    loss = ListwiseLoss(Identity() + Sigmoid())
+    serial = [a.copy() for a in xgboost_objective(loss)(z, dtrain)]
+    threaded = xgboost_objective(loss, n_threads=2)(z, dtrain)
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_listwise_without_groups_is_a_clear_error():

@@ -19,13 +19,13 @@ hess_mins = st.sampled_from([0.0, 1e-6, 1e-2, 1.0])
 
 @FAST
 @given(name=link_names, z=arrays(np.float64, 16, elements=scores), y=arrays(np.float64, 16, elements=scores),
-       hess_min=hess_mins, parallel=st.booleans())
-def test_scalar_loss_sign_and_floor(name, z, y, hess_min, parallel):
+       hess_min=hess_mins, n_threads=st.sampled_from([1, 2]))
+def test_scalar_loss_sign_and_floor(name, z, y, hess_min, n_threads):
     """loss >= 0, sign(grad) = sign(z - y) (h increasing), hess >= hess_min, all finite."""
     assume(np.all((np.abs(z - y) > 1e-6) | (z == y)))
-    bound = SelectiveLoss(CATALOGUE[name], hess_min=hess_min, parallel=parallel).bind(y)
-    grad, hess = bound.gradient_hessian(z)
-    loss = bound.loss(z)
+    bound = SelectiveLoss(CATALOGUE[name], hess_min=hess_min).bind(y)
+    grad, hess = bound.gradient_hessian(z, n_threads=n_threads)
+    loss = bound.loss(z, n_threads=n_threads)
     assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad)) and np.all(np.isfinite(hess))
     assert np.all(loss >= 0.0)
     np.testing.assert_array_equal(np.sign(grad), np.sign(z - y))
@@ -56,19 +56,19 @@ def grouped_problem(draw, max_groups=4, max_size=6):
 @FAST
 @given(name=link_names, problem=grouped_problem(), kind=st.sampled_from(["listwise", "pairwise"]),
        hess=st.sampled_from(["gauss-newton", "exact"]), hess_min=st.sampled_from([1e-6, 1e-2, 1.0]),
-       parallel=st.booleans())
-def test_grouped_losses_are_finite_floored_and_balanced(name, problem, kind, hess, hess_min, parallel):
+       n_threads=st.sampled_from([1, 2]))
+def test_grouped_losses_are_finite_floored_and_balanced(name, problem, kind, hess, hess_min, n_threads):
     """Finite, loss >= 0, hess >= hess_min on every row that takes part, and within a group
     sum_i grad_i / phi'(z_i) = 0 (every softmax or pair term moves probability, it does not create it)."""
     sizes, relevance, z = problem
     link = CATALOGUE[name]
     if kind == "listwise":
-        loss = ListwiseLoss(link, hess=hess, hess_min=hess_min, parallel=parallel)
+        loss = ListwiseLoss(link, hess=hess, hess_min=hess_min)
     else:
-        loss = PairwiseLoss(link, pairs_per_item=2, hess=hess, hess_min=hess_min, parallel=parallel)
+        loss = PairwiseLoss(link, pairs_per_item=2, hess=hess, hess_min=hess_min)
     bound = loss.bind(relevance, sizes)
-    grad, hess_values = bound.gradient_hessian(z)
-    losses = bound.loss(z)
+    grad, hess_values = bound.gradient_hessian(z, n_threads=n_threads)
+    losses = bound.loss(z, n_threads=n_threads)
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(grad)) and np.all(np.isfinite(hess_values))
     assert np.all(losses >= 0.0)
     active = hess_values != 0.0  # rows of degenerate groups, or in no pair, get exactly 0
