@@ -633,13 +633,16 @@ def pair_order(phi, relevance, start, size, items, buffer):
 
 
 @register_jitable
-def pair_step(phi, i, j, gphi, hphi, paired, with_gradients):
-    """The pair (i, j), i more relevant than j, of the pairwise loss softplus(-(phi_i - phi_j)): with
-    ``with_gradients`` its derivatives added into gphi, hphi (of dL/dphi, d2L/dphi2) and its count
-    into paired, for both items, returning 0; otherwise its loss."""
+def pair_loss(phi, i, j):
+    """The loss softplus(-(phi_i - phi_j)) of the pair (i, j), i more relevant than j."""
+    return softplus(-pair_margin(phi[i], phi[j]))
+
+
+@register_jitable
+def pair_step(phi, i, j, gphi, hphi, paired):
+    """The derivatives of the pair (i, j)'s loss (``pair_loss``) added into gphi, hphi (of dL/dphi,
+    d2L/dphi2) and its count into paired, for both items."""
     margin = pair_margin(phi[i], phi[j])
-    if not with_gradients:
-        return softplus(-margin)
     s = sigmoid(-margin)
     gphi[i] -= s
     gphi[j] += s
@@ -648,14 +651,13 @@ def pair_step(phi, i, j, gphi, hphi, paired, with_gradients):
     hphi[j] += c
     paired[i] += 1.0
     paired[j] += 1.0
-    return 0.0
 
 
 @register_jitable
 def group_pairs_visit(phi, relevance, start, size, k, order, by_level, buffer, gphi, hphi, paired,
                       with_gradients):
-    """Every pair of the group of rows start..start + size - 1 through ``pair_step``; returns the
-    group's loss (0 ``with_gradients``).
+    """Every pair of the group of rows start..start + size - 1: with ``with_gradients`` through
+    ``pair_step`` (returns 0), otherwise the sum of their ``pair_loss``.
 
     ``k == 0``: every pair (i, j) with relevance i > relevance j, in (i, j) order. Otherwise each item
     is paired with the ``k`` items of lower relevance whose transformed scores are highest (the
@@ -667,7 +669,10 @@ def group_pairs_visit(phi, relevance, start, size, k, order, by_level, buffer, g
         for i in range(start, start + size):
             for j in range(start, start + size):
                 if relevance[i] > relevance[j]:
-                    loss += pair_step(phi, i, j, gphi, hphi, paired, with_gradients)
+                    if with_gradients:
+                        pair_step(phi, i, j, gphi, hphi, paired)
+                    else:
+                        loss += pair_loss(phi, i, j)
         return loss
     pair_order(phi, relevance, start, size, by_level, buffer)
     # the partners of the current level, best score first (ties by position), in order[start:]: the best
@@ -700,10 +705,17 @@ def group_pairs_visit(phi, relevance, start, size, k, order, by_level, buffer, g
             n_partners = merged
             for s in range(n_partners):
                 order[start + s] = buffer[start + s]
-            for t in range(level_begin, level_end):
-                i = start + by_level[start + t]
-                for s in range(n_partners):
-                    loss += pair_step(phi, i, start + order[start + s], gphi, hphi, paired, with_gradients)
+            # the test outside the loops: it keeps a branch out of the pairs' arithmetic
+            if with_gradients:
+                for t in range(level_begin, level_end):
+                    i = start + by_level[start + t]
+                    for s in range(n_partners):
+                        pair_step(phi, i, start + order[start + s], gphi, hphi, paired)
+            else:
+                for t in range(level_begin, level_end):
+                    i = start + by_level[start + t]
+                    for s in range(n_partners):
+                        loss += pair_loss(phi, i, start + order[start + s])
         previous_begin = level_begin
         level_begin = level_end
     return loss

@@ -390,7 +390,8 @@ def run(function, arguments, count, chunk, n_threads=1):
         return function(*arguments, 0, count)
     import numba
 
-    driver = compiled(_threaded_driver, options={"parallel": True}, range_function=function)
+    label = function.py_func.__qualname__.rsplit(".", 1)[0]  # the range function's name and labels
+    driver = compiled(_threaded_driver, label, options={"parallel": True}, range_function=function)
     previous = numba.get_num_threads()
     available = numba.config.NUMBA_NUM_THREADS
     numba.set_num_threads(available if n_threads == -1 else min(n_threads, available))

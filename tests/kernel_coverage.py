@@ -26,12 +26,13 @@ FAMILIES = {
 
 def parse(name):
     """(family, kinds, labels) of a kernel name, or None for a helper (loops, drivers)."""
-    parts = name.split(".")
+    threaded_driver = name.startswith("_threaded_driver.")
+    parts = name.split(".")[1:] if threaded_driver else name.split(".")
     base = re.sub(r"_(serial|parallel)$", "", parts[0])
     family = FAMILIES.get(base)
     if family is None:
         return None
-    threaded = parts[0].endswith("_parallel")
+    threaded = threaded_driver or parts[0].endswith("_parallel")
     labels = [p for p in parts[1:] if not re.fullmatch(r"[0-9a-f]{16}", p)]
     kinds = {k for label in labels for k in label.split("_") if k in KINDS}
     variant = [label for label in labels if label in ("weighted", "unweighted", "exact", "gauss_newton")]
@@ -41,11 +42,8 @@ def parse(name):
 def main(path):
     variants = defaultdict(set)
     kinds_by_family = defaultdict(set)
-    drivers = set()
     for line in open(path):
         for name, signatures in json.loads(line).items():
-            if name.startswith("_threaded_driver"):
-                drivers.update(signatures)
             parsed = parse(name)
             if parsed is None:
                 continue
@@ -64,8 +62,6 @@ def main(path):
         print(f"{family}: kinds {sorted(kinds_by_family[family])}")
         for variant in sorted(variants[family]):
             print(f"    {variant}")
-    if drivers:
-        print(f"threaded drivers: {len(drivers)} signatures")
 
 
 if __name__ == "__main__":

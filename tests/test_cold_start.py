@@ -66,8 +66,9 @@ def test_threaded_drivers_are_not_cached():
     z = np.linspace(-3, 3, 3 * K.CHUNK)
     out = np.empty_like(z)
     K.link_divergence_into(components, table, z, z[::-1].copy(), out, n_threads=2)
-    driver = K.compiled(K._threaded_driver, options={"parallel": True},
-                        range_function=K.compiled(K._link_divergence_rows))
+    rows = K.compiled(K._link_divergence_rows)
+    driver = K.compiled(K._threaded_driver, rows.py_func.__qualname__.rsplit(".", 1)[0],
+                        options={"parallel": True}, range_function=rows)
     assert driver._cache.__class__.__name__ == "NullCache"
     serial = np.empty_like(z)
     K.link_divergence_into(components, table, z, z[::-1].copy(), serial)
