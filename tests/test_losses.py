@@ -178,11 +178,11 @@ def test_threaded_kernels_equal_the_serial_ones_over_many_chunks(kind, rng):
     serial_grad, serial_hess = bound.gradient_hessian(z, n_threads=1)
     serial_loss = bound.loss(z, n_threads=1)
     for n_threads in (2, -1):
-        grad, hess = bound.gradient_hessian(z)
+        grad, hess = bound.gradient_hessian(z, n_threads=n_threads)
         np.testing.assert_array_equal(grad, serial_grad)
         np.testing.assert_array_equal(hess, serial_hess)
-        np.testing.assert_array_equal(bound.loss(z), serial_loss)
-        assert bound.mean_loss(z) == pytest.approx(bound.mean_loss(z), rel=1e-12)
+        np.testing.assert_array_equal(bound.loss(z, n_threads=n_threads), serial_loss)
+        assert bound.mean_loss(z, n_threads=n_threads) == pytest.approx(bound.mean_loss(z), rel=1e-12)
 
 
 # ------------------------------------------------------------------ scalar loss
