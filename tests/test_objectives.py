@@ -217,7 +217,9 @@ def test_objective_defaults_to_one_thread_and_can_override(make):
 
 
 def test_threaded_objective_equals_the_serial_one():
-    X, y, group = _ranking()
+    from selboost._kernels import GROUPS_PER_CHUNK
+
+    X, y, group = _ranking(n_groups=3 * GROUPS_PER_CHUNK + 5)  # more groups than one chunk: really threaded
     dtrain = xgb.DMatrix(X, label=y, group=group)
     z = np.random.default_rng(1).normal(size=len(y)).astype(np.float32)
     loss = ListwiseLoss(Identity() + Sigmoid())
