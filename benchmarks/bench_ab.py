@@ -99,7 +99,7 @@ def main(argv=None):
         base = load_base(args.base, folder)
         print(f"new: {Path(selboost.__file__).parent}  base: {args.base}  rows: {args.rows}  "
               f"repeats: {args.repeats} (serial kernels, float32 outputs, best of the interleaved rounds)")
-        print(f"| loss | new ns/sample | base ns/sample | new / base |\n|---|---|---|---|")
+        print("| loss | new ns/sample | base ns/sample | new / base |\n|---|---|---|---|")
         for (name, new, z), (_, old, _) in zip(cases(selboost, args.rows), cases(base, args.rows)):
             if args.cases and not any(part in name for part in args.cases):
                 continue

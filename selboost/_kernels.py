@@ -51,20 +51,19 @@ from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.extending import register_jitable
 
 from selboost import _elementwise
-from selboost._validation import check_n_threads
 from selboost._elementwise import (
     KIND_EXP,
     KIND_IDENTITY,
     KIND_PIECEWISE,
     KIND_SIGMOID,
     KIND_SINH,
+    chain_rule_step,
     exp_values,
     fast_exp,
+    group_pairs_visit,
     link_divergence,
     link_primitive,
     link_values,
-    chain_rule_step,
-    group_pairs_visit,
     pairwise_group_grad_hess,
     piecewise_values,
     sigmoid_values,
@@ -73,6 +72,7 @@ from selboost._elementwise import (
     softmax_group_is_degenerate,
     softmax_item_step,
 )
+from selboost._validation import check_n_threads
 
 _elementwise.register_with_numba()
 
@@ -356,8 +356,7 @@ def link_values_range_for(kinds):
     present = sorted(set(kinds))
     bindings = {f"_add_{_KIND_NAMES[kind]}": _ADD_TERM[kind if kind in present else present[0]]
                 for kind in _ADD_TERM}
-    name = "link_values_range." + "_".join(_KIND_NAMES[kind] for kind in present)
-    return compiled(_link_values_range, *(_KIND_NAMES[kind] for kind in present), **bindings)
+    return compiled(_link_values_range, "_".join(_KIND_NAMES[kind] for kind in present), **bindings)
 
 
 # ---------------------------------------------------------------- execution: serial or threaded
