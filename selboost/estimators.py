@@ -42,11 +42,9 @@ Ranking under scikit-learn's model selection: give ``X`` as a pandas DataFrame w
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import numbers
-import pickle
 import warnings
 
 import numpy as np
@@ -54,6 +52,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from selboost import _model_state
 from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
@@ -449,15 +448,16 @@ class _SelectiveBoosting(BaseEstimator):
 
     def save_model(self, path):
         """Write the fitted model to ``path`` (JSON: the engine's own model text plus the initial
-        score, the loss and the fitted attributes). ``load_model`` restores it; loading unpickles the
-        loss, so load only files you trust."""
+        score, the loss and the fitted attributes, as data: ``selboost._model_state``). ``load_model``
+        restores it without ``pickle``: a model file cannot run code. What JSON cannot hold (a callable
+        gain or metric) is a TypeError here; pickle the estimator instead."""
         check_is_fitted(self, "booster_")
         state = {"params": self.get_params(deep=False),
                  "fitted": {name: getattr(self, name) for name in self._FITTED + self._EXTRA_FITTED
                             if name in vars(self)}}
-        payload = {"format": _MODEL_FORMAT, "version": 1, "estimator": type(self).__name__,
+        payload = {"format": _MODEL_FORMAT, "version": 2, "estimator": type(self).__name__,
                    "engine": self.engine_, "engine_model": get_engine(self.engine_).save(self.booster_),
-                   "state": base64.b64encode(pickle.dumps(state)).decode("ascii")}
+                   "state": _model_state.encode(state)}
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(payload, handle)
         return self
@@ -471,9 +471,21 @@ class _SelectiveBoosting(BaseEstimator):
                 raise ValueError(f"{path} is not a selboost model file: {error}") from error
         if not isinstance(payload, dict) or payload.get("format") != _MODEL_FORMAT:
             raise ValueError(f"{path} is not a selboost model file")
-        if payload["estimator"] != type(self).__name__:
-            raise ValueError(f"{path} holds a {payload['estimator']}, not a {type(self).__name__}")
-        state = pickle.loads(base64.b64decode(payload["state"]))
+        if payload.get("estimator") != type(self).__name__:
+            raise ValueError(f"{path} holds a {payload.get('estimator')}, not a {type(self).__name__}")
+        if payload.get("version") != 2:
+            raise ValueError(f"{path} was written by an earlier selboost, whose model files held a pickle, "
+                             "which is not loaded: fit the model again and save it")
+        try:
+            state = _model_state.decode(payload["state"])
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        if not (isinstance(state, dict) and isinstance(state.get("params"), dict)
+                and isinstance(state.get("fitted"), dict)):
+            raise ValueError(f"{path} is not a selboost model file: no parameters and fitted attributes")
+        unknown = set(state["fitted"]) - set(self._FITTED + self._EXTRA_FITTED + ("backend_",))
+        if unknown:
+            raise ValueError(f"{path} is not a selboost model file: unknown fitted attributes {sorted(unknown)}")
         params = state["params"]
         if "backend" in params and "engine" not in params:  # written before engine= had its name
             params = dict(params, engine=params.pop("backend"))

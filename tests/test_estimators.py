@@ -460,3 +460,47 @@ def test_link_target_regressor_predicts_in_the_link_range(engine):
     model = SelectiveRegressor(SelectiveLoss(0.25 * Sigmoid(), target="link"), engine=engine, **FAST).fit(X, p)
     pred = model.predict(X)
     assert ((pred > 0) & (pred < 1)).all() and model.score(X, p) > 0.8
+
+
+def test_a_model_file_is_data_and_cannot_run_code(tmp_path):
+    """save_model writes JSON rebuilt through selboost's own classes; a crafted file naming another
+    class, or holding a pickle, is refused without running anything."""
+    import json
+
+    X, y = _regression()
+    loss = RegionLoss(0.5, 2.0, strength=4.0)
+    model = SelectiveRegressor(loss, **FAST).fit(X, y)
+    path = tmp_path / "model.json"
+    model.save_model(path)
+    text = path.read_text()
+    assert "pickle" not in text and "base64" not in text
+    loaded = SelectiveRegressor().load_model(path)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert repr(loaded.loss_) == repr(model.loss_) and type(loaded.loss_) is RegionLoss
+
+    marker = tmp_path / "ran"
+    payload = json.loads(text)
+    for crafted in (
+        {"__selboost__": "object", "class": "Popen",
+         "params": {"__selboost__": "dict", "type": "dict", "items": [["args", ["touch", str(marker)]]]}},
+        {"__selboost__": "object", "class": "os.system", "params": [f"touch {marker}"]},
+        {"__selboost__": "ndarray", "dtype": "object", "shape": [1], "data": [{"__selboost__": "x"}]},
+    ):
+        params = payload["state"]["items"][0][1]  # the state: a mapping of params and fitted attributes
+        params["items"][0][1] = crafted  # in place of the loss
+        path.write_text(json.dumps(payload))
+        with pytest.raises(ValueError, match="not a selboost model file"):
+            SelectiveRegressor().load_model(path)
+    assert not marker.exists()
+    payload["version"] = 1
+    payload["state"] = "gASVBAAAAAAAAACMAXOULg=="  # a pickle, as earlier files held
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="pickle"):
+        SelectiveRegressor().load_model(path)
+
+
+def test_a_model_that_json_cannot_hold_is_a_clear_error_at_save(tmp_path):
+    Xr, yr, group, _ = _ranking()
+    ranker = SelectiveRanker(ListwiseLoss(gain=np.sqrt), **FAST).fit(Xr, yr, group=group)
+    with pytest.raises(TypeError, match="callable gain"):
+        ranker.save_model(tmp_path / "model.json")
