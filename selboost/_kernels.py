@@ -80,7 +80,7 @@ FASTMATH = {"contract", "reassoc", "arcp", "nsz"}
 
 #: samples per tile of the scalar kernel: two float64 scratch arrays of this length stay in L1
 TILE = 1024
-#: samples per parallel chunk of the scalar kernel, query groups per chunk of the softmax kernel: one
+#: samples per threaded chunk of the scalar kernel, query groups per chunk of the grouped kernels: one
 #: scratch allocation per chunk (one per tile made the serial kernel 1.7x slower)
 CHUNK = 16 * TILE
 GROUPS_PER_CHUNK = 64
@@ -283,7 +283,7 @@ def _piecewise_term(center, scale, offset, count, table, z):
 _TERM_VALUES = (_identity_term, _sigmoid_term, _sinh_term, _exp_term, _piecewise_term)
 
 
-#: bound, in each compilation of ``_add_term`` and ``_fused_term``, to one of ``_TERM_VALUES``
+#: bound, in each compilation of ``_add_term`` and ``_scalar_rows``, to one of ``_TERM_VALUES``
 term_values = None
 
 
