@@ -516,10 +516,11 @@ def _scalar_rows_for(components):
     return compiled(_scalar_rows, *labels, options={"fastmath": FASTMATH - {"reassoc"}}, **bindings)
 
 
-def scalar_grad_hess(components, table, z, target_h, weight, hess_min, grad_out, hess_out, n_threads=1):
+def scalar_grad_hess(terms, table, z, target_h, weight, hess_min, grad_out, hess_out, n_threads=1):
     """The scalar matching loss's gradients and hessians (``_scalar_rows``); returns the number of
-    scores that are not finite."""
-    curved, slope = split_identity_terms(components)
+    scores that are not finite. ``terms``: (components, *``split_identity_terms(components)``), which
+    a bound loss splits once."""
+    components, curved, slope = terms
     return run(_scalar_rows_for(components), (curved, slope, table, z, target_h, weight, hess_min, grad_out,
                                               hess_out), z.shape[0], CHUNK, n_threads)
 

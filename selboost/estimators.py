@@ -483,16 +483,12 @@ class _SelectiveBoosting(BaseEstimator):
         if not (isinstance(state, dict) and isinstance(state.get("params"), dict)
                 and isinstance(state.get("fitted"), dict)):
             raise ValueError(f"{path} is not a selboost model file: no parameters and fitted attributes")
-        unknown = set(state["fitted"]) - set(self._FITTED + self._EXTRA_FITTED + ("backend_",))
+        unknown = set(state["fitted"]) - set(self._FITTED + self._EXTRA_FITTED)
         if unknown:
             raise ValueError(f"{path} is not a selboost model file: unknown fitted attributes {sorted(unknown)}")
-        params = state["params"]
-        if "backend" in params and "engine" not in params:  # written before engine= had its name
-            params = dict(params, engine=params.pop("backend"))
-        self.set_params(**params)
+        self.set_params(**state["params"])
         fitted = dict(state["fitted"])
-        fitted.setdefault("engine_", fitted.pop("backend_", payload.get("engine", payload.get("backend"))))
-        fitted.pop("backend_", None)
+        fitted.setdefault("engine_", payload.get("engine"))
         fitted.setdefault("best_score_", None)
         for name, value in fitted.items():
             setattr(self, name, value)

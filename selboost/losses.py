@@ -266,7 +266,7 @@ class BoundSelectiveLoss(_BoundLoss):
             # every later call (serial or threaded), so that grad(y, y) is exactly 0; the serial one,
             # which the rounds of a fit use too
             self.target_h = np.empty_like(y)
-            K.scalar_grad_hess(self.components, self.table, y, np.zeros_like(y), None, 0.0, self.target_h,
+            K.scalar_grad_hess(self._terms(), self.table, y, np.zeros_like(y), None, 0.0, self.target_h,
                                np.empty_like(y))
             overflow = ~np.isfinite(self.target_h)
             if overflow.any():
@@ -301,10 +301,18 @@ class BoundSelectiveLoss(_BoundLoss):
         z = self._raw(raw_prediction, check_finite=False)
         grad_out, hess_out = _outputs(self.shape, grad_out, hess_out, dtype)
         weight = self.weight if self.weight.size else None
-        nonfinite = K.scalar_grad_hess(self.components, self.table, z, self.target_h, weight, self.spec.hess_min,
+        nonfinite = K.scalar_grad_hess(self._terms(), self.table, z, self.target_h, weight, self.spec.hess_min,
                                        grad_out, hess_out, n_threads)
         self._check_nonfinite(nonfinite, z)
         return grad_out, hess_out
+
+    def _terms(self):
+        """The link's terms as the scalar kernel takes them (``_kernels.split_identity_terms``), split once
+        per bound loss rather than every round."""
+        terms = getattr(self, "_split_terms", None)
+        if terms is None:
+            terms = self._split_terms = (self.components, *K.split_identity_terms(self.components))
+        return terms
 
     def loss(self, raw_prediction, n_threads=1):
         z = self._raw(raw_prediction)
