@@ -48,3 +48,17 @@ def test_warmup_losses_are_parsed_as_the_estimators_defaults_or_with_a_link():
     assert loss.target == "link" and estimator.__name__ == "SelectiveClassifier"
     with pytest.raises(ValueError, match="unknown loss kind"):
         parse_loss("quantile")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--losses", "quantile"], "unknown loss kind 'quantile'"),
+    (["--losses", "selective:identity +"], "--link"),
+    (["--engines", "catboost"], "--engines takes"),
+])
+def test_warmup_bad_arguments_are_a_clear_error(argv, message, capsys):
+    from selboost.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["warmup", *argv])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
