@@ -8,9 +8,10 @@ functions of ``selboost._elementwise`` (``chain_rule_step``, ``softmax_item_step
 ``softmax_group_is_degenerate``, ``pairwise_group_grad_hess``), compiled into these loops and into the
 CUDA kernels (``selboost.cuda``) alike. Every kernel is a *range function* over rows or query groups
 ``first..last - 1`` (``_scalar_rows``, ``_softmax_groups``, ``_pairwise_groups``, ...); ``run`` calls it
-once over everything, or, for ``n_threads`` other than 1, on chunks in a ``prange`` driver. The thread
-count is given where the work runs, not by the loss: the engines' own OpenMP pools run on the same
-cores, and a threaded kernel can slow a boosting round down (``benchmarks/RESULTS.md``).
+once over everything, or, for ``n_threads`` other than 1, on chunks from a pool of Python threads (range
+functions are compiled ``nogil``, so the threads run them at once). The thread count is given where the
+work runs, not by the loss: the engines' own OpenMP pools run on the same cores, and a threaded kernel
+can slow a boosting round down (``benchmarks/RESULTS.md``).
 
 Compilation is paid at the first call, so only what a fit uses is compiled: a range function is made
 per set of link term kinds and per variant (weighted or not, exact hessian or not), and per dtype of
@@ -24,8 +25,10 @@ loaded. Two different functions of one name (a closure per link kind, a copy wit
 compiled by two processes under the same counter then ran each other's code. Here no two functions
 that differ share a name: the digest covers the sources (``_SOURCE_DIGEST``), the function, its compile
 options and the identity of every global bound into it (``_identity_of``), and a binding that cannot be
-identified is refused. Threaded drivers are not cached (Numba names a parallel loop's inner function
-after ``id()`` of a compiler object). Each cache entry has a data file of its own (``_KeyedCacheFile``).
+identified is refused. Nothing is compiled with ``parallel=True``: Numba names a parallel loop's inner
+function after ``id()`` of a compiler object, which nothing keys, so threads come from Python instead and
+a threaded call runs the same cached range function as a serial one. Each cache entry has a data file of
+its own (``_KeyedCacheFile``).
 
 ``fastmath`` is a fixed set of flags that allows contraction and reassociation but not ``nnan`` or
 ``ninf``: inputs are finite, and the kernels must never assume away an overflow. ``error_model="numpy"``:
@@ -39,14 +42,17 @@ when z is NaN or infinite), so that the caller needs no separate pass over the d
 """
 
 import hashlib
+import itertools
 import math
+import os
 import pickle
 import threading
 import types
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.extending import register_jitable
 
@@ -189,11 +195,14 @@ def compiled(function, *labels, options=None, **bindings):
     copy with other globals) compiled in two processes under the same counter would then run each
     other's code. With the digest in the name, two functions that share a symbol share their code.
 
-    Threaded compilations (``parallel=True``) are not cached: Numba names their inner gufunc after
+    Every function is compiled ``nogil`` (``run`` calls range functions from several threads) and
+    cached; ``parallel=True`` is refused, because Numba names a parallel loop's inner function after
     ``id()`` of a compiler object, which nothing keys."""
     if function.__closure__ is not None:
         raise TypeError(f"{function.__qualname__} captures variables: bind them as globals instead")
-    options = {"fastmath": FASTMATH, "error_model": "numpy", **(options or {})}
+    options = {"fastmath": FASTMATH, "error_model": "numpy", "nogil": True, **(options or {})}
+    if options.get("parallel"):
+        raise ValueError("parallel=True compilations cannot be cached safely; run() threads instead")
     identity = repr((
         _SOURCE_DIGEST, function.__module__, function.__qualname__,
         sorted((key, sorted(value) if isinstance(value, (set, frozenset)) else value)
@@ -211,10 +220,8 @@ def compiled(function, *labels, options=None, **bindings):
                 copy = types.FunctionType(function.__code__, namespace, name, function.__defaults__)
                 copy.__qualname__ = name
                 copy.__doc__ = function.__doc__
-                cached = not options.get("parallel", False)
-                dispatcher = njit(cache=cached, **options)(copy)
-                if cached:
-                    dispatcher._cache = _SourceCache(copy)
+                dispatcher = njit(cache=True, **options)(copy)
+                dispatcher._cache = _SourceCache(copy)
                 _COMPILED[name] = dispatcher
     return dispatcher
 
@@ -362,42 +369,57 @@ def link_values_range_for(kinds):
 # ---------------------------------------------------------------- execution: serial or threaded
 #
 # Every kernel is a range function: it computes rows (or query groups) first..last - 1 and returns a count
-# (the scores that are not finite, or 0). Serial, it is called once over everything; threaded, a
-# driver (``_threaded_driver``) calls it on chunks in a ``prange``. Range functions are cached on disk;
-# drivers are not (``compiled``: Numba names a parallel loop's inner function after ``id()`` of a
-# compiler object), and they are compiled only when a caller asks for more than one thread.
+# (the scores that are not finite, or 0). Serial, it is called once over everything; threaded, each of
+# ``n_threads`` Python threads takes the next chunk until none is left and calls the same compiled
+# function on it, without the GIL. A threaded call therefore compiles nothing a serial one does not.
 
-#: bound, in each compilation of ``_threaded_driver``, to the range function it runs
-range_function = None
+_POOL = None
+_POOL_PID = None
+_POOL_LOCK = threading.Lock()
 
 
-def _threaded_driver(arguments, count, chunk):
-    """``range_function(*arguments, first, last)`` on chunks of ``chunk`` units of ``count``, in a
-    ``prange``; the sum of its results."""
-    total = 0
-    for index in prange((count + chunk - 1) // chunk):
-        first = index * chunk
-        total += range_function(*arguments, first, min(first + chunk, count))
-    return total
+def usable_cores():
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _thread_pool():
+    """The process's pool of kernel threads (made again in a forked child, where the parent's threads
+    do not exist)."""
+    global _POOL, _POOL_PID
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_PID != os.getpid():
+            _POOL = ThreadPoolExecutor(max_workers=usable_cores(), thread_name_prefix="selboost-kernel")
+            _POOL_PID = os.getpid()
+        return _POOL
 
 
 def run(function, arguments, count, chunk, n_threads=1):
-    """``function(*arguments, 0, count)`` on one thread, or on ``n_threads`` (-1: every thread Numba may
-    use) in chunks of ``chunk`` units; returns the sum of its results."""
+    """``function(*arguments, 0, count)`` on one thread, or on up to ``n_threads`` (-1: every usable
+    core) in chunks of ``chunk`` units; returns the sum of its results. Chunk bounds do not depend on the
+    number of threads, so neither does any result."""
     n_threads = check_n_threads(n_threads)
-    if n_threads == 1 or count <= chunk:
+    n_chunks = (count + chunk - 1) // chunk
+    cores = usable_cores()
+    n_threads = min(cores if n_threads == -1 else n_threads, cores, n_chunks)
+    if n_threads <= 1:
         return function(*arguments, 0, count)
-    import numba
+    next_chunk = itertools.count()  # next() on it is atomic under the GIL
 
-    label = function.py_func.__qualname__.rsplit(".", 1)[0]  # the range function's name and labels
-    driver = compiled(_threaded_driver, label, options={"parallel": True}, range_function=function)
-    previous = numba.get_num_threads()
-    available = numba.config.NUMBA_NUM_THREADS
-    numba.set_num_threads(available if n_threads == -1 else min(n_threads, available))
-    try:
-        return driver(arguments, count, chunk)
-    finally:
-        numba.set_num_threads(previous)
+    def work():
+        total = 0
+        for index in iter(next_chunk.__next__, None):
+            if index >= n_chunks:
+                return total
+            first = index * chunk
+            total += function(*arguments, first, min(first + chunk, count))
+
+    helpers = [_thread_pool().submit(work) for _ in range(n_threads - 1)]
+    total = work()
+    return total + sum(helper.result() for helper in helpers)
 
 
 # ---------------------------------------------------------------- whole links, row by row

@@ -104,7 +104,7 @@ def check_hess_min(hess_min):
 
 
 def check_n_threads(n_threads):
-    """The number of threads a kernel runs on: an int >= 1, or -1 for every core Numba may use."""
+    """The number of threads a kernel runs on: an int >= 1, or -1 for every core this process may use."""
     if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, (int, np.integer)):
         raise TypeError(f"n_threads must be an int >= 1 or -1 (every core), got {n_threads!r}")
     if n_threads != -1 and n_threads < 1:

@@ -5,7 +5,9 @@
 
 The report (``conftest.pytest_sessionfinish``) lists each compiled kernel's name and signatures. Names
 are ``function.kinds.variant...`` (before 0.2 of selboost: ``function_serial``/``_parallel`` and the same
-labels); a signature says the score dtype and whether rows were weighted.
+labels); a signature says the score dtype and whether rows were weighted. Threaded calls run the serial
+range functions and compile nothing of their own (``_kernels.run``; earlier trees compiled a ``prange``
+driver per kernel, reported as "threaded").
 """
 
 import json

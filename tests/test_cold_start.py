@@ -61,18 +61,44 @@ def test_unidentifiable_bindings_and_closures_are_refused():
         K.compiled(closure)
 
 
-def test_threaded_drivers_are_not_cached():
+def test_a_threaded_call_runs_the_serial_functions_and_compiles_nothing_more():
+    """Threads call the cached serial range function on chunks: a threaded call after a serial one
+    compiles nothing, gives the same values, and no compilation is ever ``parallel=True`` (Numba names
+    a parallel loop's inner function after an object's ``id()``, which no cache key covers)."""
     components, table = Sigmoid().packed()
-    z = np.linspace(-3, 3, 3 * K.CHUNK)
-    out = np.empty_like(z)
-    K.link_divergence_into(components, table, z, z[::-1].copy(), out, n_threads=2)
-    rows = K.compiled(K._link_divergence_rows)
-    driver = K.compiled(K._threaded_driver, rows.py_func.__qualname__.rsplit(".", 1)[0],
-                        options={"parallel": True}, range_function=rows)
-    assert driver._cache.__class__.__name__ == "NullCache"
+    z = np.linspace(-3, 3, 3 * K.CHUNK + 7)
+    y = z[::-1].copy()
     serial = np.empty_like(z)
-    K.link_divergence_into(components, table, z, z[::-1].copy(), serial)
-    assert np.array_equal(out, serial)
+    K.link_divergence_into(components, table, z, y, serial)
+    signatures = {name: list(d.signatures) for name, d in K._COMPILED.items()}
+    threaded = np.empty_like(z)
+    K.link_divergence_into(components, table, z, y, threaded, n_threads=2)
+    assert {name: list(d.signatures) for name, d in K._COMPILED.items()} == signatures
+    assert np.array_equal(threaded, serial)
+    assert all(d.targetoptions.get("nogil") and not d.targetoptions.get("parallel")
+               for d in K._COMPILED.values())
+    with pytest.raises(ValueError, match="parallel"):
+        K.compiled(K._link_divergence_rows, options={"parallel": True})
+
+
+def test_threaded_calls_use_every_chunk_once_whatever_the_thread_count():
+    """``run`` hands each chunk to exactly one thread: the non-finite scores counted and every
+    gradient are the same for every thread count, including more threads than chunks or cores."""
+    link = Sigmoid()
+    components, table = link.packed()
+    terms = (components, *K.split_identity_terms(components))
+    z = np.linspace(-3, 3, 5 * K.CHUNK + 3)
+    z[[0, K.CHUNK, 4 * K.CHUNK + 1, z.size - 1]] = np.nan  # one non-finite score in four chunks
+    target_h = link.h(np.zeros_like(z))
+    results = []
+    for n_threads in (1, 2, 3, 64, -1):
+        grad, hess = np.empty_like(z), np.empty_like(z)
+        count = K.scalar_grad_hess(terms, table, z, target_h, None, 0.0, grad, hess, n_threads=n_threads)
+        assert count == 4, n_threads
+        results.append((grad, hess))
+    for grad, hess in results[1:]:
+        assert np.array_equal(grad, results[0][0], equal_nan=True)
+        assert np.array_equal(hess, results[0][1], equal_nan=True)
 
 
 def test_two_writers_of_one_cache_index_never_mix_their_entries(tmp_path):
