@@ -183,3 +183,23 @@ def test_the_library_does_not_import_the_benchmark():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_signed_rank_p_is_scipys_exact_and_permutation_p(ties):
+    """The benchmarks' paired test equals SciPy's ``wilcoxon`` where SciPy is exact: without ties (its
+    exact method) and, with ties or zeros, up to 13 differences (its permutation test enumerates every
+    sign pattern); a large sample takes SciPy's normal approximation."""
+    from scipy import stats
+
+    from selboost.bench._stats import EXACT_UP_TO, signed_rank_p
+
+    rng = np.random.default_rng(3)
+    for n in range(1, 14):
+        d = rng.integers(-3, 4, n) / 4 if ties else rng.normal(size=n)
+        expected = 1.0 if not np.any(d) else stats.wilcoxon(d, zero_method="wilcox").pvalue
+        assert signed_rank_p(d) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    d = rng.integers(-3, 4, EXACT_UP_TO + 40) / 4 if ties else rng.normal(size=EXACT_UP_TO + 40)
+    expected = stats.wilcoxon(d, zero_method="wilcox", method="asymptotic").pvalue
+    assert signed_rank_p(d) == pytest.approx(expected, rel=1e-12)
+    assert signed_rank_p(np.zeros(4)) == 1.0

@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 
+from selboost.bench._stats import signed_rank_p
 from selboost.links import Identity
 from selboost.losses import SelectiveLoss
 from selboost.metrics import (LossMetric, region_f1, region_precision, region_recall, region_rmse)
@@ -168,16 +169,11 @@ def row_sets(y, pred_a, pred_b, lo, hi):
 def wilcoxon(a, b):
     """Paired comparison of per-unit squared errors a against b: mean of a - b, the share of units where
     a is smaller, and the two-sided Wilcoxon signed-rank p-value (1 when every difference is 0)."""
-    from scipy import stats
-
     a, b = np.asarray(a, float), np.asarray(b, float)
     diff = a - b
     if diff.size == 0 or not np.all(np.isfinite(diff)):
         return {"mean_diff": float("nan"), "a_smaller": float("nan"), "p_wilcoxon": float("nan"), "n": int(diff.size)}
-    if np.all(diff == 0):
-        p = 1.0
-    else:
-        p = float(stats.wilcoxon(a, b, zero_method="wilcox").pvalue)
+    p = signed_rank_p(diff)
     return {"mean_diff": float(diff.mean()), "a_smaller": float(np.mean(diff < 0)), "p_wilcoxon": p,
             "n": int(diff.size)}
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from selboost.bench._stats import signed_rank_p
 from selboost.engines import ENGINE_NAMES, get_engine
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
@@ -414,7 +415,7 @@ def paired_comparison(results, reference):
             if name == reference or nonzero.size == 0:
                 p_wilcoxon = p_t = 1.0
             else:
-                p_wilcoxon = float(stats.wilcoxon(a, b, zero_method="wilcox").pvalue)
+                p_wilcoxon = signed_rank_p(diff)
                 p_t = float(stats.ttest_rel(a, b).pvalue) if np.std(diff) > 0 else 1.0
             out[name][f"ndcg@{k}"] = {
                 "mean_diff": float(diff.mean()),
