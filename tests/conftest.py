@@ -115,3 +115,21 @@ def pytest_sessionfinish(session):
             for name, dispatcher in dispatchers.items() if dispatcher.signatures}
     with open(path, "a") as out:
         out.write(json.dumps(used) + "\n")
+
+
+def _cuda_driver_missing():
+    """Why no GPU test can run here (no CUDA driver library), or None: found without importing Numba's
+    CUDA target or starting a process, so that machines without a GPU pay nothing for those tests."""
+    import ctypes.util
+
+    if ctypes.util.find_library("cuda") is None:
+        return "no CUDA driver (libcuda) on this machine"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    reason = _cuda_driver_missing() if gpu_tests else None
+    if reason:
+        for item in gpu_tests:
+            item.add_marker(pytest.mark.skip(reason=reason))
