@@ -30,7 +30,7 @@ from selboost.links import LINEAR_BEYOND, Exp, Identity, PiecewiseLinear, Sigmoi
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
 
 EPS = np.finfo(np.float64).eps
-LINKS = {**CATALOGUE, **{k: v for k, v in EXTREME.items() if k != "1e-6exp+sigmoid(1e6,1e6)"}}
+LINKS = {**CATALOGUE, **{k: v for k, v in EXTREME.items() if k != "sinh(1e6,1e6)+1e-6exp(0,1e-6)"}}
 
 #: unit positions u = (z - c) / s worth visiting: centre, tails, the sinh/exp continuation and far beyond
 _UNIT_ANCHORS = [0.0, 1.0, -2.5, 5.0, -5.0, 29.0, -29.0, 29.9, 30.0, -30.0, 30.5, -30.5, 40.0, -40.0,
