@@ -397,16 +397,22 @@ def _thread_pool():
         return _POOL
 
 
+#: chunks per thread of a threaded call: enough to even out groups of unequal sizes, few enough that
+#: handing them out (a few microseconds each, under the GIL) stays small
+CHUNKS_PER_THREAD = 8
+
+
 def run(function, arguments, count, chunk, n_threads=1):
     """``function(*arguments, 0, count)`` on one thread, or on up to ``n_threads`` (-1: every usable
-    core) in chunks of ``chunk`` units; returns the sum of its results. Chunk bounds do not depend on the
-    number of threads, so neither does any result."""
+    core) in chunks of at least ``chunk`` units; returns the sum of its results (counts). Each row or
+    group is computed by itself, so no result depends on the chunks or the number of threads."""
     n_threads = check_n_threads(n_threads)
-    n_chunks = (count + chunk - 1) // chunk
     cores = usable_cores()
-    n_threads = min(cores if n_threads == -1 else n_threads, cores, n_chunks)
+    n_threads = min(cores if n_threads == -1 else n_threads, cores, (count + chunk - 1) // chunk)
     if n_threads <= 1:
         return function(*arguments, 0, count)
+    chunk = max(chunk, -(-count // (CHUNKS_PER_THREAD * n_threads)))
+    n_chunks = (count + chunk - 1) // chunk
     next_chunk = itertools.count()  # next() on it is atomic under the GIL
 
     def work():
