@@ -1,4 +1,4 @@
-"""selboost.train (margins kept by selboost) against xgboost.train(obj=...) and built-in objectives.
+"""selboost.xgboost_train (margins kept by selboost) against xgboost.train(obj=...) and built-in objectives.
 
     python benchmarks/bench_driver.py                                   # GPU: 1e6 and 1e7 rows x 50
     python benchmarks/bench_driver.py --rows 1000000 --rounds 10 --reps 2 --out driver.json
@@ -11,9 +11,9 @@ rotates between repetitions, on the same data. Configurations:
 * ``built-in``: XGBoost's own objective (``Booster.update``);
 * ``xgb.train obj=``: the selboost objective as ``obj=`` (``Booster.update(fobj=...)``: XGBoost hands
   the margins over in host memory; on the GPU the objective copies them back to the device);
-* ``selboost.train``: the driver with its own margins, advanced by each round's trees on X (device
+* ``selboost.xgboost_train``: the driver with its own margins, advanced by each round's trees on X (device
   margins and CUDA-kernel gradients on the GPU, host float32 margins on the CPU);
-* ``selboost.train no X`` (CPU only): the driver reading XGBoost's margins every round.
+* ``selboost.xgboost_train no X`` (CPU only): the driver reading XGBoost's margins every round.
 
 Tasks (``--tasks``): ``binary``: ``SelectiveLoss(0.25 * Sigmoid(), target="link")`` on 0/1 targets
 against ``binary:logistic``, the same mathematics (so the same trees up to float32 rounding of the
@@ -149,8 +149,8 @@ def _host(array):
 
 
 def configurations(device):
-    configs = ["built-in", "xgb.train obj=", "selboost.train"]
-    return configs + ["selboost.train no X"] if device == "cpu" else configs
+    configs = ["built-in", "xgb.train obj=", "selboost.xgboost_train"]
+    return configs + ["selboost.xgboost_train no X"] if device == "cpu" else configs
 
 
 def _sync(device):
@@ -174,7 +174,7 @@ def make_step(task, config):
     if config == "xgb.train obj=":
         objective = xgboost_objective(task.loss, device=task.device)
         return booster, lambda i: booster.update(dtrain, i, fobj=objective)
-    keeper = driver.margin_keeper(booster, dtrain, task.loss, task.X if config == "selboost.train" else None)
+    keeper = driver.margin_keeper(booster, dtrain, task.loss, task.X if config == "selboost.xgboost_train" else None)
     return booster, lambda i: keeper.boost(booster, dtrain, i)
 
 
@@ -236,11 +236,11 @@ def agreement(task, boosters):
     and, for binary, against binary:logistic (the same mathematics)."""
     margins = {name: _host(booster.inplace_predict(task.X, predict_type="margin"))
                for name, booster in boosters.items()}
-    out = {"driver_trees_equal_obj": boosters["selboost.train"].get_dump() == boosters["xgb.train obj="].get_dump()}
+    out = {"driver_trees_equal_obj": boosters["selboost.xgboost_train"].get_dump() == boosters["xgb.train obj="].get_dump()}
     if task.task == "binary":
         out["driver_vs_builtin_max_margin_diff"] = float(np.max(np.abs(
-            margins["selboost.train"] - margins["built-in"])))
-        out["driver_vs_builtin_same_splits"] = _structure(boosters["selboost.train"]) == _structure(
+            margins["selboost.xgboost_train"] - margins["built-in"])))
+        out["driver_vs_builtin_same_splits"] = _structure(boosters["selboost.xgboost_train"]) == _structure(
             boosters["built-in"])
     return out
 
@@ -288,7 +288,7 @@ def memory_child(task_name, config, rows, features, rounds):
     meter = _PeakMemory()
     context = meter.used()
     task = Task(task_name, rows, features, "cuda")
-    if config != "selboost.train":
+    if config != "selboost.xgboost_train":
         task.drop_features()  # only the driver keeps X
     cupy.get_default_memory_pool().free_all_blocks()  # the data generation's temporaries
     data = meter.used() - context

@@ -25,7 +25,7 @@ import numpy as np
 import xgboost as xgb
 
 from selboost import SelectiveRanker
-from selboost.bench.letor import load_bundled, load_folds
+from selboost.datasets import load_bundled, load_folds
 from selboost.metrics import ndcg
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import xgboost as xgb
 
 from selboost import ListwiseLoss, lightgbm_objective, xgboost_objective
-from selboost.bench.letor import load_bundled, load_folds
+from selboost.datasets import load_bundled, load_folds
 from selboost.metrics import ndcg
 
 RULES = {"1": lambda n: np.ones_like(n), "min(n, 10)": lambda n: np.minimum(n, 10.0), "n": lambda n: n}

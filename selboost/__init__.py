@@ -6,7 +6,7 @@ from selboost.metrics import NDCG, LossMetric, RegionDetection, RegionError, lig
 from selboost.regions import RegionLoss, region_link
 from selboost.objectives import lightgbm_objective, set_init_score, xgboost_objective
 from selboost.estimators import SelectiveClassifier, SelectiveRanker, SelectiveRegressor
-from selboost.engines.xgboost import train
+from selboost.engines._xgboost_train import xgboost_train
 
 __version__ = "0.1.0"
 
@@ -26,7 +26,7 @@ __all__ = [
     "xgboost_objective",
     "lightgbm_objective",
     "set_init_score",
-    "train",
+    "xgboost_train",
     "xgboost_metric",
     "lightgbm_metric",
     "NDCG",

@@ -71,12 +71,10 @@ from selboost.estimators import (
     warn_unreachable_leaf,
 )
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
-from selboost.objectives import LightGBMSklearnObjective, XGBoostObjective
 
 __all__ = [
     "xgboost_dask_objective",
     "lightgbm_sklearn_objective",
-    "LightGBMSklearnObjective",
     "init_score",
     "init_margin",
     "check_query_partitions",
@@ -94,13 +92,13 @@ def xgboost_dask_objective(loss, *, n_threads=1, hess_scale=1.0):
 
     It pickles to its loss and options; each worker binds the loss once to its own DMatrix (labels,
     groups and weights validated there) and reuses its float32 buffers every round."""
-    return XGBoostObjective(loss, n_threads=n_threads, hess_scale=hess_scale)
+    return get_engine("xgboost").dask_objective(loss, n_threads=n_threads, hess_scale=hess_scale)
 
 
 def lightgbm_sklearn_objective(loss, *, n_threads=1, hess_scale=1.0):
     """A selboost loss as ``objective=`` for ``lightgbm.LGBMRegressor``/``LGBMRanker`` and their Dask
-    versions in ``lightgbm.dask`` (see ``LightGBMSklearnObjective``)."""
-    return LightGBMSklearnObjective(loss, n_threads=n_threads, hess_scale=hess_scale)
+    versions in ``lightgbm.dask`` (``selboost.engines.lightgbm.LightGBMSklearnObjective``)."""
+    return get_engine("lightgbm").dask_objective(loss, n_threads=n_threads, hess_scale=hess_scale)
 
 
 # ================================================================ Dask collections

@@ -56,7 +56,7 @@ from selboost import _model_state
 from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
-from selboost.metrics import NDCG, LossMetric, _as_metric, _Metric, ndcg
+from selboost.metrics import NDCG, LossMetric, _Metric, as_metric, ndcg
 
 __all__ = ["SelectiveRegressor", "SelectiveClassifier", "SelectiveRanker", "check_gpu"]
 
@@ -317,7 +317,7 @@ class _SelectiveBoosting(BaseEstimator):
             )
         if isinstance(metric, _Metric):
             return metric
-        return _as_metric(metric)
+        return as_metric(metric)
 
     # -- engine parameters -------------------------------------------------------------------
 

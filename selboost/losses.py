@@ -13,7 +13,6 @@ package's own construction from that paper's description; see ``ListwiseLoss``.
 from __future__ import annotations
 
 import inspect
-import warnings
 
 import numpy as np
 
@@ -460,10 +459,6 @@ class ListwiseLoss(_GroupedLoss):
     def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",
                  hess_min=1e-6, group_scale="auto"):
         self.transform = _check_link(transform, "transform")
-        if target == "scores":
-            warnings.warn("ListwiseLoss(target='scores') is now target='score' (labels are scores, as for "
-                          "SelectiveLoss); 'scores' will be removed", FutureWarning, stacklevel=2)
-            target = "score"
         self.target = check_choice(target, "target", ("relevance", "score"))
         self.gain = gain
         self._gain = _gain_function(gain)

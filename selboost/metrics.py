@@ -23,10 +23,10 @@ data's ``base_margin`` / ``init_score``: set it on every validation set (``set_i
 
 from __future__ import annotations
 
-import weakref
 
 import numpy as np
 
+from selboost.engines import get_engine
 from selboost._validation import as_float_array, check_choice, group_pointer, row_weights, sample_weights
 from selboost.links import Link
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss, exponential_gain
@@ -439,38 +439,14 @@ class LossMetric(_Metric):
         return _Prepared(self.loss.bind_data(y, group, sample_weight, group_weight, n_classes).mean_loss)
 
 
-def _as_metric(metric):
+def as_metric(metric):
+    """``metric`` as a selboost metric: itself, or a loss as its ``LossMetric``."""
     if isinstance(metric, _Metric):
         return metric
     if isinstance(metric, (SelectiveLoss, ListwiseLoss, PairwiseLoss, MulticlassLoss)):
         return LossMetric(metric)
     raise TypeError(f"metric must be a selboost metric (NDCG, RegionError, RegionDetection, LossMetric) or loss, "
                     f"got {metric!r}")
-
-
-class EngineMetric:
-    """A metric as an engine's custom-metric callable (each engine module formats the result). Labels,
-    groups and weights are read from each evaluation data object and validated once; ``register``
-    hands over an already prepared metric (labels the data object cannot hold). The cache lives here,
-    never in the user's metric object."""
-
-    def __init__(self, metric):
-        self.metric = _as_metric(metric)
-        self._prepared = weakref.WeakKeyDictionary()
-
-    def register(self, data, prepared):
-        self._prepared[data] = prepared
-
-    def value(self, preds, data):
-        prepared = self._prepared.get(data)
-        if prepared is None:
-            from selboost.engines import get_engine
-
-            label, group, sample_weight, group_weight = get_engine(data).read_data(data)
-            n_classes = preds.shape[1] if np.ndim(preds) == 2 else None
-            prepared = self._prepared[data] = self.metric.prepare(label, group, sample_weight, group_weight,
-                                                                  n_classes)
-        return prepared.evaluate(preds)
 
 
 def xgboost_metric(metric):
@@ -480,8 +456,6 @@ def xgboost_metric(metric):
     stopping: XGBoost maximises metrics whose name starts with ``ndcg``; pass ``maximize=`` to
     ``xgboost.train`` or ``xgboost.callback.EarlyStopping`` otherwise.
     """
-    from selboost.engines import get_engine
-
     return get_engine("xgboost").metric(metric)
 
 
@@ -491,6 +465,4 @@ def lightgbm_metric(metric):
     With a custom objective LightGBM passes raw scores, which include the Dataset's ``init_score``.
     Set ``"metric": "None"`` in the parameters so that only this metric drives early stopping.
     """
-    from selboost.engines import get_engine
-
     return get_engine("lightgbm").metric(metric)

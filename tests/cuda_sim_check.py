@@ -3,7 +3,7 @@
     python tests/cuda_sim_check.py sim   # under Numba's CUDA simulator: GPU results == CPU results
     python tests/cuda_sim_check.py gpu   # the same checks on a real GPU (prints SKIP without one)
     python tests/cuda_sim_check.py ptx   # compile every kernel to PTX with libNVVM, no GPU needed
-    python tests/cuda_sim_check.py driver  # selboost.train's device margins: under the simulator
+    python tests/cuda_sim_check.py driver  # selboost.xgboost_train's device margins: under the simulator
                                            # with a CPU booster, on a GPU with XGBoost on the device
 
 ``sim`` must start with NUMBA_ENABLE_CUDASIM=1 in the environment (Numba reads it at import). Each
@@ -427,12 +427,12 @@ def _driver_cases(rng, n):
 
 
 def run_driver(simulated):
-    """selboost.train's device margins.
+    """selboost.xgboost_train's device margins.
 
     Simulator: the device bookkeeping (margins in a device array, gradients from the CUDA kernels, the
     round's trees added on the device) with a CPU booster; after every round the margins must equal
     XGBoost's own bit for bit, and the model xgboost.train's with the CPU objective.
-    GPU: selboost.train with device="cuda" and CuPy features against xgboost.train with the same
+    GPU: selboost.xgboost_train with device="cuda" and CuPy features against xgboost.train with the same
     device objective (host margins): the same trees, and the estimators' device="cuda" path.
     """
     try:
@@ -476,13 +476,13 @@ def run_driver(simulated):
             import cupy
 
             gpu = dict(params, device="cuda")
-            got = driver.train(gpu, xgb.DMatrix(X, **fields), 6, loss=loss, X=cupy.asarray(X), verbose_eval=False)
+            got = driver.xgboost_train(gpu, xgb.DMatrix(X, **fields), 6, loss=loss, X=cupy.asarray(X), verbose_eval=False)
             reference = xgb.train(gpu, xgb.DMatrix(X, **fields), 6, obj=xgboost_objective(loss, device="cuda"))
             data = xgb.DMatrix(X, **fields)
             np.testing.assert_allclose(got.predict(data, output_margin=True),
                                        reference.predict(data, output_margin=True), rtol=1e-5, atol=1e-5)
             same = got.get_dump(dump_format="json") == reference.get_dump(dump_format="json")
-            print(f"ok device margins {kind}: device=cuda selboost.train == xgboost.train(obj=device "
+            print(f"ok device margins {kind}: device=cuda selboost.xgboost_train == xgboost.train(obj=device "
                   f"objective); trees equal: {same}")
             if not same:
                 raise AssertionError(f"{kind}: the trees differ from xgboost.train's on the GPU")
@@ -493,7 +493,7 @@ def run_driver(simulated):
         cpu = SelectiveRegressor(n_estimators=5, random_state=0).fit(X, y).predict(X)
         gpu = SelectiveRegressor(n_estimators=5, random_state=0, device="cuda").fit(X, y).predict(X)
         np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4)
-        print("ok SelectiveRegressor(device='cuda') through selboost.train")
+        print("ok SelectiveRegressor(device='cuda') through selboost.xgboost_train")
     print("all driver checks passed")
 
 

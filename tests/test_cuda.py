@@ -119,7 +119,7 @@ def test_driver_benchmark_runs_on_the_cpu():
                     "--features", "5", "--rounds", "1", "--reps", "1", "--tasks", "binary", "scalar"])
     assert rc == 0, out
     assert out.count('"driver_trees_equal_obj": true') == 2, out
-    assert '"driver_vs_builtin_same_splits"' in out and "| selboost.train no X |" in out, out
+    assert '"driver_vs_builtin_same_splits"' in out and "| selboost.xgboost_train no X |" in out, out
 
 
 @pytest.mark.gpu

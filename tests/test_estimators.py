@@ -234,8 +234,6 @@ def test_backend_is_a_deprecated_name_for_engine():
     assert model.engine_ == "lightgbm"
     with pytest.warns(FutureWarning, match="engine_"):
         assert model.backend_ == "lightgbm"
-    with pytest.warns(FutureWarning, match="target='score'"):
-        assert ListwiseLoss(target="scores").target == "score"
 
 
 def test_classifier_weights_equal_repeated_rows():

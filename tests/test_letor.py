@@ -161,18 +161,6 @@ def test_bike_sharing(tmp_path):
         load_bike_sharing(tmp_path / "bad.csv")
 
 
-def test_old_data_module_is_a_deprecated_alias():
-    import importlib
-    import sys
-
-    import selboost.datasets
-
-    sys.modules.pop("selboost.bench.letor", None)
-    with pytest.warns(FutureWarning, match="selboost.datasets"):
-        letor = importlib.import_module("selboost.bench.letor")
-    assert letor.load_bundled is selboost.datasets.load_bundled
-
-
 def test_the_library_does_not_import_the_benchmark():
     import subprocess
     import sys

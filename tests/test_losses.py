@@ -410,7 +410,7 @@ def test_distillation_gradient_vanishes_at_the_teacher(link, rng):
     np.testing.assert_allclose(grad, 0.0, atol=1e-13 * (1 + np.abs(link.dh(teacher)).max()))
     np.testing.assert_allclose(bound.loss(teacher), 0.0, atol=1e-12)
     z = rng.uniform(-3.0, 3.0, teacher.size)
-    ref_loss, ref_grad, ref_hess = R.listwise(link, teacher, z, GROUP_SIZES, target="scores")
+    ref_loss, ref_grad, ref_hess = R.listwise(link, teacher, z, GROUP_SIZES, target="score")
     close(bound.gradient_hessian(z)[0], ref_grad)
     close(bound.gradient_hessian(z)[1], ref_hess)
     close(bound.loss(z), ref_loss)

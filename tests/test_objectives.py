@@ -9,14 +9,9 @@ import pytest
 
 from selboost import Identity, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, Sigmoid
 from selboost.metrics import ndcg
-from selboost.objectives import (
-    LightGBMObjective,
-    LightGBMSklearnObjective,
-    XGBoostObjective,
-    lightgbm_objective,
-    set_init_score,
-    xgboost_objective,
-)
+from selboost.engines.lightgbm import LightGBMObjective, LightGBMSklearnObjective
+from selboost.engines.xgboost import XGBoostObjective
+from selboost.objectives import lightgbm_objective, set_init_score, xgboost_objective
 
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")

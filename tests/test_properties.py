@@ -162,7 +162,7 @@ def test_softmax_losses_over_the_whole_float64_range(name, z, kind):
     elif kind == "pairwise":
         bound = PairwiseLoss(link, pairs_per_item=2).bind(relevance, [2, 4])
     elif kind == "distill":
-        bound = ListwiseLoss(link, target="scores").bind(z[::-1].copy(), [2, 4])
+        bound = ListwiseLoss(link, target="score").bind(z[::-1].copy(), [2, 4])
     else:
         bound = MulticlassLoss(link).bind(np.array([0, 2]), 3)
         z = z.reshape(2, 3)

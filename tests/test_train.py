@@ -1,6 +1,6 @@
-"""selboost.train: the same model as xgboost.train(obj=xgboost_objective(loss)), tree for tree.
+"""selboost.xgboost_train: the same model as xgboost.train(obj=xgboost_objective(loss)), tree for tree.
 
-Every case trains twice with selboost.train (margins kept here and advanced by each round's trees on X,
+Every case trains twice with selboost.xgboost_train (margins kept here and advanced by each round's trees on X,
 and margins read from XGBoost without X) and once with xgboost.train, and compares the saved trees and
 the predictions bit for bit. The device bookkeeping runs under Numba's CUDA simulator in a subprocess
 (tests/cuda_sim_check.py driver); the same check on a real GPU is marked ``gpu``.
@@ -95,7 +95,7 @@ def _reference(loss, params, fields, rounds=ROUNDS, **options):
 def test_same_trees_as_xgboost_train(case, with_X):
     loss, extra, fields = CASES[case]
     params = dict(PARAMS, **extra)
-    got = selboost.train(params, _dmatrix(fields), ROUNDS, loss=loss, X=D["X"] if with_X else None,
+    got = selboost.xgboost_train(params, _dmatrix(fields), ROUNDS, loss=loss, X=D["X"] if with_X else None,
                          verbose_eval=False)
     assert_same_model(got, _reference(loss, params, fields), fields)
 
@@ -121,7 +121,7 @@ def test_a_bound_loss_with_weights_the_dmatrix_cannot_hold():
     dtrain = _dmatrix(fields)
     objective.register(dtrain, bound)
     expected = xgb.train(params, dtrain, ROUNDS, obj=objective)
-    got = selboost.train(params, _dmatrix(fields), ROUNDS, loss=bound, X=D["X"], verbose_eval=False)
+    got = selboost.xgboost_train(params, _dmatrix(fields), ROUNDS, loss=bound, X=D["X"], verbose_eval=False)
     assert_same_model(got, expected, fields)
 
 
@@ -131,7 +131,7 @@ def test_continuing_a_model(case):
     params = dict(PARAMS, **extra)
     first = _reference(loss, params, fields, rounds=4)
     for model in (first, bytearray(first.save_raw("json"))):
-        got = selboost.train(params, _dmatrix(fields), 5, loss=loss, X=D["X"], xgb_model=model,
+        got = selboost.xgboost_train(params, _dmatrix(fields), 5, loss=loss, X=D["X"], xgb_model=model,
                              verbose_eval=False)
         assert got.num_boosted_rounds() == 9
         assert_same_model(got, _reference(loss, params, fields, rounds=5, xgb_model=first), fields)
@@ -151,7 +151,7 @@ def test_early_stopping_metrics_and_callbacks():
         booster = fit(watch, results, [rates])
         return booster, results
 
-    got, got_results = run(lambda watch, results, cbs: selboost.train(
+    got, got_results = run(lambda watch, results, cbs: selboost.xgboost_train(
         params, _dmatrix(fields), 60, loss=loss, X=D["X"], evals=watch, custom_metric=LossMetric(loss),
         early_stopping_rounds=3, evals_result=results, verbose_eval=False, callbacks=cbs))
     expected, expected_results = run(lambda watch, results, cbs: xgb.train(
@@ -176,11 +176,11 @@ def test_plain_callable_metric_and_maximize():
         return "mean_margin", float(np.mean(margins))
 
     results = {}
-    selboost.train(params, _dmatrix(fields), 3, loss=loss, X=D["X"], evals=[(_dmatrix(fields), "train")],
+    selboost.xgboost_train(params, _dmatrix(fields), 3, loss=loss, X=D["X"], evals=[(_dmatrix(fields), "train")],
                    custom_metric=mean_margin, evals_result=results, verbose_eval=False)
     assert calls == [(N,)] * 3 and len(results["train"]["mean_margin"]) == 3
     results = {}
-    booster = selboost.train(params, _dmatrix(fields), 30, loss=loss, X=D["X"],
+    booster = selboost.xgboost_train(params, _dmatrix(fields), 30, loss=loss, X=D["X"],
                              evals=[(_dmatrix(fields), "train")], custom_metric=NDCG(k=5),
                              early_stopping_rounds=30, evals_result=results, verbose_eval=False)
     history = results["train"]["ndcg@5"]
@@ -190,7 +190,7 @@ def test_plain_callable_metric_and_maximize():
 
 def test_verbose_eval_prints(capsys):
     loss, extra, fields = CASES["scalar"]
-    selboost.train(dict(PARAMS, **extra), _dmatrix(fields), 4, loss=loss, X=D["X"],
+    selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 4, loss=loss, X=D["X"],
                    evals=[(_dmatrix(fields), "train")], verbose_eval=2)
     printed = capsys.readouterr().out
     assert "[0]\ttrain-rmse" in printed and "[2]" in printed and "[1]" not in printed
@@ -200,14 +200,14 @@ def test_x_of_other_rows_is_refused():
     loss, extra, fields = CASES["scalar"]
     shuffled = D["X"][np.random.default_rng(3).permutation(N)]
     with pytest.raises(ValueError, match="X does not hold dtrain's rows"):
-        selboost.train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=shuffled, verbose_eval=False)
+        selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=shuffled, verbose_eval=False)
     with pytest.raises(ValueError, match="X has 10 rows"):
-        selboost.train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"][:10], verbose_eval=False)
+        selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"][:10], verbose_eval=False)
 
 
 def test_multiclass_loss_needs_num_class():
     with pytest.raises(ValueError, match="set num_class"):
-        selboost.train(PARAMS, _dmatrix(dict(label=D["classes"])), 2, loss=MulticlassLoss(), X=D["X"],
+        selboost.xgboost_train(PARAMS, _dmatrix(dict(label=D["classes"])), 2, loss=MulticlassLoss(), X=D["X"],
                        verbose_eval=False)
 
 
@@ -218,18 +218,18 @@ def test_boosters_that_do_more_than_add_trees_read_xgboost_margins(extra):
     loss, base, fields = CASES["scalar"]
     params = dict(PARAMS, **base, **extra)
     with pytest.warns(UserWarning, match="do not only add trees"):
-        got = selboost.train(params, _dmatrix(fields), 5, loss=loss, X=D["X"], verbose_eval=False)
+        got = selboost.xgboost_train(params, _dmatrix(fields), 5, loss=loss, X=D["X"], verbose_eval=False)
     assert_same_model(got, _reference(loss, params, fields, rounds=5), fields)
 
 
 def test_bad_arguments():
     loss, extra, fields = CASES["scalar"]
     with pytest.raises(TypeError, match="custom_metric"):
-        selboost.train(PARAMS, _dmatrix(fields), 1, loss=loss, custom_metric="rmse")
+        selboost.xgboost_train(PARAMS, _dmatrix(fields), 1, loss=loss, custom_metric="rmse")
     with pytest.raises(TypeError, match="DMatrix"):
-        selboost.train(PARAMS, _dmatrix(fields), 1, loss=loss, evals=[(D["X"], "x")])
+        selboost.xgboost_train(PARAMS, _dmatrix(fields), 1, loss=loss, evals=[(D["X"], "x")])
     with pytest.raises(TypeError, match="loss"):
-        selboost.train(PARAMS, _dmatrix(fields), 1, loss="reg:squarederror")
+        selboost.xgboost_train(PARAMS, _dmatrix(fields), 1, loss="reg:squarederror")
 
 
 def test_the_cpu_estimators_keep_xgboost_train():
@@ -243,7 +243,7 @@ def test_the_cpu_estimators_keep_xgboost_train():
     assert json.loads(model.get_booster().save_config())["learner"]["generic_param"]["device"] == "cpu"
     bound = SCALAR.bind(y)
     params = dict(model._engine_params(get_engine("xgboost"), bound), base_score=float(bound.init_score()))
-    got = selboost.train(params, xgb.DMatrix(X, label=y), 5, loss=bound, X=X, verbose_eval=False)
+    got = selboost.xgboost_train(params, xgb.DMatrix(X, label=y), 5, loss=bound, X=X, verbose_eval=False)
     assert _trees(got) == _trees(model.get_booster())
 
 
@@ -281,11 +281,11 @@ def test_warnings_are_not_raised_on_the_plain_path():
     loss, extra, fields = CASES["scalar"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        selboost.train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"], verbose_eval=False)
+        selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"], verbose_eval=False)
 
 
 def test_the_engine_trains_device_cuda_through_the_driver():
-    """XGBoostEngine.train's device="cuda" branch (selboost.train with the estimator's X). Without a GPU
+    """XGBoostEngine.train's device="cuda" branch (selboost.xgboost_train with the estimator's X). Without a GPU
     XGBoost falls back to the CPU and so does the driver: the model is the CPU one."""
     from selboost.engines import get_engine
 

@@ -193,8 +193,14 @@ class Engine:
         raise NotImplementedError
 
     def metric(self, metric):
-        """A selboost metric as this engine's custom-metric callable."""
-        raise NotImplementedError
+        """A selboost metric (or a loss, as its mean) as this engine's custom-metric callable, an
+        instance of ``metric_class``."""
+        return self.metric_class(metric)
+
+    def dask_objective(self, loss, **options):
+        """The selboost objective for this engine's Dask training interface (it pickles to its loss and
+        options; each worker binds its own partitions)."""
+        return self.objective(loss, **options)
 
     # -- parameters -----------------------------------------------------------------------------
     def params(self, common: BoostingParams):

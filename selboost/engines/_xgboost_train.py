@@ -1,4 +1,4 @@
-"""``selboost.train``: XGBoost's training loop with the margins kept here, not read from XGBoost.
+"""``selboost.xgboost_train``: XGBoost's training loop with the margins kept here, not read from XGBoost.
 
 ``xgboost.train(obj=f)`` asks XGBoost for the margins before every round
 (``Booster.predict(output_margin=True, training=True)``), and that prediction always ends in host memory,
@@ -23,14 +23,14 @@ import weakref
 
 import numpy as np
 
+from selboost.engines import get_engine
 from selboost.losses import _BoundLoss, check_loss
 from selboost.metrics import _Metric
-from selboost.objectives import XGBoostObjective
 
-__all__ = ["train"]
+__all__ = ["xgboost_train"]
 
 
-def train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(), custom_metric=None, maximize=None,
+def xgboost_train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(), custom_metric=None, maximize=None,
           early_stopping_rounds=None, evals_result=None, verbose_eval=True, xgb_model=None, callbacks=None):
     """Train an XGBoost booster on a selboost loss, keeping the margins here (on the GPU with
     ``device="cuda"``); ``xgboost.train``'s signature, with ``loss`` for ``obj`` and ``X`` added.
@@ -129,13 +129,11 @@ def boost_rounds(booster, dtrain, margins, num_boost_round, container, evals):
 
 def _custom_metric(custom_metric):
     """(XGBoost's custom-metric callable or None, the metric's higher_is_better or None)."""
-    from selboost.engines.xgboost import XGBoostMetric
-
     if custom_metric is None:
         return None, None
     if isinstance(custom_metric, _Metric):
-        return XGBoostMetric(custom_metric), custom_metric.higher_is_better
-    if isinstance(custom_metric, XGBoostMetric):
+        return get_engine("xgboost").metric(custom_metric), custom_metric.higher_is_better
+    if isinstance(custom_metric, get_engine("xgboost").metric_class):
         return custom_metric, custom_metric.metric.higher_is_better
     if callable(custom_metric):
         return custom_metric, None
@@ -167,10 +165,10 @@ def booster_device(booster):
 def _bind(dtrain, loss, device, n_classes):
     """The objective computing the gradients on ``device`` and its binding for ``dtrain``."""
     if isinstance(loss, _BoundLoss):
-        objective = XGBoostObjective(loss.spec, device=device)
+        objective = get_engine("xgboost").objective(loss.spec, device=device)
         objective.register(dtrain, loss)
     else:
-        objective = XGBoostObjective(check_loss(loss), device=device)
+        objective = get_engine("xgboost").objective(check_loss(loss), device=device)
         objective.bind(dtrain, n_classes)
     return objective, objective.binding(dtrain)
 

@@ -6,18 +6,91 @@ initial score goes into every Dataset as ``init_score`` and is added back at pre
 
 from __future__ import annotations
 
+import threading
 import warnings
+import weakref
 
 import numpy as np
 from scipy import sparse
 
 from selboost._validation import as_float_array, raise_nonfinite
 from selboost.engines import BoostingParams, Engine, constant_margin, eval_names, train_result
-from selboost.metrics import EngineMetric
-from selboost.objectives import LightGBMObjective, LightGBMSklearnObjective
+from selboost.engines._adapters import EngineMetric, EngineObjective
 
 # Dataset parameters that must also reach the validation Datasets
 _DATASET_PARAMS = ("verbose", "feature_pre_filter", "max_bin", "min_data_in_bin", "min_data_in_leaf")
+
+
+class LightGBMObjective(EngineObjective):
+    """``params["objective"]`` for ``lightgbm.train``: ``f(preds, train_set) -> (grad, hess)``.
+
+    ``preds`` are raw scores, float64 ((n, k) for ``num_class=k``). Groups come from
+    ``train_set.get_group()`` and weights are per row. ``hess_scale=k / (k - 1)`` reproduces
+    LightGBM's ``multiclass`` objective, whose hessian is ``k / (k - 1) p (1 - p)``.
+    With ``device_type="cuda"`` LightGBM copies these host gradients to the device every round
+    (LightGBM has no interface for device-resident custom gradients), so this objective always runs on
+    the CPU.
+    """
+
+
+class LightGBMSklearnObjective:
+    """``objective=`` for LightGBM's scikit-learn and Dask estimators:
+    ``f(y_true, y_pred, weight, group) -> (grad, hess)``, float32 arrays.
+
+    LightGBM's wrapper passes the constructed Dataset's label, the raw scores (``(n, k)`` with
+    ``num_class=k``), the per-row weights (``None`` without) and the group sizes (``None`` without).
+    The loss is bound on the first call for a label array (validated once) and reused while LightGBM
+    passes the same array, which it does every round; in ``lightgbm.dask`` that is once per worker.
+    ``MulticlassLoss`` takes the class count from ``y_pred``'s columns; the listwise and pairwise
+    losses need ``group``. ``n_threads`` and ``hess_scale`` as for ``selboost.lightgbm_objective``.
+    """
+
+    def __init__(self, loss, *, n_threads=1, hess_scale=1.0):
+        # validates the options exactly as the single-machine adapter does
+        self._adapter = LightGBMObjective(loss, n_threads=n_threads, hess_scale=hess_scale)
+        self.loss = loss
+        self.n_threads = n_threads
+        self.hess_scale = hess_scale
+        self._bindings = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return f"LightGBMSklearnObjective({self.loss!r}, hess_scale={self.hess_scale!r})"
+
+    def __getstate__(self):
+        return {"loss": self.loss, "n_threads": self.n_threads, "hess_scale": self.hess_scale}
+
+    def __setstate__(self, state):
+        self.__init__(state["loss"], n_threads=state.get("n_threads", 1), hess_scale=state["hess_scale"])
+
+    def _forget(self, key):
+        self._bindings.pop(key, None)
+
+    def _binding(self, y_true, y_pred, weight, group):
+        key = id(y_true)
+        entry = self._bindings.get(key)
+        if entry is not None and entry[0]() is y_true:
+            return entry[1]
+        n_classes = y_pred.shape[1] if np.ndim(y_pred) == 2 else None
+        bound = self._adapter.loss.bind_data(y_true, group, weight, None, n_classes, len(y_true))
+        binding = (bound, np.empty(bound.shape, np.float32), np.empty(bound.shape, np.float32))
+        # a weak reference: the cache must not keep a finished training set's labels alive
+        ref = weakref.ref(y_true, lambda _, key=key: self._forget(key))
+        with self._lock:
+            self._bindings[key] = (ref, binding)
+        return binding
+
+    def __call__(self, y_true, y_pred, weight, group):
+        bound, grad, hess = self._binding(y_true, y_pred, weight, group)
+        if np.shape(y_pred) != bound.shape:
+            raise ValueError(
+                f"LightGBM passed raw scores of shape {np.shape(y_pred)}, the loss is bound to {bound.shape}: "
+                "for MulticlassLoss set num_class, for the other losses do not"
+            )
+        bound.gradient_hessian(y_pred, grad, hess, n_threads=self._adapter.n_threads)
+        if self._adapter.hess_scale != 1.0:
+            hess *= self._adapter.hess_scale
+        return grad, hess
 
 
 class LightGBMMetric(EngineMetric):
@@ -117,6 +190,7 @@ class LightGBMEngine(Engine):
     ranking_objectives = {"lambdarank": "lambdamart", "rank_xendcg": "xendcg"}
     default_leaf_hessian_minimum = 1e-3
     data_types = "lightgbm.Dataset"
+    metric_class = LightGBMMetric
     devices = ("cpu", "cuda", "gpu")
 
     # -- data --------------------------------------------------------------------------------
@@ -166,8 +240,10 @@ class LightGBMEngine(Engine):
         options.pop("device", None)  # LightGBM takes custom gradients from the host only
         return LightGBMObjective(loss, **options)
 
-    def metric(self, metric):
-        return LightGBMMetric(metric)
+    def dask_objective(self, loss, **options):
+        # lightgbm.dask trains through LightGBM's scikit-learn estimators, which call an objective as
+        # f(y_true, y_pred, weight, group)
+        return LightGBMSklearnObjective(loss, **options)
 
     # -- parameters ----------------------------------------------------------------------------
     def params(self, common: BoostingParams):

@@ -2,7 +2,7 @@
 
 With groups a DMatrix's weights are per group; without, per row. The initial score goes into the model
 as ``base_score`` (XGBoost uses it as the starting margin of a custom objective as it is and saves it),
-so prediction adds nothing. On ``device="cuda"`` the engine trains with ``selboost.train``
+so prediction adds nothing. On ``device="cuda"`` the engine trains with ``selboost.xgboost_train``
 (``selboost.engines._xgboost_train``), which keeps the margins on the GPU; on the CPU with
 ``xgboost.train(obj=...)``, which was measured faster there and gives the same model.
 """
@@ -15,9 +15,20 @@ import warnings
 import numpy as np
 
 from selboost.engines import BoostingParams, Engine, constant_margin, eval_names, train_result
-from selboost.engines._xgboost_train import train
-from selboost.metrics import EngineMetric
-from selboost.objectives import XGBoostObjective
+from selboost.engines._adapters import EngineMetric, EngineObjective
+from selboost.engines._xgboost_train import xgboost_train
+
+
+class XGBoostObjective(EngineObjective):
+    """``obj=`` for ``xgboost.train``: ``f(preds, dtrain) -> (grad, hess)``, float32 arrays.
+
+    ``preds`` are XGBoost's raw margins ((n, k) with ``num_class=k``). Groups come from the DMatrix's
+    ``group_ptr``; with groups XGBoost's weights are per group (passed as ``group_weight``), without
+    them per row. ``hess_scale`` multiplies every hessian: ``hess_scale=2`` reproduces
+    ``multi:softprob``, whose hessian is ``2 p (1 - p)``, with an identity-transform
+    ``MulticlassLoss``. ``n_threads``: the threads the gradient kernels run on, 1 by default because
+    the engine's own threads already occupy every core during a round (``benchmarks/RESULTS.md``).
+    """
 
 
 class XGBoostMetric(EngineMetric):
@@ -38,6 +49,7 @@ class XGBoostEngine(Engine):
     ranking_objectives = {"rank:ndcg": "lambdamart"}
     default_leaf_hessian_minimum = 1.0
     data_types = "xgboost.DMatrix"
+    metric_class = XGBoostMetric
     devices = ("cpu", "cuda")
     score_dtype = np.float32  # the predictions XGBoost passes a custom objective
     dask_weights_with_groups = False  # DaskDMatrix: "per-group weight is not implemented" with qid
@@ -72,9 +84,6 @@ class XGBoostEngine(Engine):
     # -- objectives and metrics ---------------------------------------------------------------
     def objective(self, loss, **options):
         return XGBoostObjective(loss, **options)
-
-    def metric(self, metric):
-        return XGBoostMetric(metric)
 
     # -- parameters ----------------------------------------------------------------------------
     def params(self, common: BoostingParams):
@@ -148,7 +157,7 @@ class XGBoostEngine(Engine):
         results = {}
         if params.get("device", "cpu").startswith("cuda"):
             # margins on the device: no host round trip of the margins per round (RESULTS.md §5)
-            booster = train(params, dtrain, num_boost_round, loss=bound, X=X, evals=watch,
+            booster = xgboost_train(params, dtrain, num_boost_round, loss=bound, X=X, evals=watch,
                             custom_metric=custom_metric, evals_result=results, verbose_eval=verbose,
                             callbacks=callbacks)
         else:
