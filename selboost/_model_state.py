@@ -65,7 +65,7 @@ def encode(value):
     if isinstance(value, list):
         return [encode(item) for item in value]
     if isinstance(value, dict):
-        return {_TAG: "dict", "type": "evals_result" if type(value).__name__ == "_EvalsResult" else "dict",
+        return {_TAG: "dict", "type": "dict",
                 "items": [[encode(key), encode(item)] for key, item in value.items()]}
     raise TypeError(f"cannot save a {type(value).__name__} in a model file")
 
@@ -95,10 +95,6 @@ def decode(data):
     if kind == "dict":
         items = {decode(key) if not isinstance(key, list) else _fail("a list as a key"): decode(item)
                  for key, item in (_pair(entry) for entry in _list(data.get("items")))}
-        if data.get("type") == "evals_result":
-            from selboost.estimators import _EvalsResult
-
-            return _EvalsResult(items)
         if data.get("type") != "dict":
             _fail(f"unknown mapping type {data.get('type')!r}")
         return items

@@ -64,7 +64,6 @@ from selboost.estimators import (
     SelectiveClassifier,
     SelectiveRanker,
     SelectiveRegressor,
-    _EvalsResult,
     _resolve_groups,
     _SelectiveBoosting,
     largest_start_hessian,
@@ -540,7 +539,7 @@ class _DaskSelectiveModel:
                 self.best_iteration_, _ = _early_stopping_round(last, self.early_stopping_rounds,
                                                                 metric.higher_is_better)
             self.best_score_ = float(last[-1 if self.best_iteration_ is None else self.best_iteration_])
-        self.evals_result_ = _EvalsResult(history)
+        self.evals_result_ = dict(history)
 
     def _dask_evals(self, eval_set, prepare):
         """(NumPy X, prepared metric) per eval_set pair; ``prepare(i, y)`` prepares the metric."""

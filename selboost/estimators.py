@@ -10,7 +10,7 @@ Common parameters:
 - ``loss``: a selboost loss object (defaults: ``SelectiveLoss(Identity())`` -> square loss;
   ``ListwiseLoss()``; binary ``SelectiveLoss(0.25 * Sigmoid(), target="link")`` -> logistic loss,
   multi-class ``MulticlassLoss()`` -> softmax cross-entropy);
-- ``engine``: ``"xgboost"`` or ``"lightgbm"`` (``backend=`` is its former name, deprecated); ``device``: ``"cpu"``, ``"cuda"`` (XGBoost
+- ``engine``: ``"xgboost"`` or ``"lightgbm"``; ``device``: ``"cpu"``, ``"cuda"`` (XGBoost
   ``device="cuda"``, with the gradients computed on the GPU by ``selboost.cuda``; LightGBM
   ``device_type="cuda"``, which needs a CUDA build of LightGBM) or ``"gpu"`` (LightGBM's OpenCL
   ``device_type="gpu"`` of the PyPI wheel). LightGBM takes custom gradients only from the host: it
@@ -53,7 +53,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from selboost import _model_state
-from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine, seed, threads
+from selboost.engines import BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 from selboost.metrics import NDCG, LossMetric, _Metric, as_metric, ndcg
@@ -164,18 +164,6 @@ def _qid_column(X, qid, name="qid"):
     return X, qid
 
 
-class _EvalsResult(dict):
-    """``evals_result_``: keyed ``validation_<i>`` as the engines key it; the former ``eval_<i>`` keys
-    still read, with a FutureWarning."""
-
-    def __missing__(self, key):
-        if isinstance(key, str) and key.startswith("eval_") and f"validation_{key[5:]}" in self:
-            warnings.warn(f"evals_result_[{key!r}] is now evals_result_['validation_{key[5:]}']",
-                          FutureWarning, stacklevel=2)
-            return self[f"validation_{key[5:]}"]
-        raise KeyError(key)
-
-
 # ---------------------------------------------------------------- the shared base
 
 
@@ -206,7 +194,6 @@ class _SelectiveBoosting(BaseEstimator):
         random_state=None,
         n_jobs=None,
         engine_params=None,
-        backend="deprecated",
     ):
         self.loss = loss
         self.engine = engine
@@ -224,7 +211,6 @@ class _SelectiveBoosting(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.engine_params = engine_params
-        self.backend = backend
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -234,17 +220,9 @@ class _SelectiveBoosting(BaseEstimator):
 
     # -- validation ------------------------------------------------------------------------
 
-    def _engine_name(self):
-        if self.backend != "deprecated":
-            warnings.warn("backend= is now engine= (backend will be removed)", FutureWarning, stacklevel=4)
-            if self.backend not in ENGINE_NAMES:
-                raise ValueError(f"backend must be one of {list(ENGINE_NAMES)}, got {self.backend!r}")
-            return self.backend
-        return self.engine
-
     def _check_params(self):
         """Validate every parameter; returns the engine object."""
-        engine = get_engine(self._engine_name())
+        engine = get_engine(self.engine)
         if self.device not in _DEVICES:
             raise ValueError(f"device must be one of {list(_DEVICES)}, got {self.device!r}")
         _check_int(self.n_estimators, "n_estimators", 1)
@@ -365,7 +343,7 @@ class _SelectiveBoosting(BaseEstimator):
         self.init_score_ = init if init.ndim else float(init)
         self.best_iteration_ = result.best_iteration
         self.best_score_ = result.best_score
-        self.evals_result_ = _EvalsResult(result.evals_result)
+        self.evals_result_ = dict(result.evals_result)
         self.n_outputs_ = bound.shape[1] if len(bound.shape) == 2 else 1
         return self
 
@@ -399,11 +377,6 @@ class _SelectiveBoosting(BaseEstimator):
         gain = get_engine(self.engine_).feature_importances(self.booster_, self.n_features_in_)
         total = gain.sum()
         return gain / total if total > 0 else gain
-
-    @property
-    def backend_(self):
-        warnings.warn("backend_ is now engine_", FutureWarning, stacklevel=2)
-        return self.engine_
 
     def _sample_weight(self, sample_weight, X):
         if sample_weight is None:
@@ -492,8 +465,6 @@ class _SelectiveBoosting(BaseEstimator):
         fitted.setdefault("best_score_", None)
         for name, value in fitted.items():
             setattr(self, name, value)
-        if isinstance(self.evals_result_, dict) and not isinstance(self.evals_result_, _EvalsResult):
-            self.evals_result_ = _EvalsResult(self.evals_result_)
         self.booster_ = get_engine(self.engine_).load(payload["engine_model"])
         return self
 

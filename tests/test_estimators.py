@@ -214,8 +214,6 @@ def test_the_engines_estimator_surface(engine):
     assert list(model.evals_result_) == ["validation_0"] and "selective_loss" in model.evals_result_["validation_0"]
     history = model.evals_result_["validation_0"]["selective_loss"]
     assert model.best_score_ == pytest.approx(history[model.best_iteration_])
-    with pytest.warns(FutureWarning, match="validation_0"):
-        assert model.evals_result_["eval_0"] is model.evals_result_["validation_0"]
     importances = model.feature_importances_
     assert importances.shape == (4,) and importances.sum() == pytest.approx(1.0) and importances.argmax() == 0
     np.testing.assert_allclose(model.predict(X), model.predict(X, output_margin=True))
@@ -225,15 +223,6 @@ def test_the_engines_estimator_surface(engine):
     clf = SelectiveClassifier(engine=engine, **FAST).fit(X, y > 1)
     raw = clf.predict(X, output_margin=True)
     np.testing.assert_allclose(clf.predict_proba(X)[:, 1], 1 / (1 + np.exp(-raw)), rtol=1e-6)
-
-
-def test_backend_is_a_deprecated_name_for_engine():
-    X, y = _regression(50)
-    with pytest.warns(FutureWarning, match="engine="):
-        model = SelectiveRegressor(backend="lightgbm", **FAST).fit(X, y)
-    assert model.engine_ == "lightgbm"
-    with pytest.warns(FutureWarning, match="engine_"):
-        assert model.backend_ == "lightgbm"
 
 
 def test_classifier_weights_equal_repeated_rows():
