@@ -6,10 +6,19 @@ rebuilds them, constructing only the classes of ``_CLASSES`` (selboost's own los
 their constructors and so through their parameter checks). Anything else is refused with a clear error
 on either side: a file naming another class, or holding a malformed value, cannot make ``decode`` run
 code.
+
+``seal`` adds a digest of the whole file and ``check_seal`` refuses a file whose content no longer
+matches it: the engines' own model loaders trust their input (a LightGBM model text cut short aborts
+the interpreter; an XGBoost tree that points to itself crashes ``predict``), and selboost, which wrote
+the file, can tell one that is not what it wrote before an engine reads it. The digest is no
+signature: it catches a damaged or edited file, not one forged with intent, which ``decode``'s own
+checks still stand against.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 import numpy as np
@@ -144,3 +153,23 @@ def _pair(value):
     if not isinstance(value, list) or len(value) != 2:
         _fail(f"expected a [key, value] pair, got {str(value)[:80]!r}")
     return value
+
+
+def _digest(payload):
+    body = {key: value for key, value in payload.items() if key != "digest"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def seal(payload):
+    """``payload`` (a JSON-ready dict) with ``"digest"``: the SHA-256 of everything else in it."""
+    return {**payload, "digest": _digest(payload)}
+
+
+def check_seal(payload):
+    """A ValueError unless ``payload`` holds the digest ``seal`` gave it: the file was damaged or
+    edited after it was written."""
+    if payload.get("digest") != _digest(payload):
+        raise ValueError("its content does not match the digest save_model wrote: the file was damaged or "
+                         "edited, and is not loaded (the engines' model loaders can crash on a malformed "
+                         "model). Save the model again from the estimator")

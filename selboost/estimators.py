@@ -62,6 +62,8 @@ __all__ = ["SelectiveRegressor", "SelectiveClassifier", "SelectiveRanker", "chec
 
 _DEVICES = ("cpu", "cuda", "gpu")
 _MODEL_FORMAT = "selboost-model"
+#: 3: sealed with a digest of the whole file (``_model_state.seal``)
+_MODEL_VERSION = 3
 
 
 def check_gpu(engine, device="cuda"):
@@ -428,11 +430,11 @@ class _SelectiveBoosting(BaseEstimator):
         state = {"params": self.get_params(deep=False),
                  "fitted": {name: getattr(self, name) for name in self._FITTED + self._EXTRA_FITTED
                             if name in vars(self)}}
-        payload = {"format": _MODEL_FORMAT, "version": 2, "estimator": type(self).__name__,
+        payload = {"format": _MODEL_FORMAT, "version": _MODEL_VERSION, "estimator": type(self).__name__,
                    "engine": self.engine_, "engine_model": get_engine(self.engine_).save(self.booster_),
                    "state": _model_state.encode(state)}
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle)
+            json.dump(_model_state.seal(payload), handle)
         return self
 
     def load_model(self, path):
@@ -446,10 +448,12 @@ class _SelectiveBoosting(BaseEstimator):
             raise ValueError(f"{path} is not a selboost model file")
         if payload.get("estimator") != type(self).__name__:
             raise ValueError(f"{path} holds a {payload.get('estimator')}, not a {type(self).__name__}")
-        if payload.get("version") != 2:
-            raise ValueError(f"{path} was written by an earlier selboost, whose model files held a pickle, "
-                             "which is not loaded: fit the model again and save it")
+        if payload.get("version") != _MODEL_VERSION:
+            raise ValueError(f"{path} was written by an earlier selboost (model file version "
+                             f"{payload.get('version')!r}; the first held a pickle, which is never loaded): fit "
+                             "the model again and save it")
         try:
+            _model_state.check_seal(payload)
             state = _model_state.decode(payload["state"])
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
@@ -465,6 +469,13 @@ class _SelectiveBoosting(BaseEstimator):
         fitted.setdefault("best_score_", None)
         for name, value in fitted.items():
             setattr(self, name, value)
+        try:
+            self._check_params()  # what fit would refuse
+            init = np.asarray(self.init_score_, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from None
+        if not np.all(np.isfinite(init)):
+            raise ValueError(f"{path}: the initial score is not finite ({self.init_score_!r})")
         self.booster_ = get_engine(self.engine_).load(payload["engine_model"])
         return self
 

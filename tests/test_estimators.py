@@ -6,6 +6,8 @@ import pickle
 
 import numpy as np
 import pytest
+
+from selboost import _model_state
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -476,13 +478,53 @@ def test_a_model_file_is_data_and_cannot_run_code(tmp_path):
         params = payload["state"]["items"][0][1]  # the state: a mapping of params and fitted attributes
         params["items"][0][1] = crafted  # in place of the loss
         path.write_text(json.dumps(payload))
+        with pytest.raises(ValueError, match="damaged or edited"):
+            SelectiveRegressor().load_model(path)
+        # the digest is no signature: a crafted file can carry a matching one, and decode still refuses it
+        path.write_text(json.dumps(_model_state.seal(payload)))
         with pytest.raises(ValueError, match="not a selboost model file"):
             SelectiveRegressor().load_model(path)
     assert not marker.exists()
     payload["version"] = 1
     payload["state"] = "gASVBAAAAAAAAACMAXOULg=="  # a pickle, as earlier files held
-    path.write_text(json.dumps(payload))
+    path.write_text(json.dumps(_model_state.seal(payload)))
     with pytest.raises(ValueError, match="pickle"):
+        SelectiveRegressor().load_model(path)
+
+
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_a_damaged_or_edited_model_file_is_refused_before_the_engine_reads_it(tmp_path, engine):
+    """The engines' loaders trust their input (a LightGBM model cut short aborts the interpreter, an
+    XGBoost tree pointing to itself crashes predict): any change to what save_model wrote is refused,
+    and values fit would refuse are refused even in a file whose digest was made to match."""
+    import json
+
+    X, y = _regression()
+    path = tmp_path / "model.json"
+    SelectiveRegressor(engine=engine, **FAST).fit(X, y).save_model(path)
+    payload = json.loads(path.read_text())
+    text = payload["engine_model"]
+    for edited in (dict(payload, engine_model=text[: len(text) // 2]),
+                   dict(payload, engine_model=text.replace("0", "1", 1)),
+                   dict(payload, estimator_note="x")):
+        path.write_text(json.dumps(edited))
+        with pytest.raises(ValueError, match="damaged or edited"):
+            SelectiveRegressor().load_model(path)
+    state = payload["state"]
+    fitted = dict(state["items"])["fitted"]
+    for name, value, message in (("init_score_", {"__selboost__": "float", "value": "nan"}, "not finite"),):
+        items = [[key, value if key == name else item] for key, item in fitted["items"]]
+        crafted = dict(payload, state=dict(state, items=[[key, dict(fitted, items=items) if key == "fitted"
+                                                          else item] for key, item in state["items"]]))
+        path.write_text(json.dumps(_model_state.seal(crafted)))
+        with pytest.raises(ValueError, match=message):
+            SelectiveRegressor().load_model(path)
+    params = dict(state["items"])["params"]
+    items = [[key, -5 if key == "n_estimators" else item] for key, item in params["items"]]
+    crafted = dict(payload, state=dict(state, items=[[key, dict(params, items=items) if key == "params" else item]
+                                                     for key, item in state["items"]]))
+    path.write_text(json.dumps(_model_state.seal(crafted)))
+    with pytest.raises(ValueError, match="n_estimators"):
         SelectiveRegressor().load_model(path)
 
 
