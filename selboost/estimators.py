@@ -454,7 +454,7 @@ class _SelectiveBoosting(BaseEstimator):
                              "the model again and save it")
         try:
             _model_state.check_seal(payload)
-            state = _model_state.decode(payload["state"])
+            state = _model_state.decode(payload.get("state"))
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
         if not (isinstance(state, dict) and isinstance(state.get("params"), dict)

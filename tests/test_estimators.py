@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -504,12 +506,21 @@ def test_a_damaged_or_edited_model_file_is_refused_before_the_engine_reads_it(tm
     SelectiveRegressor(engine=engine, **FAST).fit(X, y).save_model(path)
     payload = json.loads(path.read_text())
     text = payload["engine_model"]
-    for edited in (dict(payload, engine_model=text[: len(text) // 2]),
-                   dict(payload, engine_model=text.replace("0", "1", 1)),
-                   dict(payload, estimator_note="x")):
-        path.write_text(json.dumps(edited))
-        with pytest.raises(ValueError, match="damaged or edited"):
-            SelectiveRegressor().load_model(path)
+    edited = []
+    for number, changed in enumerate((dict(payload, engine_model=text[: len(text) // 2]),
+                                      dict(payload, engine_model=text.replace("0", "1", 1)),
+                                      dict(payload, estimator_note="x"),
+                                      {key: value for key, value in payload.items() if key != "state"})):
+        edited.append(tmp_path / f"edited{number}.json")
+        edited[-1].write_text(json.dumps(changed))
+    # in a child process: were the engine's loader reached, a model cut short could abort the interpreter
+    code = ("import sys\nfrom selboost import SelectiveRegressor\nfor path in sys.argv[1:]:\n"
+            "    try:\n        SelectiveRegressor().load_model(path)\n"
+            "    except ValueError as error:\n        print('refused', 'damaged or edited' in str(error))\n")
+    result = subprocess.run([sys.executable, "-c", code, *map(str, edited)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:-1] == ["refused True"] * len(edited), result.stdout + result.stderr
     state = payload["state"]
     fitted = dict(state["items"])["fitted"]
     for name, value, message in (("init_score_", {"__selboost__": "float", "value": "nan"}, "not finite"),):
