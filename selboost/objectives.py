@@ -135,5 +135,8 @@ def lightgbm_objective(loss, *, n_threads=1, hess_scale=1.0):
     case cannot be caught: a NaN label in a Dataset that was constructed before selboost saw it (no
     ``set_init_score`` before ``lightgbm.train``, or a Dataset constructed by hand), because LightGBM
     then holds a 0 and the user's array is gone. Call ``set_init_score`` first, or check the labels.
+    Weights go the same way: a NaN or infinite weight, or a number of weights other than the rows',
+    raises from ``set_init_score``; an infinite one (stored as +-1e38) from the first round as well;
+    a NaN in a Dataset already constructed is a 0 to LightGBM and cannot be told.
     """
     return get_engine("lightgbm").objective(loss, n_threads=n_threads, hess_scale=hess_scale)

@@ -258,3 +258,33 @@ def test_xgboost_refuses_a_non_finite_label_before_the_objective(loss, bad):
     # the label the objective reads is the finite one set before
     dtrain.set_label(np.where(np.isfinite(y), y, 1.0))
     xgb.train({"nthread": 1, "verbosity": 0}, dtrain, 2, obj=xgboost_objective(loss))
+
+
+@pytest.mark.parametrize("bad", [pytest.param(np.nan, id="nan"), pytest.param(np.inf, id="inf")])
+def test_set_init_score_rejects_a_non_finite_weight_of_an_unconstructed_dataset(bad):
+    X, y, _ = _labels_with(0.0)
+    weight = np.ones(len(y))
+    weight[7] = bad
+    dset = lgb.Dataset(X, y, weight=weight)
+    with pytest.raises(ValueError, match="weight must be finite: 1 NaN or infinite value.*index 7"):
+        set_init_score(dset, SelectiveLoss())
+
+
+def test_lightgbm_objective_rejects_a_weight_lightgbm_clamped_to_1e38():
+    """After construction LightGBM holds an infinite weight as 1e38, which would make every prediction
+    follow that one row: the objective refuses it as the infinite weight it was."""
+    X, y, _ = _labels_with(0.0)
+    weight = np.ones(len(y))
+    weight[7] = np.inf
+    dset = lgb.Dataset(X, y, weight=weight, params={"feature_pre_filter": False, "verbose": -1})
+    with pytest.raises(ValueError, match="weight must be finite: 1 NaN or infinite value.*index 7"):
+        lgb.train({"objective": lightgbm_objective(SelectiveLoss()), **QUIET}, dset, 2)
+
+
+def test_per_group_weights_on_a_lightgbm_dataset_are_a_clear_error():
+    """LightGBM's weights are per row; one weight per query group (XGBoost's convention) is refused
+    with the counts, before LightGBM sees it."""
+    X, y, group = _labels_with(0.0)
+    dset = lgb.Dataset(X, y, group=group, weight=np.full(group.size, 2.0))
+    with pytest.raises(ValueError, match=f"{group.size} weights for {len(y)} rows: LightGBM's weights are per row"):
+        set_init_score(dset, ListwiseLoss())

@@ -200,8 +200,29 @@ class LightGBMEngine(Engine):
             raise ValueError("the lightgbm.Dataset has no label")
         self.check_labels(data)
         group = _public_field(data, "group", data.get_group)
-        weight = _public_field(data, "weight", data.get_weight)
-        return np.asarray(label), group, weight, None
+        return np.asarray(label), group, self._checked_weights(data, len(label)), None
+
+    def _checked_weights(self, data, n_rows):
+        """The Dataset's per-row weights, or None. Before construction ``data.weight`` is the user's own
+        array, checked as given; construction stores a float32 copy, where an infinite weight is an exact
+        +-1e38 (refused as the infinite weight it was) and a NaN a 0 that no check can tell."""
+        if not _constructed(data):
+            if data.weight is None:
+                return None
+            weight = as_float_array(data.weight, "weight")
+            if weight.size != n_rows:
+                raise ValueError(
+                    f"the lightgbm.Dataset has {weight.size} weights for {n_rows} rows: LightGBM's weights are "
+                    "per row. For one weight per query group, repeat it over the group's rows")
+            return weight
+        weight = data.get_weight()
+        if weight is None:
+            return None
+        weight = np.asarray(weight)
+        clamped = np.abs(weight) >= _LABEL_CLAMP
+        if clamped.any():
+            raise_nonfinite(np.where(clamped, np.inf, weight), "weight")
+        return weight
 
     def n_rows(self, data):
         try:
