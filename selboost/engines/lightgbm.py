@@ -6,6 +6,7 @@ initial score goes into every Dataset as ``init_score`` and is added back at pre
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import numpy as np
@@ -379,7 +380,11 @@ class LightGBMEngine(Engine):
             names = eval_names(len(evals))
             evaluation = _DaskEvaluation(metric, names, early_stopping_rounds, verbose)
             callbacks.append(evaluation)
-            fit_args.update(eval_set=[(e.X, e.y) for e in evals], eval_names=names)
+            if "eval_X" in inspect.signature(type(model).fit).parameters:  # LightGBM 4.7 deprecates eval_set
+                fit_args.update(eval_X=tuple(e.X for e in evals), eval_y=tuple(e.y for e in evals))
+            else:
+                fit_args["eval_set"] = [(e.X, e.y) for e in evals]
+            fit_args["eval_names"] = names
             if any(e.weight is not None for e in evals):  # lightgbm.dask takes all eval weights or none
                 fit_args["eval_sample_weight"] = [da.ones(e.y.shape[0], chunks=e.y.chunks[0]) if e.weight is None
                                                   else e.weight for e in evals]
