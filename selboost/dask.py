@@ -30,9 +30,10 @@ Estimators that take Dask collections and a ``client``, as ``xgboost.dask.DaskXG
 ``lightgbm.dask.DaskLGBMRegressor`` do: ``DaskSelectiveRegressor``, ``DaskSelectiveRanker``,
 ``DaskSelectiveClassifier``. They subclass ``SelectiveRegressor``, ``SelectiveRanker`` and
 ``SelectiveClassifier``: the same parameters (``engine="xgboost"`` or ``"lightgbm"``, ...) and checks,
-plus ``client``, ``init_score`` and ``n_threads``; ``eval_set`` and ``early_stopping_rounds`` as there
-(the eval sets are gathered to the client and scored there after training, see ``_DaskSelectiveModel``);
-``predict`` returns Dask arrays.
+plus ``client``, ``init_score`` and ``n_threads``; ``fit`` takes the same arguments; ``eval_set`` and
+``early_stopping_rounds`` as there, evaluated on the workers that hold the eval sets and summed over them
+every round, early stopping stopping the training (see ``_DaskSelectiveModel``); ``predict`` returns Dask
+arrays.
 
 What each engine's Dask interface can do:
 
@@ -58,16 +59,15 @@ import dask
 import dask.array as da
 import numpy as np
 
-from selboost.engines import get_engine
-from selboost.links import Identity
+from selboost.engines import DaskEvalSet, get_engine
+from selboost.links import Identity, Sigmoid
 from selboost.estimators import (
     SelectiveClassifier,
     SelectiveRanker,
     SelectiveRegressor,
-    _resolve_groups,
     _SelectiveBoosting,
+    eval_entries,
     largest_start_hessian,
-    warn_unreachable_leaf,
 )
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 
@@ -433,29 +433,20 @@ def _get_client(client):
     return default_client()
 
 
-def _early_stopping_round(history, rounds, maximize):
-    """The best round (0-based) that early stopping after ``rounds`` rounds without improvement keeps,
-    and the round where it would have stopped."""
-    best = 0
-    for i, value in enumerate(history):
-        if (value > history[best]) if maximize else (value < history[best]):
-            best = i
-        elif i - best >= rounds:
-            return best, i
-    return best, len(history) - 1
-
-
 class _DaskSelectiveModel:
     """What the Dask estimators add to the single-machine ones they subclass (whose parameters,
-    validation and prediction rules they inherit): ``client``, ``init_score`` (start from the loss's
-    optimal constant over the whole dataset, default True; False starts from 0) and ``n_threads``
-    (the threads of the objective's kernels on each worker, default 1). Training runs through the engine's Dask interface
-    (``Engine.dask_train``); ``predict`` is lazy and returns Dask arrays.
+    validation, parameter builder, eval-set reading and prediction rules they inherit): ``client``,
+    ``init_score`` (start from the loss's optimal constant over the whole dataset, default True; False
+    starts from 0) and ``n_threads`` (the threads of the objective's kernels on each worker, default 1).
+    Training runs through the engine's Dask interface (``Engine.dask_train``); ``predict`` is lazy and
+    returns Dask arrays.
 
-    ``eval_set``: (X, y) pairs of Dask or NumPy arrays, gathered to the client and evaluated there with
-    the trained booster after training, every round; ``early_stopping_rounds`` then keeps the round that
-    early stopping would have kept (``best_iteration_``; later rounds are trained but not used). Not
-    offered on Dask: ``device`` other than "cpu" (pass XGBoost's ``device`` through ``engine_params``).
+    ``fit`` takes the single-machine estimator's arguments. ``eval_set``: (X, y) pairs of Dask
+    collections (or NumPy arrays, chunked like X); each stays on the workers, which evaluate the metric
+    on the rows they hold every round and sum their parts (``Engine.dask_train``); with
+    ``early_stopping_rounds`` the training stops ``early_stopping_rounds`` rounds after the best one
+    (``best_iteration_``). Not offered on Dask: ``device`` other than "cpu" (pass XGBoost's ``device``
+    through ``engine_params``).
     """
 
     _dask_params = ("client", "init_score", "n_threads")
@@ -495,66 +486,46 @@ class _DaskSelectiveModel:
             raise ValueError(f"X has {X.shape[1]} features, the model was fitted with {self.n_features_in_}")
         return X
 
+    def _dask_eval_pairs(self, pairs, numeric=True):
+        """``eval_entries``'s (X, y) pairs as Dask arrays, y chunked like X (new arrays)."""
+        arrays = []
+        for i, (X_eval, y_eval) in enumerate(pairs):
+            X_eval = _as_dask_array(X_eval, f"eval_set[{i}] X", ndim=(2,))
+            if X_eval.shape[1] != self.n_features_in_:
+                raise ValueError(f"eval_set[{i}]: X must have {self.n_features_in_} features, got shape {X_eval.shape}")
+            arrays.append((X_eval, _as_dask_array(y_eval, f"eval_set[{i}] y", rows_like=X_eval, numeric=numeric)))
+        return arrays
+
+    @staticmethod
+    def _eval_margin(init, X_eval):
+        return init_margin(init, X_eval) if np.any(np.asarray(init) != 0) else None
+
     def _fit_dask(self, engine, X, y, loss, *, weight=None, qid=None, group_sizes=None, n_classes=None,
-                  init=0.0, evals=(), callbacks=None, check_params=None):
-        """Train through ``engine``'s Dask interface; ``evals``: list of (NumPy X, prepared metric);
-        ``check_params(params)`` sees the engine parameters before training."""
+                  init=0.0, evals=(), callbacks=None, verbose=False, start_hessian=None):
+        """Train through ``engine``'s Dask interface with the parameters the single-machine estimator
+        builds; ``evals``: ``DaskEvalSet``s; ``start_hessian``: as for ``_engine_params``."""
         if self.early_stopping_rounds is not None and not evals:
             raise ValueError("early_stopping_rounds needs an eval_set to watch")
         client = _get_client(self.client)
         init = np.asarray(init, dtype=np.float64)
         n_outputs = loss.n_outputs(n_classes)
-        params = engine.params(self._boosting_params(n_outputs))
-        params.update(self.engine_params or {})
-        if check_params is not None:
-            check_params(params)
+        params = self._engine_params(engine, n_outputs, start_hessian)
         margin = init_margin(init, X) if np.any(init != 0) else None
-        model = engine.dask_train(client, params, X, y, loss, init, margin=margin, weight=weight, qid=qid,
-                                  group_sizes=group_sizes, num_boost_round=int(self.n_estimators),
-                                  n_threads=self.n_threads, callbacks=callbacks)
+        result = engine.dask_train(client, params, X, y, loss, init, margin=margin, weight=weight, qid=qid,
+                                   group_sizes=group_sizes, num_boost_round=int(self.n_estimators),
+                                   n_threads=self.n_threads, callbacks=callbacks, evals=list(evals),
+                                   metric=self._eval_metric(loss) if evals else None,
+                                   early_stopping_rounds=self.early_stopping_rounds, verbose=verbose)
         self.engine_ = engine.name
-        self.model_ = model
-        self.booster_ = engine.dask_booster(model)
+        self.model_ = result.booster
+        self.booster_ = engine.dask_booster(result.booster)
         self.init_score_ = init if init.ndim else float(init)
         self.n_outputs_ = n_outputs
         self.n_features_in_ = X.shape[1]
-        self._evaluate(engine, evals)
+        self.best_iteration_ = result.best_iteration
+        self.best_score_ = result.best_score
+        self.evals_result_ = dict(result.evals_result)
         return self
-
-    def _evaluate(self, engine, evals):
-        """Every round's metric on the eval sets (history as the engines record it), then the round
-        early stopping keeps."""
-        metric = self._eval_metric(self.loss_) if evals else None
-        history = {}
-        for i, (X_eval, prepared) in enumerate(evals):
-            values = []
-            for rounds in range(1, engine.num_rounds(self.booster_) + 1):
-                raw = np.asarray(engine.predict_raw(self.booster_, X_eval, self.init_score_, (0, rounds)), np.float64)
-                values.append(prepared.evaluate(raw.reshape(X_eval.shape[0], -1) if self.n_outputs_ > 1 else raw))
-            history[f"validation_{i}"] = {metric.name: values}
-        self.best_iteration_ = self.best_score_ = None
-        if evals:
-            last = history[f"validation_{len(evals) - 1}"][metric.name]
-            if self.early_stopping_rounds is not None:
-                self.best_iteration_, _ = _early_stopping_round(last, self.early_stopping_rounds,
-                                                                metric.higher_is_better)
-            self.best_score_ = float(last[-1 if self.best_iteration_ is None else self.best_iteration_])
-        self.evals_result_ = dict(history)
-
-    def _dask_evals(self, eval_set, prepare):
-        """(NumPy X, prepared metric) per eval_set pair; ``prepare(i, y)`` prepares the metric."""
-        if eval_set is None:
-            return []
-        if isinstance(eval_set, tuple) and len(eval_set) == 2 and not isinstance(eval_set[0], tuple):
-            eval_set = [eval_set]
-        evals = []
-        for i, (X_eval, y_eval) in enumerate(eval_set):
-            X_eval, y_eval = dask.compute(X_eval, y_eval)
-            X_eval = np.asarray(X_eval, dtype=np.float64)
-            if X_eval.ndim != 2 or X_eval.shape[1] != self.n_features_in_:
-                raise ValueError(f"eval_set[{i}]: X must have {self.n_features_in_} features, got shape {X_eval.shape}")
-            evals.append((X_eval, prepare(i, np.asarray(y_eval))))
-        return evals
 
     def predict_raw(self, X, iteration_range=None):
         """Raw scores as a Dask array, including the initial score: (n,), or (n, k) for multi-class."""
@@ -568,7 +539,7 @@ class _DaskSelectiveModel:
 class DaskSelectiveRegressor(_DaskSelectiveModel, SelectiveRegressor):
     """Regression with a ``SelectiveLoss`` on Dask collections (default: square loss).
 
-    ``fit(X, y, sample_weight=None, eval_set=None)`` with Dask arrays or DataFrames (``y`` /
+    ``fit`` as ``SelectiveRegressor.fit``, with Dask arrays or DataFrames (``y`` /
     ``sample_weight`` aligned with ``X``'s partitions), trained through the engine's Dask interface
     (``xgboost.dask.train`` or ``lightgbm.dask.DaskLGBMRegressor``), starting from
     ``c* = h^{-1}(sum w h(y) / sum w)`` computed over the whole dataset (``init_score=False`` starts
@@ -576,7 +547,8 @@ class DaskSelectiveRegressor(_DaskSelectiveModel, SelectiveRegressor):
     ``client`` defaults to the current Dask client.
     """
 
-    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None):
+    def fit(self, X, y, sample_weight=None, *, eval_set=None, eval_sample_weight=None, callbacks=None,
+            verbose=False):
         engine = self._check_dask_params()
         X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X).astype(np.float64)
@@ -584,11 +556,13 @@ class DaskSelectiveRegressor(_DaskSelectiveModel, SelectiveRegressor):
         # a region given as quantiles is resolved on the whole target column (and weights), gathered once
         loss = self._fit_loss(SelectiveLoss(Identity()), y, weight)
         init = init_score(loss, y, weight) if self.init_score else 0.0
-        metric = self._eval_metric(loss)
-        weights = eval_sample_weight or [None] * (len(eval_set) if isinstance(eval_set, list) else 1)
-        evals = self._dask_evals(eval_set, lambda i, y_eval: metric.prepare(
-            y_eval, sample_weight=None if weights[i] is None else np.asarray(dask.compute(weights[i])[0])))
-        return self._fit_dask(engine, X, y, loss, weight=weight, init=init, evals=evals, callbacks=callbacks)
+        pairs, extra = eval_entries(eval_set, eval_sample_weight=eval_sample_weight)
+        evals = [DaskEvalSet(X_eval, y_eval.astype(np.float64),
+                             weight=_as_weights(w, f"eval_sample_weight[{i}]", X_eval),
+                             margin=self._eval_margin(init, X_eval))
+                 for i, ((X_eval, y_eval), w) in enumerate(zip(self._dask_eval_pairs(pairs), extra["eval_sample_weight"]))]
+        return self._fit_dask(engine, X, y, loss, weight=weight, init=init, evals=evals, callbacks=callbacks,
+                              verbose=verbose)
 
     def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
         raw = self.predict_raw(X, iteration_range)
@@ -601,26 +575,23 @@ class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
     """Learning to rank with a ``ListwiseLoss`` (default) or ``PairwiseLoss`` on Dask collections (a
     ``SelectiveLoss`` is accepted too: pointwise ranking, started from its optimal constant).
 
-    ``fit(X, y, qid=None, group=None, sample_weight=None, eval_set=None, eval_qid=None)``: ``qid`` is a
-    row-aligned query id (rows of a query consecutive, no query spanning two partitions: see
+    ``fit`` as ``SelectiveRanker.fit`` (``group_weight`` excepted): ``qid`` is a row-aligned query id (rows of a query consecutive, no query spanning two partitions: see
     ``partition_by_query``), or ``group`` holds group sizes with one partition per X partition
     (``lightgbm.dask``'s convention). A split group raises a ``ValueError`` before training.
     ``sample_weight`` is per row and needs an engine whose Dask interface takes weights with groups
     (LightGBM: ``xgboost.dask`` does not). ``predict(X)`` returns a Dask array of ranking scores.
     """
 
-    def fit(self, X, y, qid=None, group=None, sample_weight=None, eval_set=None, eval_qid=None, eval_group=None,
-            callbacks=None):
+    def fit(self, X, y, *, group=None, qid=None, sample_weight=None, group_weight=None, eval_set=None,
+            eval_group=None, eval_qid=None, callbacks=None, verbose=False):
         engine = self._check_dask_params()
         loss = self._fit_loss(ListwiseLoss())
+        if group_weight is not None:
+            raise ValueError("group_weight is not offered on Dask: neither engine's Dask interface takes "
+                             "per-group weights (give per-row sample_weight with engine='lightgbm')")
         X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X).astype(np.float64)
-        if (qid is None) == (group is None):
-            raise ValueError("pass exactly one of qid (a query id per row) and group (group sizes per partition)")
-        if group is not None:
-            qid = _qid_from_group(group, X.chunks[0])
-        qid = _as_dask_array(qid, "qid", rows_like=X)
-        sizes = check_query_partitions(qid)
+        qid, sizes = _dask_groups(group, qid, X)
         weight = _as_weights(sample_weight, "sample_weight", X)
         if weight is not None and not engine.dask_weights_with_groups:
             raise ValueError(
@@ -628,27 +599,32 @@ class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
                 "not take weights together with qid"
             )
         init = init_score(loss, y, weight) if self.init_score else 0.0  # 0 for group losses
-        metric = self._eval_metric(loss)
-
-        def prepare(i, y_eval):
-            group = None if eval_group is None else np.asarray(dask.compute(eval_group[i])[0])
-            qid = None if eval_qid is None else np.asarray(dask.compute(eval_qid[i])[0])
-            return metric.prepare(y_eval, group=_resolve_groups(group, qid, y_eval.shape[0], f"eval_group[{i}]",
-                                                                f"eval_qid[{i}]"))
-
-        evals = self._dask_evals(eval_set, prepare)
-
-        def check_params(params):
-            warn_unreachable_leaf(engine.leaf_hessian_minimum(params), _largest_start_hessian(loss, y, sizes, engine))
-
-        if engine.dask_weights_with_groups:
-            return self._fit_dask(engine, X, y, loss, weight=weight, group_sizes=sizes, init=init, evals=evals,
-                                  callbacks=callbacks, check_params=check_params)
-        return self._fit_dask(engine, X, y, loss, qid=qid, init=init, evals=evals, callbacks=callbacks,
-                              check_params=check_params)
+        pairs, extra = eval_entries(eval_set, eval_group=eval_group, eval_qid=eval_qid)
+        evals = []
+        for i, ((X_eval, y_eval), g, q) in enumerate(zip(self._dask_eval_pairs(pairs), extra["eval_group"],
+                                                          extra["eval_qid"])):
+            q, s = _dask_groups(g, q, X_eval, f"eval_group[{i}]", f"eval_qid[{i}]")
+            evals.append(DaskEvalSet(X_eval, y_eval.astype(np.float64), qid=q, group_sizes=s,
+                                     margin=self._eval_margin(init, X_eval)))
+        groups = {"group_sizes": sizes} if engine.dask_weights_with_groups else {"qid": qid}
+        return self._fit_dask(engine, X, y, loss, weight=weight if engine.dask_weights_with_groups else None,
+                              init=init, evals=evals, callbacks=callbacks, verbose=verbose,
+                              start_hessian=lambda: _largest_start_hessian(loss, y, sizes, engine), **groups)
 
     def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
         return self.predict_raw(X, iteration_range)
+
+
+def _dask_groups(group, qid, X, group_name="group", qid_name="qid"):
+    """(row-aligned qid, each partition's group sizes) from ``qid`` or per-partition ``group`` sizes;
+    a group split between partitions is a ValueError before training."""
+    if (qid is None) == (group is None):
+        raise ValueError(f"pass exactly one of {qid_name} (a query id per row) and {group_name} (group sizes "
+                         "per partition)")
+    if group is not None:
+        qid = _qid_from_group(group, X.chunks[0])
+    qid = _as_dask_array(qid, qid_name, rows_like=X)
+    return qid, check_query_partitions(qid)
 
 
 def _partition_start_hessian(loss, y_block, sizes, score_dtype):
@@ -666,51 +642,71 @@ def _largest_start_hessian(loss, y, partition_sizes, engine):
     return max(values) if values else None
 
 
-def _encode_classes(block, classes):
-    return np.searchsorted(classes, block)
+def _class_targets(block, classes, loss, name):
+    codes = np.searchsorted(classes, block)
+    unknown = (codes >= classes.size) | (classes[np.minimum(codes, classes.size - 1)] != block)
+    if unknown.any():
+        raise ValueError(f"{name}: labels {np.unique(block[unknown])[:5]} are not among the classes seen in y")
+    return loss.class_targets(codes, classes.size)
 
 
-def _decode_classes(raw, classes):
-    # phi is increasing, so the most probable class is the one of the largest raw score
-    return classes[np.argmax(raw, axis=1)]
+def _decode_classes(proba, classes):
+    return classes[np.argmax(proba, axis=1)]
 
 
 class DaskSelectiveClassifier(_DaskSelectiveModel, SelectiveClassifier):
-    """Multi-class classification with a ``MulticlassLoss`` on Dask collections (default: softmax
-    cross-entropy).
+    """Classification on Dask collections with the losses ``SelectiveClassifier`` takes: binary with a
+    ``SelectiveLoss(link, target="link")`` (default for two classes: the logistic loss), multi-class
+    with a ``MulticlassLoss`` (default for more: softmax cross-entropy).
 
-    ``fit(X, y, sample_weight=None, eval_set=None)``: ``y`` holds class labels (any sortable values,
-    encoded as ``classes_``); the engine trains k outputs (``num_class=k``) from the per-class constants
-    of the whole dataset's weighted class frequencies. ``predict_proba(X)`` is ``softmax(phi(z))`` per
-    row, ``predict(X)`` the most probable class; both are Dask arrays.
+    ``fit`` as ``SelectiveClassifier.fit``: ``y`` holds class labels (any sortable values, encoded as
+    ``classes_``); the engine starts from the loss's optimal constant over the whole dataset (the
+    weighted class frequencies). ``predict_proba(X)`` and ``predict(X)`` (the most probable class) as
+    there; both are Dask arrays.
     """
 
-    _loss_kinds = (MulticlassLoss,)
-
-    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None):
+    def fit(self, X, y, sample_weight=None, *, eval_set=None, eval_sample_weight=None, callbacks=None,
+            verbose=False):
         engine = self._check_dask_params()
-        loss = self._fit_loss(MulticlassLoss())
         X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X, numeric=False)
         weight = _as_weights(sample_weight, "sample_weight", X)
         self.classes_ = np.asarray(da.unique(y).compute())
         k = self.classes_.size
         if k < 2:
-            raise ValueError(f"y must hold at least 2 classes, got {k}")
-        # persisted: the codes feed several graphs (the class counts, then the engine's data)
-        codes = _get_client(self.client).persist(y.map_blocks(_encode_classes, self.classes_, dtype=np.int64))
+            raise ValueError(f"DaskSelectiveClassifier needs samples of at least 2 classes, got {k} class")
         self.n_classes_ = k
-        init = init_score(loss, codes, weight, n_classes=k) if self.init_score else np.zeros(k)
-        metric = self._eval_metric(loss)
-        evals = self._dask_evals(eval_set, lambda i, y_eval: metric.prepare(
-            np.searchsorted(self.classes_, y_eval).astype(np.float64), n_classes=k))
-        return self._fit_dask(engine, X, codes, loss, n_classes=k, init=init, evals=evals, callbacks=callbacks)
+        loss = self._fit_loss(SelectiveLoss(0.25 * Sigmoid(), target="link") if k == 2 else MulticlassLoss())
+        loss.class_targets(np.arange(k), k)  # a loss that cannot take k classes says so before any work
+        # persisted: the targets feed several graphs (the initial score, then the engine's data)
+        targets = _get_client(self.client).persist(self._targets(y, loss))
+        n_classes = k if loss.n_outputs(k) > 1 else None
+        if self.init_score:
+            init = init_score(loss, targets, weight, n_classes=n_classes)
+        else:
+            init = np.zeros(k) if n_classes else 0.0
+        pairs, extra = eval_entries(eval_set, eval_sample_weight=eval_sample_weight)
+        evals = []
+        for i, ((X_eval, y_eval), w) in enumerate(zip(self._dask_eval_pairs(pairs, numeric=False),
+                                                      extra["eval_sample_weight"])):
+            evals.append(DaskEvalSet(X_eval, self._targets(y_eval, loss, f"eval_set[{i}] y"),
+                                     weight=_as_weights(w, f"eval_sample_weight[{i}]", X_eval),
+                                     margin=self._eval_margin(init, X_eval)))
+        return self._fit_dask(engine, X, targets, loss, weight=weight, n_classes=k, init=init, evals=evals,
+                              callbacks=callbacks, verbose=verbose)
+
+    def _targets(self, labels, loss, name="y"):
+        """The loss's training targets of class labels (Dask; labels outside ``classes_`` are refused
+        where the block is computed)."""
+        return labels.map_blocks(_class_targets, self.classes_, loss, name, dtype=np.float64)
 
     def predict_proba(self, X, iteration_range=None):
-        return self.predict_raw(X, iteration_range).map_blocks(self.loss_.predict_proba, dtype=np.float64)
+        raw = self.predict_raw(X, iteration_range)
+        return raw.map_blocks(self.loss_.predict_proba, dtype=np.float64,
+                              chunks=(raw.chunks[0], (self.n_classes_,)), new_axis=None if raw.ndim == 2 else 1)
 
     def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
-        raw = self.predict_raw(X, iteration_range)
         if output_margin or raw_score:
-            return raw
-        return raw.map_blocks(_decode_classes, self.classes_, drop_axis=1, dtype=self.classes_.dtype)
+            return self.predict_raw(X, iteration_range)
+        proba = self.predict_proba(X, iteration_range)
+        return proba.map_blocks(_decode_classes, self.classes_, drop_axis=1, dtype=self.classes_.dtype)

@@ -166,6 +166,34 @@ def _qid_column(X, qid, name="qid"):
     return X, qid
 
 
+def eval_entries(eval_set, **per_set):
+    """``eval_set`` as a new list of (X, y) pairs (a single pair is taken as a list of one), and each
+    per-set argument (``eval_sample_weight=``, ``eval_group=``, ...) as a new list with one entry per
+    pair (None entries when it is not given). The caller's lists and tuples are read, never changed.
+    The estimators on one machine and on Dask read their eval sets through this one function."""
+    if eval_set is None:
+        given = [name for name, value in per_set.items() if value is not None]
+        if given:
+            raise ValueError(f"{' / '.join(given)} given without eval_set")
+        return [], {name: [] for name in per_set}
+    if isinstance(eval_set, tuple) and len(eval_set) == 2 and not isinstance(eval_set[0], tuple):
+        eval_set = [eval_set]
+    if not isinstance(eval_set, (list, tuple)):
+        raise TypeError(f"eval_set must be a list of (X, y) pairs, got {type(eval_set).__name__}")
+    pairs = []
+    for i, pair in enumerate(eval_set):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise TypeError(f"eval_set[{i}] must be an (X, y) pair")
+        pairs.append((pair[0], pair[1]))
+    lists = {}
+    for name, value in per_set.items():
+        value = [None] * len(pairs) if value is None else list(value)
+        if len(value) != len(pairs):
+            raise ValueError(f"{name} has {len(value)} entries, eval_set has {len(pairs)}")
+        lists[name] = value
+    return pairs, lists
+
+
 # ---------------------------------------------------------------- the shared base
 
 
@@ -318,11 +346,15 @@ class _SelectiveBoosting(BaseEstimator):
         place of the engine's default; none by default."""
         return {}
 
-    def _engine_params(self, engine, bound):
-        """The engine's parameters: the mapped common ones, then ``engine_params``."""
-        n_outputs = bound.shape[1] if len(bound.shape) == 2 else 1
+    def _engine_params(self, engine, n_outputs, start_hessian=None):
+        """The engine's parameters: the mapped common ones, then ``engine_params``. ``start_hessian()``
+        gives the largest hessian sum of one query group at the start (None without groups): a leaf
+        minimum above it is warned about (``warn_unreachable_leaf``). The Dask estimators build theirs
+        here too."""
         params = engine.params(self._boosting_params(n_outputs))
         params.update(self.engine_params or {})
+        if start_hessian is not None:
+            warn_unreachable_leaf(engine.leaf_hessian_minimum(params), start_hessian())
         return params
 
     # -- training ------------------------------------------------------------------------------
@@ -334,8 +366,12 @@ class _SelectiveBoosting(BaseEstimator):
         if self.early_stopping_rounds is not None and not evals:
             raise ValueError("early_stopping_rounds needs an eval_set to watch")
         init = np.asarray(bound.init_score(), dtype=np.float64)
+        n_outputs = bound.shape[1] if len(bound.shape) == 2 else 1
+        # the rankers' query groups (a multi-class loss's rows are groups of its outputs: no query order)
+        start_hessian = (lambda: largest_start_hessian(bound, engine.score_dtype)) if self._ranking else None
+        params = self._engine_params(engine, n_outputs, start_hessian)
         result = engine.train(
-            self._engine_params(engine, bound), engine.input(X), bound, init, label=label, weight=weight,
+            params, engine.input(X), bound, init, label=label, weight=weight,
             evals=[(engine.input(X_eval), prepared) for X_eval, prepared in evals], metric=metric,
             num_boost_round=self.n_estimators, early_stopping_rounds=self.early_stopping_rounds,
             callbacks=callbacks, verbose=verbose,
@@ -346,7 +382,7 @@ class _SelectiveBoosting(BaseEstimator):
         self.best_iteration_ = result.best_iteration
         self.best_score_ = result.best_score
         self.evals_result_ = dict(result.evals_result)
-        self.n_outputs_ = bound.shape[1] if len(bound.shape) == 2 else 1
+        self.n_outputs_ = n_outputs
         return self
 
     def _iteration_range(self, iteration_range):
@@ -385,36 +421,23 @@ class _SelectiveBoosting(BaseEstimator):
             return None
         return _check_sample_weight(sample_weight, X, dtype=np.float64)
 
-    def _eval_pairs(self, eval_set, name="eval_set"):
-        if eval_set is None:
-            return []
-        if isinstance(eval_set, tuple) and len(eval_set) == 2 and not isinstance(eval_set[0], tuple):
-            eval_set = [eval_set]
-        if not isinstance(eval_set, (list, tuple)):
-            raise TypeError(f"{name} must be a list of (X, y) pairs, got {type(eval_set).__name__}")
-        pairs = []
-        for i, pair in enumerate(eval_set):
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise TypeError(f"{name}[{i}] must be an (X, y) pair")
-            X_eval = self._validate_X(pair[0], reset=False)
-            y_eval = np.asarray(pair[1])
+    def _eval_arrays(self, pairs):
+        """The (X, y) pairs of ``eval_entries`` validated as the training data is (new arrays)."""
+        arrays = []
+        for i, (X_eval, y_eval) in enumerate(pairs):
+            X_eval = self._validate_X(X_eval, reset=False)
+            y_eval = np.asarray(y_eval)
             if y_eval.ndim != 1 or y_eval.shape[0] != X_eval.shape[0]:
                 raise ValueError(
-                    f"{name}[{i}]: y has shape {y_eval.shape} but X has {X_eval.shape[0]} rows "
+                    f"eval_set[{i}]: y has shape {y_eval.shape} but X has {X_eval.shape[0]} rows "
                     "(y must be 1-d with one label per row)"
                 )
-            pairs.append((X_eval, y_eval))
-        return pairs
+            arrays.append((X_eval, y_eval))
+        return arrays
 
-    def _eval_weights(self, eval_sample_weight, pairs):
-        if eval_sample_weight is None:
-            return [None] * len(pairs)
-        if len(eval_sample_weight) != len(pairs):
-            raise ValueError(
-                f"eval_sample_weight has {len(eval_sample_weight)} entries, eval_set has {len(pairs)}"
-            )
+    def _eval_weights(self, weights, pairs):
         return [None if w is None else _check_sample_weight(w, X_eval, dtype=np.float64)
-                for w, (X_eval, _) in zip(eval_sample_weight, pairs)]
+                for w, (X_eval, _) in zip(weights, pairs)]
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -498,7 +521,8 @@ class SelectiveRegressor(RegressorMixin, _SelectiveBoosting):
 
     _loss_kinds = (SelectiveLoss,)
 
-    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None, verbose=False):
+    def fit(self, X, y, sample_weight=None, *, eval_set=None, eval_sample_weight=None, callbacks=None,
+            verbose=False):
         """Fit on X, y; ``eval_set``: list of (X, y) pairs for the metric and early stopping."""
         engine = self._check_params()
         X, y = self._validate_X_y(X, y, y_numeric=True)
@@ -506,8 +530,9 @@ class SelectiveRegressor(RegressorMixin, _SelectiveBoosting):
         loss = self._fit_loss(SelectiveLoss(Identity()), y, weight)
         bound = loss.bind_data(y, sample_weight=weight)
         metric = self._eval_metric(loss)
-        pairs = self._eval_pairs(eval_set)
-        weights = self._eval_weights(eval_sample_weight, pairs)
+        pairs, extra = eval_entries(eval_set, eval_sample_weight=eval_sample_weight)
+        pairs = self._eval_arrays(pairs)
+        weights = self._eval_weights(extra["eval_sample_weight"], pairs)
         evals = [(X_eval, metric.prepare(y_eval, sample_weight=w)) for (X_eval, y_eval), w in zip(pairs, weights)]
         return self._train(engine, X, y, bound, metric, evals, weight, callbacks, verbose)
 
@@ -540,7 +565,8 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
         tags.classifier_tags.multi_class = not isinstance(self.loss, SelectiveLoss)
         return tags
 
-    def fit(self, X, y, sample_weight=None, eval_set=None, eval_sample_weight=None, callbacks=None, verbose=False):
+    def fit(self, X, y, sample_weight=None, *, eval_set=None, eval_sample_weight=None, callbacks=None,
+            verbose=False):
         """Fit on X, y (any class labels); ``eval_set``: list of (X, y) pairs."""
         engine = self._check_params()
         X, y = self._validate_X_y(X, y, y_numeric=False)
@@ -556,8 +582,9 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
         bound = loss.bind_data(label, sample_weight=weight, n_classes=k)
         metric = self._eval_metric(loss)
         evals = []
-        pairs = self._eval_pairs(eval_set)
-        weights = self._eval_weights(eval_sample_weight, pairs)
+        pairs, extra = eval_entries(eval_set, eval_sample_weight=eval_sample_weight)
+        pairs = self._eval_arrays(pairs)
+        weights = self._eval_weights(extra["eval_sample_weight"], pairs)
         for (X_eval, y_eval), w in zip(pairs, weights):
             unknown = ~np.isin(y_eval, classes)
             if unknown.any():
@@ -633,13 +660,8 @@ class SelectiveRanker(_SelectiveBoosting):
         """
         return {"reg_lambda": 1.0}
 
-    def _engine_params(self, engine, bound):
-        params = super()._engine_params(engine, bound)
-        warn_unreachable_leaf(engine.leaf_hessian_minimum(params), largest_start_hessian(bound, engine.score_dtype))
-        return params
-
-    def fit(self, X, y, group=None, qid=None, sample_weight=None, group_weight=None,
-            eval_set=None, eval_group=None, eval_qid=None, callbacks=None, verbose=False):
+    def fit(self, X, y, *, group=None, qid=None, sample_weight=None, group_weight=None, eval_set=None,
+            eval_group=None, eval_qid=None, callbacks=None, verbose=False):
         """Fit on query groups; ``sample_weight`` per row, ``group_weight`` per query group."""
         engine = self._check_params()
         X, qid = _qid_column(X, qid)
@@ -660,28 +682,16 @@ class SelectiveRanker(_SelectiveBoosting):
         return self._train(engine, X, y, bound, metric, evals, None, callbacks, verbose)
 
     def _eval_ranking(self, eval_set, eval_group, eval_qid):
-        if eval_set is None:
-            if eval_group is not None or eval_qid is not None:
-                raise ValueError("eval_group / eval_qid given without eval_set")
-            return [], []
-        if isinstance(eval_set, tuple) and len(eval_set) == 2 and not isinstance(eval_set[0], tuple):
-            eval_set = [eval_set]
-        eval_qid = list(eval_qid) if eval_qid is not None else [None] * len(eval_set)
-        for i, pair in enumerate(eval_set):
-            if isinstance(pair, (list, tuple)) and len(pair) == 2:
-                X_eval, eval_qid[i] = _qid_column(pair[0], eval_qid[i], f"eval_qid[{i}]")
-                eval_set[i] = (X_eval, pair[1])
-        if all(q is None for q in eval_qid):
-            eval_qid = None
-        pairs = self._eval_pairs(eval_set)
-        for name, value in (("eval_group", eval_group), ("eval_qid", eval_qid)):
-            if value is not None and len(value) != len(pairs):
-                raise ValueError(f"{name} has {len(value)} entries, eval_set has {len(pairs)}")
-        groups = []
-        for i, (X_eval, _) in enumerate(pairs):
-            group = None if eval_group is None else eval_group[i]
-            qid = None if eval_qid is None else eval_qid[i]
-            groups.append(_resolve_groups(group, qid, X_eval.shape[0], f"eval_group[{i}]", f"eval_qid[{i}]"))
+        """The eval sets as (X, y) arrays and their group sizes; a DataFrame's ``qid`` column is read
+        as the query ids (into new lists: the caller's are left as they are)."""
+        pairs, extra = eval_entries(eval_set, eval_group=eval_group, eval_qid=eval_qid)
+        qids = extra["eval_qid"]
+        for i, (X_eval, y_eval) in enumerate(pairs):
+            X_eval, qids[i] = _qid_column(X_eval, qids[i], f"eval_qid[{i}]")
+            pairs[i] = (X_eval, y_eval)
+        pairs = self._eval_arrays(pairs)
+        groups = [_resolve_groups(group, qid, X_eval.shape[0], f"eval_group[{i}]", f"eval_qid[{i}]")
+                  for i, ((X_eval, _), group, qid) in enumerate(zip(pairs, extra["eval_group"], qids))]
         return pairs, groups
 
     def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):

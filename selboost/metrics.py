@@ -298,6 +298,37 @@ def loss_value(loss, y, raw, group=None, sample_weight=None, group_weight=None):
     return check_loss(loss).bind_data(y, group, sample_weight, group_weight, n_classes).mean_loss(raw)
 
 
+# ---------------------------------------------------------------- sums that add up over parts
+#
+# Distributed evaluation: every metric here is a ratio of sums over rows or query groups. ``part``
+# prepares one part of the evaluation data (one worker's rows, whole query groups); its ``sums(raw)``
+# are additive over parts, and ``metric.from_sums(total)`` gives the metric of the whole data, equal to
+# ``prepare(...).evaluate(raw)`` up to summation order. A part may hold no row, or no row of a region:
+# checks that need the whole data are left to ``from_sums`` (NaN where the metric is undefined).
+
+
+def _ratio(numerator, denominator):
+    return float(numerator / denominator) if denominator > 0 else float("nan")
+
+
+def _part_weight(sample_weight, n_rows, group=None, group_weight=None):
+    weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if group_weight is not None:
+        weight = weight * np.repeat(np.asarray(group_weight, dtype=np.float64), np.asarray(group, dtype=np.int64))
+    return weight
+
+
+class _Part:
+    def __init__(self, size, function=None):
+        self.size = size
+        self._function = function
+
+    def sums(self, raw):
+        if self._function is None:  # a part without rows
+            return np.zeros(self.size)
+        return np.asarray(self._function(raw), dtype=np.float64)
+
+
 # ---------------------------------------------------------------- metric objects
 
 
@@ -310,6 +341,14 @@ class _Metric:
 
     def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
         """Validate labels once; returns an object whose ``evaluate(raw)`` gives the metric."""
+        raise NotImplementedError
+
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        """One part of the evaluation data (whole query groups); its ``sums(raw)`` add up over the parts
+        and ``from_sums`` turns their total into the metric (see the section above)."""
+        raise NotImplementedError
+
+    def from_sums(self, sums):
         raise NotImplementedError
 
     def __call__(self, y, raw, group=None, sample_weight=None, group_weight=None):
@@ -349,6 +388,22 @@ class NDCG(_Metric):
         data = _RankingData(y, group, self.k, self.gain)
         weight = None if group_weight is None else sample_weights(group_weight, data.n_groups, "group_weight")
         return _Prepared(lambda raw: _mean(data.per_query(raw, self.no_relevant, self.ties), weight))
+
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        if np.size(y) == 0:
+            return _Part(2)
+        data = _RankingData(y, group, self.k, self.gain)
+        weight = np.ones(data.n_groups) if group_weight is None else np.asarray(group_weight, dtype=np.float64)
+
+        def sums(raw):
+            values = data.per_query(raw, self.no_relevant, self.ties)
+            kept = ~np.isnan(values)
+            return [np.sum(values[kept] * weight[kept]), np.sum(weight[kept])]
+
+        return _Part(2, sums)
+
+    def from_sums(self, sums):
+        return _ratio(sums[0], sums[1])
 
 
 class _RegionMetric(_Metric):
@@ -398,6 +453,29 @@ class RegionError(_RegionMetric):
         return self._prepared(y, group, sample_weight, group_weight, self.rows,
                               lambda data, pred: data.error(pred, self.kind))
 
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        if np.size(y) == 0:
+            return _Part(2)
+        y = as_float_array(y, "y")
+        weight = _part_weight(sample_weight, y.shape[0], group, group_weight)
+        inside = _in_region(y, self.lo, self.hi)
+        link = self.link
+
+        def sums(raw):
+            pred = np.asarray(raw, dtype=np.float64) if link is None else link.h(np.asarray(raw, float))
+            chosen = {"inside": inside, "outside": ~inside}.get(self.rows)
+            if chosen is None:
+                chosen = inside | _in_region(pred, self.lo, self.hi)
+            residual = np.abs(pred[chosen] - y[chosen])
+            error = residual * residual if self.kind == "rmse" else residual
+            return [np.sum(weight[chosen] * error), np.sum(weight[chosen])]
+
+        return _Part(2, sums)
+
+    def from_sums(self, sums):
+        value = _ratio(sums[0], sums[1])
+        return float(np.sqrt(value)) if self.kind == "rmse" else value
+
 
 class RegionDetection(_RegionMetric):
     """Precision, recall or F1 (``score=``) of "predicted in [lo, hi]" against "target in [lo, hi]"
@@ -420,6 +498,30 @@ class RegionDetection(_RegionMetric):
         return self._prepared(y, group, sample_weight, group_weight, "inside",
                               lambda data, pred: data.detection(pred)[index])
 
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        if np.size(y) == 0:
+            return _Part(3)
+        y = as_float_array(y, "y")
+        weight = _part_weight(sample_weight, y.shape[0], group, group_weight)
+        inside = _in_region(y, self.lo, self.hi)
+        link = self.link
+
+        def sums(raw):
+            pred = np.asarray(raw, dtype=np.float64) if link is None else link.h(np.asarray(raw, float))
+            predicted = _in_region(pred, self.lo, self.hi)
+            return [np.sum(weight[inside & predicted]), np.sum(weight[~inside & predicted]),
+                    np.sum(weight[inside & ~predicted])]
+
+        return _Part(3, sums)
+
+    def from_sums(self, sums):
+        tp, fp, fn = (float(v) for v in sums)
+        if self.score == "precision":
+            return tp / (tp + fp) if tp + fp > 0 else 0.0
+        if self.score == "recall":
+            return tp / (tp + fn) if tp + fn > 0 else 0.0
+        return 2 * tp / (2 * tp + fp + fn) if tp > 0 else 0.0
+
 
 class LossMetric(_Metric):
     """The mean selective loss itself (see ``loss_value``); lower is better. Named ``selective_loss``
@@ -437,6 +539,25 @@ class LossMetric(_Metric):
 
     def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
         return _Prepared(self.loss.bind_data(y, group, sample_weight, group_weight, n_classes).mean_loss)
+
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        if np.size(y) == 0:
+            return _Part(2)
+        bound = self.loss.bind_data(y, group, sample_weight, group_weight, n_classes)
+        # the normaliser of the bound loss's own mean_loss: the weight total, else the count of its terms
+        row_weight = getattr(bound, "row_weight", None) if isinstance(self.loss, MulticlassLoss) else None
+        if isinstance(self.loss, SelectiveLoss):
+            row_weight = bound.weight
+
+        def sums(raw):
+            values = bound.loss(raw)
+            norm = row_weight.sum() if row_weight is not None and row_weight.size else values.size
+            return [values.sum(), norm]
+
+        return _Part(2, sums)
+
+    def from_sums(self, sums):
+        return _ratio(sums[0], sums[1])
 
 
 def as_metric(metric):

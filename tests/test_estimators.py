@@ -544,3 +544,68 @@ def test_a_model_that_json_cannot_hold_is_a_clear_error_at_save(tmp_path):
     ranker = SelectiveRanker(ListwiseLoss(gain=np.sqrt), **FAST).fit(Xr, yr, group=group)
     with pytest.raises(TypeError, match="callable gain"):
         ranker.save_model(tmp_path / "model.json")
+
+
+# ---------------------------------------------------------------- eval sets are read, never changed
+
+
+def test_eval_sets_given_as_tuples_are_read_and_left_unchanged():
+    import copy
+
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    y = np.clip(np.round(X[:, 0] + 1.0), 0, 3)
+    qid = np.repeat(np.arange(20), 10)
+    frame = pd.DataFrame(X[:100], columns=["a", "b", "c"]).assign(qid=qid[:100])
+    eval_set = ((frame, y[:100]), (X[100:], y[100:]))
+    eval_qid = (None, qid[100:])
+    before = copy.deepcopy((eval_set, eval_qid))
+    ranker = SelectiveRanker(n_estimators=3).fit(X, y, qid=qid, eval_set=eval_set, eval_qid=eval_qid)
+    assert set(ranker.evals_result_) == {"validation_0", "validation_1"}
+    assert isinstance(eval_set, tuple) and eval_set[0][0] is frame and "qid" in frame.columns
+    pd.testing.assert_frame_equal(eval_set[0][0], before[0][0][0])
+    assert eval_qid[0] is None and np.array_equal(eval_qid[1], before[1][1])
+
+    pairs = [(X[:100], y[:100]), (X[100:], y[100:])]
+    weights = (np.ones(100), None)
+    SelectiveRegressor(n_estimators=3).fit(X, y, eval_set=tuple(pairs), eval_sample_weight=weights)
+    assert pairs[0][0] is not None and len(pairs) == 2 and weights[1] is None
+    with pytest.raises(ValueError, match="eval_sample_weight has 1 entries, eval_set has 2"):
+        SelectiveRegressor(n_estimators=3).fit(X, y, eval_set=pairs, eval_sample_weight=[None])
+
+
+@pytest.mark.parametrize("metric_case", ["ndcg", "ndcg-skip", "region_rmse", "region_mae_either", "region_f1",
+                                         "loss", "listwise", "multiclass"])
+def test_metric_sums_over_parts_equal_the_whole(metric_case):
+    """Distributed evaluation adds the parts' sums: over any split into whole query groups (an empty
+    part included) the total gives the metric of the whole data."""
+    from selboost import ListwiseLoss, MulticlassLoss
+    from selboost.metrics import NDCG, LossMetric, RegionDetection, RegionError
+
+    rng = np.random.default_rng(4)
+    n, size = 120, 10
+    y = np.clip(np.round(rng.normal(size=n) + 1.0), 0, 3)
+    raw = rng.normal(size=n)
+    group = np.full(n // size, size)
+    weight = rng.uniform(0.5, 2.0, size=n)
+    kwargs = {"sample_weight": weight}
+    metric = {
+        "ndcg": NDCG(k=5), "ndcg-skip": NDCG(k=5, no_relevant="skip"),
+        "region_rmse": RegionError(1.0, 2.0), "region_mae_either": RegionError(1.0, 2.0, kind="mae", rows="either"),
+        "region_f1": RegionDetection(0.5, 2.0), "loss": LossMetric(SelectiveLoss(Identity())),
+        "listwise": LossMetric(ListwiseLoss()), "multiclass": LossMetric(MulticlassLoss()),
+    }[metric_case]
+    if metric_case.startswith("ndcg") or metric_case == "listwise":
+        kwargs = {"group": group}
+    n_classes = None
+    if metric_case == "multiclass":
+        raw, n_classes = rng.normal(size=(n, 4)), 4
+    whole = metric.prepare(y, n_classes=n_classes, **kwargs).evaluate(raw)
+    cuts = [0, 0, 30, 80, n]  # whole groups; the first part is empty
+    total = 0.0
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        part_kwargs = {"group": group[lo // size:hi // size]} if "group" in kwargs else {"sample_weight": weight[lo:hi]}
+        total = total + metric.part(y[lo:hi], n_classes=n_classes, **part_kwargs).sums(raw[lo:hi])
+    assert metric.from_sums(total) == pytest.approx(whole, rel=1e-12)

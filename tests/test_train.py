@@ -242,7 +242,7 @@ def test_the_cpu_estimators_keep_xgboost_train():
     model = SelectiveRegressor(loss=SCALAR, n_estimators=5, n_jobs=1, random_state=0).fit(X, y)
     assert json.loads(model.get_booster().save_config())["learner"]["generic_param"]["device"] == "cpu"
     bound = SCALAR.bind(y)
-    params = dict(model._engine_params(get_engine("xgboost"), bound), base_score=float(bound.init_score()))
+    params = dict(model._engine_params(get_engine("xgboost"), 1), base_score=float(bound.init_score()))
     got = selboost.xgboost_train(params, xgb.DMatrix(X, label=y), 5, loss=bound, X=X, verbose_eval=False)
     assert _trees(got) == _trees(model.get_booster())
 

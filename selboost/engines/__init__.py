@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import numbers
 import os
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,6 +84,48 @@ class TrainResult:
     best_iteration: int | None = None
     best_score: float | None = None
     evals_result: dict = field(default_factory=dict)
+
+
+@dataclass
+class DaskEvalSet:
+    """One evaluation set for ``Engine.dask_train``: Dask collections partitioned like ``X`` (``y``,
+    per-row ``weight``, ``qid`` or per-partition ``group_sizes``, ``margin``: the initial score on
+    every row, None when it is 0). Query groups must not span partitions."""
+
+    X: object
+    y: object
+    weight: object = None
+    qid: object = None
+    group_sizes: object = None
+    margin: object = None
+
+
+class PartMetric:
+    """A metric evaluated where the data is: each worker prepares its own part of an evaluation set
+    once (labels, groups and weights read from the engine's data object) and returns the part's
+    additive sums (``_Metric.part``); the engine adds them up over the workers and ``value`` turns the
+    total into the metric. Pickles without its per-worker cache."""
+
+    def __init__(self, metric):
+        self.metric = metric
+        self._parts = weakref.WeakKeyDictionary()
+
+    def __getstate__(self):
+        return {"metric": self.metric}
+
+    def __setstate__(self, state):
+        self.__init__(state["metric"])
+
+    def sums(self, preds, data):
+        part = self._parts.get(data)
+        if part is None:
+            label, group, sample_weight, group_weight = get_engine(data).read_data(data)
+            n_classes = preds.shape[1] if np.ndim(preds) == 2 else None
+            part = self._parts[data] = self.metric.part(label, group, sample_weight, group_weight, n_classes)
+        return part.sums(preds)
+
+    def value(self, total):
+        return self.metric.from_sums(total)
 
 
 def eval_names(n):
@@ -271,10 +314,14 @@ class Engine:
 
     # -- Dask ------------------------------------------------------------------------------------
     def dask_train(self, client, params, X, y, loss, init, *, margin=None, weight=None, qid=None,
-                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None):
+                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None, evals=(), metric=None,
+                   early_stopping_rounds=None, verbose=False):
         """Train through the engine's Dask interface from the constant ``init`` (``margin``: the same as
-        a Dask collection partitioned like X, or None when it is 0); returns the engine's Dask model.
-        Query groups come as ``qid`` or as per-partition ``group_sizes``, whichever the engine takes."""
+        a Dask collection partitioned like X, or None when it is 0). Query groups come as ``qid`` or as
+        per-partition ``group_sizes``, whichever the engine takes. ``evals``: ``DaskEvalSet``s watched
+        under ``validation_<i>`` with the selboost ``metric``, evaluated on the workers that hold them
+        (``PartMetric``) every round; the last one drives early stopping, which stops the training.
+        Returns a ``TrainResult`` whose booster is the engine's Dask model."""
         raise NotImplementedError
 
     def dask_booster(self, model):

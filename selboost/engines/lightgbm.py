@@ -6,6 +6,7 @@ initial score goes into every Dataset as ``init_score`` and is added back at pre
 
 from __future__ import annotations
 
+import inspect
 import threading
 import warnings
 import weakref
@@ -14,7 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from selboost._validation import as_float_array, raise_nonfinite
-from selboost.engines import BoostingParams, Engine, constant_margin, eval_names, train_result
+from selboost.engines import BoostingParams, Engine, PartMetric, constant_margin, eval_names, train_result
 from selboost.engines._adapters import EngineMetric, EngineObjective
 
 # Dataset parameters that must also reach the validation Datasets
@@ -126,6 +127,118 @@ class _EarlyStopping:
                 self.best_result = list(env.evaluation_result_list)
             elif env.iteration - self.best_iteration >= self.rounds:
                 raise lgb.callback.EarlyStopException(self.best_iteration, self.best_result)
+
+
+class _DaskEvaluation:
+    """Evaluation and early stopping of ``lightgbm.dask`` training, on the workers.
+
+    ``lightgbm.dask`` hands each worker the evaluation partitions it holds, and LightGBM evaluates a
+    custom metric on each worker's local rows only, without reducing it; its early stopping would then
+    stop each worker on its own values, at different rounds, and the workers' allreduce would hang.
+    LightGBM offers no allreduce to Python, and training in chunks of rounds with ``init_model``
+    would replace the initial score by the chunk's predictions and set up the network every chunk. So
+    this callback runs on every worker after every round: it takes the round's raw scores of the
+    worker's local evaluation Datasets (LightGBM keeps them up to date, one tree per round), computes
+    the metric's additive sums there (``PartMetric``), and sums them over the workers through Dask
+    ``Variable``s (one small vector per worker and round, added in rank order, so that every worker
+    gets the same total). Every worker then records the same value and stops at the same round, and
+    the cost per round is one tree's predictions plus a few messages: linear in rounds. Rank 0 leaves
+    the history for the client in a ``Variable``; ``collect`` reads it and removes what is left.
+    """
+
+    order = 15  # before LightGBM's record_evaluation (20) and early stopping (30)
+
+    def __init__(self, metric, names, early_stopping_rounds=None, verbose=False, timeout=600):
+        import uuid
+
+        self.part = PartMetric(metric)
+        self.names = list(names)
+        self.stopper = (None if early_stopping_rounds is None
+                        else _EarlyStopping(early_stopping_rounds, self.names[-1], metric.higher_is_better))
+        self.verbose = verbose
+        self.timeout = timeout
+        self.token = f"selboost-eval-{uuid.uuid4().hex}"
+        self.history = {name: [] for name in self.names}
+
+    def _rank(self, params):
+        from urllib.parse import urlparse
+
+        from distributed import get_worker
+
+        machines = str(params.get("machines") or "").split(",")
+        if len(machines) <= 1:
+            return 0, 1
+        host = urlparse(get_worker().address).hostname
+        return machines.index(f"{host}:{int(params['local_listen_port'])}"), len(machines)
+
+    def _local_sums(self, booster):
+        local = {}
+        if booster.valid_sets:
+            sums = []
+            booster.eval_valid(lambda preds, data: (sums.append(self.part.sums(preds, data)) or ("sums", 0.0, False)))
+            local = dict(zip(booster.name_valid_sets, sums))
+        return [list(local[name]) if name in local else None for name in self.names]
+
+    def _allreduce(self, local, iteration, rank, size):
+        from distributed import Variable, get_client
+
+        if size == 1:
+            return local
+        client = get_client()
+        Variable(f"{self.token}-{iteration}-{rank}", client=client).set(local)
+        parts = [Variable(f"{self.token}-{iteration}-{j}", client=client).get(timeout=self.timeout)
+                 for j in range(size)]
+        if iteration > 0:
+            # every worker has read the previous round's values before it wrote this round's
+            Variable(f"{self.token}-{iteration - 1}-{rank}", client=client).delete()
+        totals = []
+        for i in range(len(self.names)):
+            given = [np.asarray(p[i], dtype=np.float64) for p in parts if p[i] is not None]
+            totals.append(np.sum(given, axis=0) if given else None)
+        return totals
+
+    def __call__(self, env):
+        import lightgbm as lgb
+
+        # LightGBM 4.7 records named tuples; earlier versions plain ones
+        result = getattr(lgb, "EvalResult", lambda *fields: fields)
+        rank, size = self._rank(env.params)
+        totals = self._allreduce(self._local_sums(env.model), env.iteration, rank, size)
+        metric = self.part.metric
+        for name, total in zip(self.names, totals):
+            value = self.part.value(total) if total is not None else float("nan")
+            self.history[name].append(value)
+            env.evaluation_result_list.append(result(name, metric.name, value, metric.higher_is_better))
+        if self.verbose and rank == 0 and env.iteration % (1 if self.verbose is True else int(self.verbose)) == 0:
+            print(f"[{env.iteration}]\t" + "\t".join(f"{n}'s {metric.name}: {h[-1]:g}" for n, h in self.history.items()))
+        last = env.iteration == env.end_iteration - 1
+        try:
+            if self.stopper is not None:
+                self.stopper(env)
+        except Exception:
+            if rank == 0:
+                self._publish(env.iteration, size)
+            raise
+        if last and rank == 0:
+            self._publish(env.iteration, size)
+
+    def _publish(self, iteration, size):
+        from distributed import Variable, get_client
+
+        best = None if self.stopper is None else self.stopper.best_iteration
+        Variable(f"{self.token}-result", client=get_client()).set(
+            {"history": self.history, "best_iteration": best, "last": iteration, "size": size})
+
+    def collect(self, client):
+        """The history and best round rank 0 left (after training); removes the exchange's Variables."""
+        from distributed import Variable
+
+        result = Variable(f"{self.token}-result", client=client)
+        found = result.get(timeout=self.timeout)
+        result.delete()
+        for j in range(found["size"]):
+            Variable(f"{self.token}-{found['last']}-{j}", client=client).delete()
+        return found
 
 
 def _public_field(data, attribute, getter):
@@ -344,25 +457,47 @@ class LightGBMEngine(Engine):
 
     # -- Dask -------------------------------------------------------------------------------------
     def dask_train(self, client, params, X, y, loss, init, *, margin=None, weight=None, qid=None,
-                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None):
+                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None, evals=(), metric=None,
+                   early_stopping_rounds=None, verbose=False):
         import dask.array as da
         import lightgbm.dask
 
         params = dict(params, n_estimators=int(num_boost_round))
         params.pop("num_threads", None)  # lightgbm.dask uses each worker's threads
         objective = LightGBMSklearnObjective(loss, n_threads=n_threads)
-        fit_args = {"sample_weight": weight, "init_score": margin, "callbacks": callbacks}
+        callbacks = list(callbacks or [])
+        fit_args = {"sample_weight": weight, "init_score": margin}
         if group_sizes is not None:
             model = lightgbm.dask.DaskLGBMRanker(client=client, objective=objective, **params)
-            fit_args["group"] = da.from_array(np.concatenate(group_sizes),
-                                              chunks=(tuple(g.size for g in group_sizes),))
+            fit_args["group"] = _dask_group(group_sizes)
         else:
             model = lightgbm.dask.DaskLGBMRegressor(client=client, objective=objective, **params)
+        evaluation = None
+        if evals:
+            names = eval_names(len(evals))
+            evaluation = _DaskEvaluation(metric, names, early_stopping_rounds, verbose)
+            callbacks.append(evaluation)
+            if "eval_X" in inspect.signature(type(model).fit).parameters:  # LightGBM 4.7 deprecates eval_set
+                fit_args.update(eval_X=tuple(e.X for e in evals), eval_y=tuple(e.y for e in evals))
+            else:
+                fit_args["eval_set"] = [(e.X, e.y) for e in evals]
+            fit_args["eval_names"] = names
+            if any(e.weight is not None for e in evals):  # lightgbm.dask takes all eval weights or none
+                fit_args["eval_sample_weight"] = [da.ones(e.y.shape[0], chunks=e.y.chunks[0]) if e.weight is None
+                                                  else e.weight for e in evals]
+            if any(e.margin is not None for e in evals):
+                fit_args["eval_init_score"] = [e.margin for e in evals]
+            if group_sizes is not None:
+                fit_args["eval_group"] = [_dask_group(e.group_sizes) for e in evals]
         with warnings.catch_warnings():
             # lightgbm.dask warns about its own default n_jobs, which it replaces by the worker's threads
             warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
-            model.fit(X, y, **fit_args)
-        return model
+            model.fit(X, y, callbacks=callbacks, **fit_args)
+        if evaluation is None:
+            return train_result(model, {}, metric)
+        found = evaluation.collect(client)
+        results = {name: {metric.name: values} for name, values in found["history"].items()}
+        return train_result(model, results, metric, found["best_iteration"])
 
     def dask_predict_raw(self, client, model, X, init, iteration_range=None):
         begin, end = (0, -1) if iteration_range is None else iteration_range
@@ -372,6 +507,13 @@ class LightGBMEngine(Engine):
 
     def dask_booster(self, model):
         return model.booster_
+
+
+def _dask_group(group_sizes):
+    """Per-partition group sizes as ``lightgbm.dask`` takes them: chunk i holds partition i's sizes."""
+    import dask.array as da
+
+    return da.from_array(np.concatenate(group_sizes), chunks=(tuple(g.size for g in group_sizes),))
 
 
 ENGINE = LightGBMEngine()

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from selboost.engines import BoostingParams, Engine, constant_margin, eval_names, train_result
+from selboost.engines import BoostingParams, Engine, PartMetric, constant_margin, eval_names, train_result
 from selboost.engines._adapters import EngineMetric, EngineObjective
 from selboost.engines._xgboost_train import xgboost_train
 
@@ -36,6 +36,20 @@ class XGBoostMetric(EngineMetric):
 
     def __call__(self, preds, dmatrix):
         return self.metric.name, self.value(preds, dmatrix)
+
+
+class XGBoostDaskMetric(PartMetric):
+    """``custom_metric=`` for ``xgboost.dask.train``. XGBoost calls a custom metric on each worker with
+    that worker's local evaluation DMatrix and records what it returns there, without reducing it (only
+    its built-in metrics are reduced). So each worker computes its part's sums and sums them over the
+    workers with XGBoost's own allreduce, in the communicator its training runs in: every worker
+    returns the metric of the whole evaluation set, and early stopping decides alike on all of them."""
+
+    def __call__(self, preds, dmatrix):
+        from xgboost import collective
+
+        total = collective.allreduce(self.sums(preds, dmatrix), collective.Op.SUM)
+        return self.metric.name, self.value(total)
 
 
 class XGBoostEngine(Engine):
@@ -197,17 +211,32 @@ class XGBoostEngine(Engine):
 
     # -- Dask -------------------------------------------------------------------------------------
     def dask_train(self, client, params, X, y, loss, init, *, margin=None, weight=None, qid=None,
-                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None):
+                   group_sizes=None, num_boost_round=100, n_threads=1, callbacks=None, evals=(), metric=None,
+                   early_stopping_rounds=None, verbose=False):
         import xgboost.dask
 
         init = np.asarray(init, dtype=np.float64)
         params = dict(params, base_score=self._base_score(init))
         params.pop("nthread", None)  # xgboost.dask uses each worker's threads
-        margin = None if self._in_model(init) else margin
-        dtrain = xgboost.dask.DaskDMatrix(client, X, y, weight=weight, qid=qid, base_margin=margin)
-        output = xgboost.dask.train(client, params, dtrain, num_boost_round=num_boost_round,
-                                    obj=XGBoostObjective(loss, n_threads=n_threads), callbacks=callbacks)
-        return output["booster"]
+        in_model = self._in_model(init)
+        dtrain = xgboost.dask.DaskDMatrix(client, X, y, weight=weight, qid=qid,
+                                          base_margin=None if in_model else margin)
+        names = eval_names(len(evals))
+        watch = [(xgboost.dask.DaskDMatrix(client, e.X, e.y, weight=e.weight, qid=e.qid,
+                                           base_margin=None if in_model else e.margin), name)
+                 for e, name in zip(evals, names)]
+        callbacks = list(callbacks or [])
+        if early_stopping_rounds is not None:
+            callbacks.append(xgboost.callback.EarlyStopping(
+                rounds=early_stopping_rounds, metric_name=metric.name, data_name=names[-1],
+                maximize=metric.higher_is_better, save_best=False))
+        output = xgboost.dask.train(client, params, dtrain, num_boost_round=num_boost_round, evals=watch or None,
+                                    obj=XGBoostObjective(loss, n_threads=n_threads),
+                                    custom_metric=XGBoostDaskMetric(metric) if evals else None,
+                                    callbacks=callbacks, verbose_eval=verbose)
+        booster = output["booster"]
+        best = booster.best_iteration if early_stopping_rounds is not None else None
+        return train_result(booster, output["history"], metric, best)
 
     def dask_predict_raw(self, client, model, X, init, iteration_range=None):
         import xgboost.dask
