@@ -108,9 +108,9 @@ def _quantile_ends(low, high, y_train, sample_weight=None):
 
 
 def _check_share(low, high, ends, y, weight):
-    """Tied targets at a resolved end put all their rows inside the closed region: a ValueError when it
-    then holds every training target (the loss would be square loss times the strength everywhere), a
-    warning when it holds more than twice the share the levels ask for."""
+    """Tied targets at a resolved end put all their rows inside the closed region: a warning when it
+    holds more than twice the share the levels ask for, which says so when it holds every training
+    target (the loss is then square loss times the strength everywhere)."""
     asked = (1.0 if high is None else high) - (0.0 if low is None else low)
     inside = np.ones(y.size, dtype=bool)
     if ends[0] is not None:
@@ -119,15 +119,12 @@ def _check_share(low, high, ends, y, weight):
         inside &= y <= ends[1]
     weight = np.ones(y.size) if weight is None else weight
     share = float(weight[inside].sum() / weight.sum())
-    region = f"[{ends[0] if ends[0] is not None else '-inf'}, {ends[1] if ends[1] is not None else 'inf'}]"
-    if share >= 1.0 and asked < 1.0:
-        raise ValueError(f"region: the quantile levels ({low}, {high}) resolve to {region}, which holds every "
-                         f"training target (tied targets at its end), not the {asked:.0%} the levels ask for: "
-                         "give the region in the targets' units (quantiles=False) or other levels")
     if share > 2.0 * asked:
-        warnings.warn(f"region: the quantile levels ({low}, {high}) resolve to {region}, which holds "
-                      f"{share:.1%} of the training targets (tied targets at its end), not the {asked:.0%} "
-                      "the levels ask for", UserWarning, stacklevel=4)
+        region = f"[{ends[0] if ends[0] is not None else '-inf'}, {ends[1] if ends[1] is not None else 'inf'}]"
+        held = "every training target" if share >= 1.0 else f"{share:.1%} of the training targets"
+        warnings.warn(f"region: the quantile levels ({low}, {high}) resolve to {region}, which holds {held} "
+                      f"(tied targets at its end), not the {asked:.0%} the levels ask for: give the region in "
+                      "the targets' units (quantiles=False) or other levels", UserWarning, stacklevel=4)
 
 
 def region_bounds(low=None, high=None, *, quantiles=False, y=None, sample_weight=None):
