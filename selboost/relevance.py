@@ -732,7 +732,7 @@ class UtilityScore(_RelevanceMetric):
 # ---------------------------------------------------------------- the relevance link and weights
 
 #: the link's sensitivity stays within this share of |strength - 1| of 1 + (strength - 1) phi
-_LINK_TOL = 0.01
+_LINK_TOL = 0.02
 #: most knots of a relevance link (each costs a step of the kernel's binary search only)
 _LINK_MAX_KNOTS = 4096
 
@@ -771,7 +771,7 @@ def relevance_link(relevance, strength, *, tol=_LINK_TOL) -> Link:
     strength : float
         > 0: how many times more an error at relevance 1 counts than one at relevance 0.
     tol : float
-        The sensitivity's tolerance, as a share of |strength - 1| (0.01: about 150 knots per rising
+        The sensitivity's tolerance, as a share of |strength - 1| (0.02: about 75 knots per rising
         segment of the automatic phi).
 
     Returns

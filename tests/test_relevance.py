@@ -152,7 +152,7 @@ def test_relevance_link_sensitivity_is_one_plus_strength_minus_one_phi(rng):
     for strength in (0.3, 10.0):
         link = relevance_link(phi, strength)
         z = np.linspace(-1, 12, 4001)
-        assert np.max(np.abs(link.dh(z) - (1 + (strength - 1) * phi(z)))) <= 0.01 * abs(strength - 1)
+        assert np.max(np.abs(link.dh(z) - (1 + (strength - 1) * phi(z)))) <= 0.02 * abs(strength - 1)
         # h is the exact integral at the knots: compare with quadrature of h'
         knots = np.array(link.knots)
         exact = [quad(lambda s: 1 + (strength - 1) * phi(s), knots[0], k, limit=200)[0] for k in knots[::25]]
@@ -188,7 +188,7 @@ def test_relevance_weights_and_resolution_at_fit(rng):
 def test_strength_is_grid_searchable(rng):
     X = rng.normal(size=(300, 2))
     y = np.exp(X[:, 0]) + 0.1 * rng.normal(size=300)
-    search = GridSearchCV(SelectiveRegressor(RelevanceLoss(), n_estimators=5),
+    search = GridSearchCV(SelectiveRegressor(RelevanceLoss(tol=0.05), n_estimators=5),
                           {"loss__strength": [1.0, 8.0]}, cv=2).fit(X, y)
     assert search.best_estimator_.loss.strength == search.best_params_["loss__strength"]
     assert search.best_estimator_.loss_.relevance is not None
