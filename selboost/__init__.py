@@ -4,6 +4,8 @@ from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh, Weight
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
 from selboost.metrics import NDCG, LossMetric, RegionDetection, RegionError, lightgbm_metric, xgboost_metric
 from selboost.regions import RegionLoss, region_link
+from selboost.relevance import (SERA, Relevance, RelevanceLoss, UtilityScore, relevance, relevance_link,
+                                relevance_weights)
 from selboost.objectives import lightgbm_objective, set_init_score, xgboost_objective
 from selboost.estimators import SelectiveClassifier, SelectiveRanker, SelectiveRegressor
 from selboost.engines._xgboost_train import xgboost_train
@@ -23,6 +25,11 @@ __all__ = [
     "PairwiseLoss",
     "MulticlassLoss",
     "RegionLoss",
+    "Relevance",
+    "relevance",
+    "relevance_link",
+    "relevance_weights",
+    "RelevanceLoss",
     "xgboost_objective",
     "lightgbm_objective",
     "set_init_score",
@@ -33,6 +40,8 @@ __all__ = [
     "RegionError",
     "RegionDetection",
     "LossMetric",
+    "SERA",
+    "UtilityScore",
     "SelectiveRegressor",
     "SelectiveClassifier",
     "SelectiveRanker",

@@ -11,9 +11,13 @@ Plain functions (NumPy in, float out):
 - ``region_precision`` / ``region_recall`` / ``region_f1(y, pred, lo, hi)``: "predicted in the region"
   against "truly in the region";
 - ``loss_value(loss, y, raw, group=None, sample_weight=None, group_weight=None)``: the mean selective
-  loss.
+  loss;
+- imbalanced regression (``selboost.relevance``): ``relevance(y_train)``, the relevance function phi
+  of the targets (IRon's adjusted-boxplot default, or control points); ``sera`` (SERA = sum phi(y)
+  (pred - y)^2), ``sera_symmetric`` (false alarms count too), ``utility`` and the utility-based
+  ``utility_precision`` / ``utility_recall`` / ``utility_f1``.
 
-Metric objects (``NDCG``, ``RegionError``, ``RegionDetection``, ``LossMetric``) carry the same
+Metric objects (``NDCG``, ``RegionError``, ``RegionDetection``, ``LossMetric``, ``SERA``, ``UtilityScore``) carry the same
 computations plus a name and a direction; ``xgboost_metric(metric)`` turns one into a ``custom_metric=`` callable for
 ``xgboost.train`` and ``lightgbm_metric(metric)`` into a ``feval=`` callable for ``lightgbm.train``.
 Labels, groups and weights are read from the evaluation data and validated once per data object.
@@ -29,6 +33,10 @@ import numpy as np
 from selboost.engines import get_engine
 from selboost._validation import as_float_array, check_choice, group_pointer, row_weights, sample_weights
 from selboost.links import Link
+from selboost._metric_base import _Metric, _Prepared
+from selboost.relevance import (  # noqa: F401 (the imbalanced-regression metrics live there)
+    SERA, Relevance, UtilityScore, relevance, sera, sera_symmetric, utility, utility_f1, utility_precision,
+    utility_recall)
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss, exponential_gain
 
 __all__ = [
@@ -49,6 +57,16 @@ __all__ = [
     "LossMetric",
     "xgboost_metric",
     "lightgbm_metric",
+    "Relevance",
+    "relevance",
+    "sera",
+    "sera_symmetric",
+    "utility",
+    "utility_precision",
+    "utility_recall",
+    "utility_f1",
+    "SERA",
+    "UtilityScore",
 ]
 
 #: what a query with no relevant document (ideal DCG 0) counts as
@@ -330,36 +348,6 @@ class _Part:
 
 
 # ---------------------------------------------------------------- metric objects
-
-
-class _Metric:
-    name: str
-    higher_is_better: bool
-
-    def __init__(self):
-        pass
-
-    def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
-        """Validate labels once; returns an object whose ``evaluate(raw)`` gives the metric."""
-        raise NotImplementedError
-
-    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
-        """One part of the evaluation data (whole query groups); its ``sums(raw)`` add up over the parts
-        and ``from_sums`` turns their total into the metric (see the section above)."""
-        raise NotImplementedError
-
-    def from_sums(self, sums):
-        raise NotImplementedError
-
-    def __call__(self, y, raw, group=None, sample_weight=None, group_weight=None):
-        raw_array = np.asarray(raw)
-        n_classes = raw_array.shape[1] if raw_array.ndim == 2 else None
-        return self.prepare(y, group, sample_weight, group_weight, n_classes).evaluate(raw)
-
-
-class _Prepared:
-    def __init__(self, function):
-        self.evaluate = function
 
 
 class NDCG(_Metric):

@@ -1,0 +1,36 @@
+"""What every selboost metric is: labels validated once (``prepare``), then ``evaluate(raw)``; a name
+and a direction for the engines' early stopping."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class _Metric:
+    name: str
+    higher_is_better: bool
+
+    def __init__(self):
+        pass
+
+    def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        """Validate labels once; returns an object whose ``evaluate(raw)`` gives the metric."""
+        raise NotImplementedError
+
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        """One part of the evaluation data (whole query groups); its ``sums(raw)`` add up over the parts
+        and ``from_sums`` turns their total into the metric (``selboost.metrics``, for Dask)."""
+        raise NotImplementedError
+
+    def from_sums(self, sums):
+        raise NotImplementedError
+
+    def __call__(self, y, raw, group=None, sample_weight=None, group_weight=None):
+        raw_array = np.asarray(raw)
+        n_classes = raw_array.shape[1] if raw_array.ndim == 2 else None
+        return self.prepare(y, group, sample_weight, group_weight, n_classes).evaluate(raw)
+
+
+class _Prepared:
+    def __init__(self, function):
+        self.evaluate = function
