@@ -34,3 +34,16 @@ class _Metric:
 class _Prepared:
     def __init__(self, function):
         self.evaluate = function
+
+
+class _Part:
+    """One part's sums of a metric (``_Metric.part``): ``size`` numbers that add up over the parts."""
+
+    def __init__(self, size, function=None):
+        self.size = size
+        self._function = function
+
+    def sums(self, raw):
+        if self._function is None:  # a part without rows
+            return np.zeros(self.size)
+        return np.asarray(self._function(raw), dtype=np.float64)

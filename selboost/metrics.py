@@ -33,7 +33,7 @@ import numpy as np
 from selboost.engines import get_engine
 from selboost._validation import as_float_array, check_choice, group_pointer, row_weights, sample_weights
 from selboost.links import Link
-from selboost._metric_base import _Metric, _Prepared
+from selboost._metric_base import _Metric, _Part, _Prepared
 from selboost.relevance import (  # noqa: F401 (the imbalanced-regression metrics live there)
     SERA, Relevance, UtilityScore, relevance, sera, sera_symmetric, utility, utility_f1, utility_precision,
     utility_recall)
@@ -334,17 +334,6 @@ def _part_weight(sample_weight, n_rows, group=None, group_weight=None):
     if group_weight is not None:
         weight = weight * np.repeat(np.asarray(group_weight, dtype=np.float64), np.asarray(group, dtype=np.int64))
     return weight
-
-
-class _Part:
-    def __init__(self, size, function=None):
-        self.size = size
-        self._function = function
-
-    def sums(self, raw):
-        if self._function is None:  # a part without rows
-            return np.zeros(self.size)
-        return np.asarray(self._function(raw), dtype=np.float64)
 
 
 # ---------------------------------------------------------------- metric objects

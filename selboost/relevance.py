@@ -51,7 +51,7 @@ import numpy as np
 from selboost._validation import as_float_array, check_choice, sample_weights
 from selboost.links import Link, PiecewiseLinear, _positive
 from selboost.losses import SelectiveLoss
-from selboost._metric_base import _Metric, _Prepared
+from selboost._metric_base import _Metric, _Part, _Prepared
 
 __all__ = [
     "EXTR_TYPES",
@@ -703,6 +703,20 @@ class SERA(_RelevanceMetric):
         phi_y = _resolve_relevance(self.relevance, y_array)(y_array)
         return self._prepared(y_array, group_weight, value)
 
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        """SERA is a sum over rows, so each part's sum adds up to the whole (Dask evaluation). The
+        relevance must be given: phi of each part's own targets would differ from part to part."""
+        if self.relevance is None:
+            raise ValueError("SERA on parts of the data (Dask) needs relevance= (relevance(y_train)): phi of "
+                             "each part's own targets would differ from part to part")
+        if np.size(y) == 0:
+            return _Part(1)
+        prepared = self.prepare(y, group, sample_weight, group_weight, n_classes)
+        return _Part(1, lambda raw: [prepared.evaluate(raw)])
+
+    def from_sums(self, sums):
+        return float(sums[0])
+
 
 class UtilityScore(_RelevanceMetric):
     """Utility-based precision, recall or F_beta (``score=``; see ``utility_precision``) as an engine
@@ -727,6 +741,10 @@ class UtilityScore(_RelevanceMetric):
         index = self._SCORES.index(self.score)
         return self._prepared(y, group_weight, lambda y, phi, pred: _utility_scores(
             y, pred, phi, self.threshold, self.p, self.beta, self.definition)[index])
+
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        raise ValueError("UtilityScore needs the whole evaluation set at once and is not evaluated on parts "
+                         "of the data (Dask): use SERA there, or evaluate the model after training")
 
 
 # ---------------------------------------------------------------- the relevance link and weights
