@@ -110,3 +110,15 @@ def check_n_threads(n_threads):
     if n_threads != -1 and n_threads < 1:
         raise ValueError(f"n_threads must be >= 1 or -1 (every core), got {n_threads!r}")
     return int(n_threads)
+
+
+def check_query_ids(qid, name: str = "qid"):
+    """Per-row query ids as a NumPy array: numeric and finite (a NaN id equals no other, not even
+    itself, so it would split its query into groups of its own), or a TypeError / ValueError naming
+    ``name``."""
+    qid = np.asarray(qid)
+    if qid.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold numeric query ids, got dtype {qid.dtype}")
+    if qid.dtype.kind == "f" and not np.isfinite(qid).all():
+        raise_nonfinite(qid, name)
+    return qid

@@ -59,6 +59,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from selboost._validation import check_query_ids
 from selboost.engines import DaskEvalSet, get_engine
 from selboost.links import Identity, Sigmoid
 from selboost.estimators import (
@@ -284,7 +285,7 @@ def init_margin(init, X):
 
 def _runs(block):
     """Run-length encoding of one partition's qid: (values, lengths)."""
-    block = np.asarray(block).ravel()
+    block = check_query_ids(block).ravel()
     if block.size == 0:
         return block[:0], np.zeros(0, dtype=np.int64)
     starts = np.concatenate(([0], np.flatnonzero(block[1:] != block[:-1]) + 1))

@@ -53,6 +53,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from selboost import _model_state
+from selboost._validation import check_query_ids
 from selboost.engines import BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
@@ -124,11 +125,9 @@ def check_random_state_value(random_state):
 
 
 def _groups_from_qid(qid, n_rows, name="qid"):
-    qid = np.asarray(qid)
+    qid = check_query_ids(qid, name)
     if qid.ndim != 1 or qid.shape[0] != n_rows:
         raise ValueError(f"{name} must hold one query id per row ({n_rows}), got shape {qid.shape}")
-    if qid.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold numeric query ids, got dtype {qid.dtype}")
     if n_rows > 1 and (np.diff(qid) < 0).any():
         first = int(np.flatnonzero(np.diff(qid) < 0)[0])
         raise ValueError(

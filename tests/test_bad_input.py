@@ -225,3 +225,25 @@ def test_labels_at_which_the_link_overflows_are_refused(link):
         SelectiveLoss(link).bind(y)
     # the same labels with a link that stays finite there are accepted
     SelectiveLoss(Identity() + Sigmoid()).bind(y)
+
+
+def test_a_nan_query_id_is_refused_on_one_machine_and_on_dask():
+    """A NaN id equals no other, not even itself: query 0 would split into groups [5, 1, 4] (32
+    groups for 30), in fit and in score alike."""
+    from selboost import SelectiveRanker
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    rel = rng.integers(0, 5, 300).astype(float)
+    qid = np.repeat(np.arange(30), 10).astype(float)
+    qid[5] = np.nan
+    with pytest.raises(ValueError, match="qid must be finite: 1 NaN or infinite value.*index 5"):
+        SelectiveRanker(n_estimators=2).fit(X, rel, qid=qid)
+    model = SelectiveRanker(n_estimators=2).fit(X, rel, qid=np.repeat(np.arange(30), 10))
+    with pytest.raises(ValueError, match="qid must be finite"):
+        model.score(X, rel, qid=qid)
+    da = pytest.importorskip("dask.array")
+    from selboost.dask import check_query_partitions
+
+    with pytest.raises(ValueError, match="qid must be finite"):
+        check_query_partitions(da.from_array(qid, chunks=100))
