@@ -351,7 +351,12 @@ class _SelectiveBoosting(BaseEstimator):
         minimum above it is warned about (``warn_unreachable_leaf``). The Dask estimators build theirs
         here too."""
         params = engine.params(self._boosting_params(n_outputs))
-        params.update(self.engine_params or {})
+        if self.engine_params:
+            params.update(self.engine_params)
+            unknown = engine.unknown_params(self.engine_params)
+            if unknown:
+                warnings.warn(f"engine_params: {engine.name} does not use {unknown}: check their spelling "
+                              f"(they are passed on, and {engine.name} ignores them)", UserWarning, stacklevel=4)
         if start_hessian is not None:
             warn_unreachable_leaf(engine.leaf_hessian_minimum(params), start_hessian())
         return params

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -247,3 +249,21 @@ def test_a_nan_query_id_is_refused_on_one_machine_and_on_dask():
 
     with pytest.raises(ValueError, match="qid must be finite"):
         check_query_partitions(da.from_array(qid, chunks=100))
+
+
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_misspelled_engine_params_are_named_in_a_warning(engine):
+    """engine_params the engine would ignore (XGBoost's own validate_parameters; LightGBM's list of
+    parameters and aliases) are named; the engine's real ones, aliases included, are not."""
+    from selboost import SelectiveRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    y = X[:, 0]
+    real = {"xgboost": {"gamma": 0.1, "max_bin": 64}, "lightgbm": {"min_gain_to_split": 0.1, "max_bin": 63}}
+    with pytest.warns(UserWarning, match=rf"engine_params: {engine} does not use \['bogus', 'max_dept'\]"):
+        SelectiveRegressor(engine=engine, n_estimators=2,
+                           engine_params={"max_dept": 1, "bogus": 3, **real[engine]}).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SelectiveRegressor(engine=engine, n_estimators=2, engine_params=real[engine]).fit(X, y)

@@ -266,6 +266,11 @@ class Engine:
     #: the engine's smallest hessian sum in a leaf when its parameters do not set one
     default_leaf_hessian_minimum: float = 0.0
 
+    def unknown_params(self, params):
+        """The names in ``params`` this engine would ignore (misspelled, or of another engine), sorted;
+        the engine's own test of its parameters, not a list kept here."""
+        raise NotImplementedError
+
     def leaf_hessian_minimum(self, params):
         """The smallest hessian sum a leaf may hold under ``params`` (engine default included)."""
         return float(params.get(self.param_names["min_child_weight"], self.default_leaf_hessian_minimum))

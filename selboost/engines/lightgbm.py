@@ -374,6 +374,15 @@ class LightGBMEngine(Engine):
         options.pop("device", None)  # LightGBM takes custom gradients from the host only
         return LightGBMObjective(loss, **options)
 
+    def unknown_params(self, params):
+        from lightgbm.basic import _ConfigAliases
+
+        known = set()
+        for name, aliases in _ConfigAliases._get_all_param_aliases().items():
+            known.add(name)
+            known.update(aliases)
+        return sorted(set(params) - known)
+
     def dask_objective(self, loss, **options):
         # lightgbm.dask trains through LightGBM's scikit-learn estimators, which call an objective as
         # f(y_true, y_pred, weight, group)

@@ -10,6 +10,7 @@ so prediction adds nothing. On ``device="cuda"`` the engine trains with ``selboo
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -111,6 +112,25 @@ class XGBoostEngine(Engine):
             params["num_class"] = common.n_outputs
         params.update(self._optional_params(common))
         return params
+
+    def unknown_params(self, params):
+        # XGBoost's own check (validate_parameters) names what a booster of these parameters would not
+        # use; its warning passes through Python's warnings from verbosity 1 on
+        import xgboost
+
+        probe = {key: value for key, value in params.items() if not callable(value)}
+        probe.update(validate_parameters=True, verbosity=1, nthread=1)
+        probe.pop("device", None)  # no GPU is needed to check the names
+        data = xgboost.DMatrix(np.zeros((2, 1)), label=np.zeros(2))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            xgboost.Booster(probe, [data]).save_config()
+        names = set()
+        for warning in caught:
+            match = re.search(r"Parameters: \{(.*?)\} are not used", str(warning.message), re.S)
+            if match:
+                names.update(name.strip().strip('"') for name in match.group(1).split(","))
+        return sorted(names & set(params))
 
     def _in_model(self, init):
         """Whether the initial score ``init`` goes into the model as ``base_score`` (saved with it, nothing
