@@ -122,3 +122,20 @@ def check_query_ids(qid, name: str = "qid"):
     if qid.dtype.kind == "f" and not np.isfinite(qid).all():
         raise_nonfinite(qid, name)
     return qid
+
+
+#: the largest float32: both engines store labels and weights as float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_storable(values, name: str):
+    """A ValueError naming ``name`` when a value is NaN, infinite or beyond float32's range: the engines
+    store labels and weights as float32, where such a value becomes infinite (XGBoost refuses it,
+    LightGBM clamps it to 1e38)."""
+    array = np.asarray(values, dtype=np.float64)
+    beyond = ~(np.abs(array) <= FLOAT32_MAX)  # NaN too
+    if beyond.any():
+        first = int(np.flatnonzero(beyond.ravel())[0])
+        raise ValueError(f"{name} must be finite and within float32's range (|value| <= 3.4e38), which the "
+                         f"engines store it in: {int(beyond.sum())} value(s) are not, first at flat index "
+                         f"{first} ({float(array.ravel()[first])!r})")

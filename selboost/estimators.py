@@ -53,7 +53,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from selboost import _model_state
-from selboost._validation import check_query_ids
+from selboost._validation import check_query_ids, check_storable
 from selboost.engines import BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
@@ -369,6 +369,9 @@ class _SelectiveBoosting(BaseEstimator):
         bound loss already weights the gradients."""
         if self.early_stopping_rounds is not None and not evals:
             raise ValueError("early_stopping_rounds needs an eval_set to watch")
+        check_storable(label, "y")
+        if weight is not None:
+            check_storable(weight, "sample_weight")
         init = np.asarray(bound.init_score(), dtype=np.float64)
         n_outputs = bound.shape[1] if len(bound.shape) == 2 else 1
         # the rankers' query groups (a multi-class loss's rows are groups of its outputs: no query order)

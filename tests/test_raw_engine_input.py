@@ -216,7 +216,7 @@ BAD_LABELS = [pytest.param(np.nan, id="nan"), pytest.param(np.inf, id="inf"), py
 def test_set_init_score_rejects_a_non_finite_label_of_an_unconstructed_dataset(loss, bad, init):
     X, y, group = _labels_with(bad)
     dset = lgb.Dataset(X, y, group=group)
-    with pytest.raises(ValueError, match="y_true must be finite: 1 NaN or infinite value.*index 5"):
+    with pytest.raises(ValueError, match=r"y_true must be finite and within float32's range.*1 value\(s\) are not, first at flat index 5"):
         set_init_score(dset, loss, init=init)
     assert dset.init_score is None
 
@@ -229,7 +229,7 @@ def test_lightgbm_objective_rejects_a_label_lightgbm_clamped_to_1e38(loss, bad):
     has stored an infinite label (or one beyond float32) as +-1e38: the objective refuses it."""
     X, y, group = _labels_with(bad)
     dset = lgb.Dataset(X, y, group=group, params={"feature_pre_filter": False, "verbose": -1})
-    with pytest.raises(ValueError, match="y_true must be finite: 1 NaN or infinite value.*index 5"):
+    with pytest.raises(ValueError, match=r"y_true must be finite and within float32's range.*1 value\(s\) are not, first at flat index 5"):
         lgb.train({"objective": lightgbm_objective(loss), **QUIET}, dset, 2)
 
 
@@ -266,7 +266,7 @@ def test_set_init_score_rejects_a_non_finite_weight_of_an_unconstructed_dataset(
     weight = np.ones(len(y))
     weight[7] = bad
     dset = lgb.Dataset(X, y, weight=weight)
-    with pytest.raises(ValueError, match="weight must be finite: 1 NaN or infinite value.*index 7"):
+    with pytest.raises(ValueError, match=r"weight must be finite and within float32's range.*first at flat index 7"):
         set_init_score(dset, SelectiveLoss())
 
 
@@ -277,7 +277,7 @@ def test_lightgbm_objective_rejects_a_weight_lightgbm_clamped_to_1e38():
     weight = np.ones(len(y))
     weight[7] = np.inf
     dset = lgb.Dataset(X, y, weight=weight, params={"feature_pre_filter": False, "verbose": -1})
-    with pytest.raises(ValueError, match="weight must be finite: 1 NaN or infinite value.*index 7"):
+    with pytest.raises(ValueError, match=r"weight must be finite and within float32's range.*first at flat index 7"):
         lgb.train({"objective": lightgbm_objective(SelectiveLoss()), **QUIET}, dset, 2)
 
 

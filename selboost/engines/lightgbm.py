@@ -14,7 +14,7 @@ import weakref
 import numpy as np
 from scipy import sparse
 
-from selboost._validation import as_float_array, raise_nonfinite
+from selboost._validation import as_float_array, check_storable
 from selboost.engines import BoostingParams, Engine, PartMetric, constant_margin, eval_names, train_result
 from selboost.engines._adapters import EngineMetric, EngineObjective
 
@@ -322,7 +322,8 @@ class LightGBMEngine(Engine):
         if not _constructed(data):
             if data.weight is None:
                 return None
-            weight = as_float_array(data.weight, "weight")
+            weight = as_float_array(data.weight, "weight", check_finite=False)
+            check_storable(weight, "weight")
             if weight.size != n_rows:
                 raise ValueError(
                     f"the lightgbm.Dataset has {weight.size} weights for {n_rows} rows: LightGBM's weights are "
@@ -334,7 +335,7 @@ class LightGBMEngine(Engine):
         weight = np.asarray(weight)
         clamped = np.abs(weight) >= _LABEL_CLAMP
         if clamped.any():
-            raise_nonfinite(np.where(clamped, np.inf, weight), "weight")
+            check_storable(np.where(clamped, np.inf, weight), "weight")
         return weight
 
     def n_rows(self, data):
@@ -353,12 +354,13 @@ class LightGBMEngine(Engine):
         catch), while an infinite label is an exact +-1e38: refused here as the infinite label it was."""
         if not _constructed(data):
             if data.label is not None:
-                as_float_array(data.label, "y_true", ndim=(1, 2), allow_empty=True)
+                check_storable(as_float_array(data.label, "y_true", ndim=(1, 2), allow_empty=True,
+                                              check_finite=False), "y_true")
             return
         label = np.asarray(data.get_label())
         clamped = np.abs(label) >= _LABEL_CLAMP
         if clamped.any():
-            raise_nonfinite(np.where(clamped, np.inf, label), "y_true")
+            check_storable(np.where(clamped, np.inf, label), "y_true")
 
     def n_classes_of(self, data):
         return data.params.get("num_class") if data.params else None
