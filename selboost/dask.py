@@ -66,7 +66,7 @@ from selboost.estimators import (
     SelectiveRegressor,
     _resolve_groups,
     _SelectiveBoosting,
-    largest_start_hessian,
+    total_start_hessian,
     warn_unreachable_leaf,
 )
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
@@ -639,7 +639,7 @@ class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
         evals = self._dask_evals(eval_set, prepare)
 
         def check_params(params):
-            warn_unreachable_leaf(engine.leaf_hessian_minimum(params), _largest_start_hessian(loss, y, sizes, engine))
+            warn_unreachable_leaf(engine.leaf_hessian_minimum(params), _total_start_hessian(loss, y, sizes, engine))
 
         if engine.dask_weights_with_groups:
             return self._fit_dask(engine, X, y, loss, weight=weight, group_sizes=sizes, init=init, evals=evals,
@@ -654,16 +654,16 @@ class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
 def _partition_start_hessian(loss, y_block, sizes, score_dtype):
     if sizes.size == 0:
         return None
-    return largest_start_hessian(loss.bind_data(y_block, sizes), score_dtype)
+    return total_start_hessian(loss.bind_data(y_block, sizes), score_dtype)
 
 
-def _largest_start_hessian(loss, y, partition_sizes, engine):
-    """``largest_start_hessian`` over every partition's groups, computed on the workers (one value per
-    partition reaches the client)."""
+def _total_start_hessian(loss, y, partition_sizes, engine):
+    """``total_start_hessian`` of the whole training set: the sum of every partition's, computed on the
+    workers (one value per partition reaches the client)."""
     parts = [dask.delayed(_partition_start_hessian)(loss, block, sizes, engine.score_dtype)
              for block, sizes in zip(y.to_delayed().ravel(), partition_sizes)]
     values = [value for value in dask.compute(*parts) if value is not None]
-    return max(values) if values else None
+    return sum(values) if values else None
 
 
 def _encode_classes(block, classes):
