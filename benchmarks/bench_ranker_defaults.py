@@ -2,6 +2,16 @@
 defaults, on the bundled LETOR sample, MQ2008 (5 folds) and synthetic data at several group sizes.
 
     python benchmarks/bench_ranker_defaults.py --mq2008 ../shared/data/mq2008 --draws 5
+    python benchmarks/bench_ranker_defaults.py --letor OHSUMED=/path/to/ohsumed --only OHSUMED \
+        --variants default,none,total:16
+
+``--letor NAME=PATH`` (repeatable) adds any LETOR 5-fold layout ``selboost.datasets.load_folds`` reads;
+``--only`` keeps the data sets whose name starts with one of the given prefixes. ``--variants`` lists the
+SelectiveRanker settings to compare, each on both engines: ``default`` (the estimator as shipped),
+``none`` (``ListwiseLoss(group_scale=None)``), ``log2`` (``group_scale`` log2(1 + n) per group of n
+rows, given as group weights), ``const:C`` (every group weighed by C), ``total:K`` (every group
+weighed by max(1, K / H), H the training set's start hessian under the plain softmax) and ``norm:K``
+(every group weighed by K / H: the training set's start hessian made K).
 
 NDCG@10 on test data (queries without a relevant document count as 1, LightGBM's convention; the
 synthetic test sets are fresh draws of the same generator, 10 normal features and relevance
@@ -24,7 +34,7 @@ import lightgbm as lgb
 import numpy as np
 import xgboost as xgb
 
-from selboost import SelectiveRanker
+from selboost import ListwiseLoss, SelectiveRanker
 from selboost.datasets import load_bundled, load_folds
 from selboost.metrics import ndcg
 
@@ -37,7 +47,7 @@ def synthetic(group_size, n_rows, seed):
     return X, y, np.full(n_groups, group_size)
 
 
-def datasets(mq2008, draws):
+def datasets(mq2008, draws, letor=()):
     for size in (2, 10, 100, 1000, 3000):
         for draw in range(draws):
             yield (f"synthetic, groups of {size} draw {draw + 1}", synthetic(size, 3000, 2 * draw + 1),
@@ -48,6 +58,37 @@ def datasets(mq2008, draws):
         for number, fold in enumerate(load_folds(mq2008), 1):
             yield f"MQ2008 fold {number}", (fold.train.X, fold.train.y, fold.train.group), \
                 (fold.test.X, fold.test.y, fold.test.group)
+    for spec in letor:
+        name, path = spec.split("=", 1)
+        for number, fold in enumerate(load_folds(path), 1):
+            yield f"{name} fold {number}", (fold.train.X, fold.train.y, fold.train.group), \
+                (fold.test.X, fold.test.y, fold.test.group)
+
+
+def start_hessian(y, group):
+    """The training set's total start hessian under the plain softmax (about 1 per query with a relevant row)."""
+    bound = ListwiseLoss(group_scale=None).bind(y, group)
+    return float(bound.gradient_hessian(np.zeros(len(y)))[1].sum())
+
+
+def variant_weight(variant, y, group):
+    """(loss, group_weight) for a SelectiveRanker variant; None: the estimator's own default."""
+    group = np.asarray(group)
+    if variant == "default":
+        return None, None
+    plain = ListwiseLoss(group_scale=None)
+    if variant == "none":
+        return plain, None
+    if variant == "log2":
+        return plain, np.log2(1.0 + group)
+    kind, value = variant.split(":")
+    if kind == "const":
+        return plain, np.full(group.size, float(value))
+    if kind == "total":
+        return plain, np.full(group.size, max(1.0, float(value) / start_hessian(y, group)))
+    if kind == "norm":
+        return plain, np.full(group.size, float(value) / start_hessian(y, group))
+    raise ValueError(f"unknown variant {variant!r}")
 
 
 def split_validation(X, y, group, seed=0):
@@ -66,29 +107,37 @@ def split_validation(X, y, group, seed=0):
     return tuple((X[rows], y[rows], group[mask]) for rows, mask in zip(take, (~chosen, chosen)))
 
 
-def models(early_stopping):
+def models(early_stopping, variants=("default",), threads=2):
     n = {"n_estimators": 500} if early_stopping else {}
-    return {
-        "XGBRanker()": lambda: xgb.XGBRanker(n_jobs=2, **n, **({"early_stopping_rounds": 20, "eval_metric": "ndcg@10"} if early_stopping else {})),
-        "LGBMRanker()": lambda: lgb.LGBMRanker(verbose=-1, n_jobs=2, **n),
-        "SelectiveRanker(xgboost)": lambda: SelectiveRanker(engine="xgboost", n_jobs=2, **n, **({"early_stopping_rounds": 20, "eval_metric": "ndcg@10"} if early_stopping else {})),
-        "SelectiveRanker(lightgbm)": lambda: SelectiveRanker(engine="lightgbm", n_jobs=2, **n, **({"early_stopping_rounds": 20, "eval_metric": "ndcg@10"} if early_stopping else {})),
+    stop = {"early_stopping_rounds": 20, "eval_metric": "ndcg@10"} if early_stopping else {}
+    table = {
+        "XGBRanker()": (lambda: xgb.XGBRanker(n_jobs=threads, **n, **stop), None),
+        "LGBMRanker()": (lambda: lgb.LGBMRanker(verbose=-1, n_jobs=threads, **n), None),
     }
+    for variant in variants:
+        for engine in ("xgboost", "lightgbm"):
+            name = f"SelectiveRanker({engine})" + ("" if variant == "default" else f" {variant}")
+            table[name] = (lambda engine=engine: SelectiveRanker(engine=engine, n_jobs=threads, **n, **stop), variant)
+    return table
 
 
-def fit_predict(name, model, train, test, early_stopping):
+def fit_predict(name, model, train, test, early_stopping, variant=None):
     X, y, group = train
-    if not early_stopping:
-        model.fit(X, y, group=group)
-    else:
+    evals = {}
+    if early_stopping:
         (X, y, group), (Xv, yv, gv) = split_validation(X, y, group)
+        evals = {"eval_set": [(Xv, yv)], "eval_group": [gv]}
         if name == "LGBMRanker()":
-            model.fit(X, y, group=group, eval_set=[(Xv, yv)], eval_group=[gv], eval_at=[10],
-                      callbacks=[lgb.early_stopping(20, verbose=False)])
+            evals.update(eval_at=[10], callbacks=[lgb.early_stopping(20, verbose=False)])
         elif name == "XGBRanker()":
-            model.fit(X, y, group=group, eval_set=[(Xv, yv)], eval_group=[gv], verbose=False)
-        else:
-            model.fit(X, y, group=group, eval_set=[(Xv, yv)], eval_group=[gv])
+            evals["verbose"] = False
+    if variant is not None:
+        loss, weight = variant_weight(variant, y, group)
+        if loss is not None:
+            model.set_params(loss=loss)
+        if weight is not None:
+            evals["group_weight"] = weight
+    model.fit(X, y, group=group, **evals)
     return model.predict(test[0])
 
 
@@ -97,18 +146,31 @@ def main(argv=None):
     parser.add_argument("--mq2008", help="the MQ2008 folder (with S1.txt .. S5.txt or Fold1..5)")
     parser.add_argument("--early-stopping", action="store_true")
     parser.add_argument("--draws", type=int, default=5, help="synthetic (train, test) draws per group size")
+    parser.add_argument("--letor", action="append", default=[], metavar="NAME=PATH",
+                        help="a LETOR 5-fold layout to add (repeatable)")
+    parser.add_argument("--only", help="comma-separated prefixes of the data set names to run")
+    parser.add_argument("--variants", default="default", help="comma-separated SelectiveRanker variants")
+    parser.add_argument("--threads", type=int, default=2, help="threads per model")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
+    variants = args.variants.split(",")
+    only = tuple(args.only.split(",")) if args.only else None
+    table = models(args.early_stopping, variants, args.threads)
     rows = {}
     started = time.perf_counter()
-    for name, train, test in datasets(args.mq2008, args.draws):
+    for name, train, test in datasets(args.mq2008, args.draws, args.letor):
+        if only and not name.startswith(only):
+            continue
         scores = {}
-        for model_name, make in models(args.early_stopping).items():
-            scores[model_name] = ndcg(test[1], fit_predict(model_name, make(), train, test, args.early_stopping),
+        for model_name, (make, variant) in table.items():
+            if model_name.startswith("SelectiveRanker") and variant is None:
+                variant = "default"
+            scores[model_name] = ndcg(test[1], fit_predict(model_name, make(), train, test, args.early_stopping,
+                                                           variant if model_name.startswith("SelectiveRanker") else None),
                                       test[2], k=10)
         rows.setdefault(name.split(" fold")[0].split(" draw")[0], []).append(scores)
         print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
-    names = list(models(False))
+    names = list(table)
     print(f"\n{'n_estimators=500, early stopping on a validation split' if args.early_stopping else 'defaults'}"
           f" ({time.perf_counter() - started:.0f} s)\n")
     print("| data | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))

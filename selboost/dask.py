@@ -68,7 +68,7 @@ from selboost.estimators import (
     SelectiveRegressor,
     _SelectiveBoosting,
     eval_entries,
-    largest_start_hessian,
+    total_start_hessian,
 )
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 
@@ -610,7 +610,7 @@ class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
         groups = {"group_sizes": sizes} if engine.dask_weights_with_groups else {"qid": qid}
         return self._fit_dask(engine, X, y, loss, weight=weight if engine.dask_weights_with_groups else None,
                               init=init, evals=evals, callbacks=callbacks, verbose=verbose,
-                              start_hessian=lambda: _largest_start_hessian(loss, y, sizes, engine), **groups)
+                              start_hessian=lambda: _total_start_hessian(loss, y, sizes, engine), **groups)
 
     def predict(self, X, output_margin=False, raw_score=False, iteration_range=None):
         return self.predict_raw(X, iteration_range)
@@ -631,16 +631,16 @@ def _dask_groups(group, qid, X, group_name="group", qid_name="qid"):
 def _partition_start_hessian(loss, y_block, sizes, score_dtype):
     if sizes.size == 0:
         return None
-    return largest_start_hessian(loss.bind_data(y_block, sizes), score_dtype)
+    return total_start_hessian(loss.bind_data(y_block, sizes), score_dtype)
 
 
-def _largest_start_hessian(loss, y, partition_sizes, engine):
-    """``largest_start_hessian`` over every partition's groups, computed on the workers (one value per
-    partition reaches the client)."""
+def _total_start_hessian(loss, y, partition_sizes, engine):
+    """``total_start_hessian`` of the whole training set: the sum of every partition's, computed on the
+    workers (one value per partition reaches the client)."""
     parts = [dask.delayed(_partition_start_hessian)(loss, block, sizes, engine.score_dtype)
              for block, sizes in zip(y.to_delayed().ravel(), partition_sizes)]
     values = [value for value in dask.compute(*parts) if value is not None]
-    return max(values) if values else None
+    return sum(values) if values else None
 
 
 def _class_targets(block, classes, loss, name):

@@ -347,8 +347,8 @@ class _SelectiveBoosting(BaseEstimator):
 
     def _engine_params(self, engine, n_outputs, start_hessian=None):
         """The engine's parameters: the mapped common ones, then ``engine_params``. ``start_hessian()``
-        gives the largest hessian sum of one query group at the start (None without groups): a leaf
-        minimum above it is warned about (``warn_unreachable_leaf``). The Dask estimators build theirs
+        gives the whole training set's hessian at the start (None without groups): a leaf minimum above
+        half of it is warned about (``warn_unreachable_leaf``). The Dask estimators build theirs
         here too."""
         params = engine.params(self._boosting_params(n_outputs))
         if self.engine_params:
@@ -375,7 +375,7 @@ class _SelectiveBoosting(BaseEstimator):
         init = np.asarray(bound.init_score(), dtype=np.float64)
         n_outputs = bound.shape[1] if len(bound.shape) == 2 else 1
         # the rankers' query groups (a multi-class loss's rows are groups of its outputs: no query order)
-        start_hessian = (lambda: largest_start_hessian(bound, engine.score_dtype)) if self._ranking else None
+        start_hessian = (lambda: total_start_hessian(bound, engine.score_dtype)) if self._ranking else None
         params = self._engine_params(engine, n_outputs, start_hessian)
         result = engine.train(
             params, engine.input(X), bound, init, label=label, weight=weight,
@@ -619,28 +619,28 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
 # ---------------------------------------------------------------- ranker
 
 
-def largest_start_hessian(bound, score_dtype):
-    """The largest sum over one query group of the hessians at the start (every score 0), or None for
-    a loss without groups. Computed with the dtypes of the engine's rounds (``score_dtype`` scores,
+def total_start_hessian(bound, score_dtype):
+    """The sum over the whole training set of the hessians at the start (every score 0), or None for a
+    loss without groups. Computed with the dtypes of the engine's rounds (``score_dtype`` scores,
     float32 hessians), which compile the same kernel as the rounds."""
-    pointer = getattr(bound, "group_ptr", None)
-    if pointer is None:
+    if getattr(bound, "group_ptr", None) is None:
         return None
     hess = bound.gradient_hessian(np.zeros(bound.shape, dtype=score_dtype), dtype=np.float32)[1]
-    return float(np.add.reduceat(hess, pointer[:-1], dtype=np.float64).max())
+    return float(hess.sum(dtype=np.float64))
 
 
-def warn_unreachable_leaf(minimum, largest):
-    """Warn when no query's start hessian (the ``largest`` is given) reaches the engine's leaf minimum:
-    then no leaf can be split inside a query, and the model learns nothing from the order within it."""
-    if largest is None or minimum <= 0.0:
+def warn_unreachable_leaf(minimum, total):
+    """Warn when the training set's start hessian (its ``total`` is given) is below twice the engine's
+    leaf minimum: then no split leaves both children at the minimum, the first tree is a single leaf, and
+    so is every later one (the softmax's hessians only shrink as the scores separate)."""
+    if total is None or minimum <= 0.0:
         return
-    if 0.0 < largest < minimum:  # 0: no group holds an order to learn, whatever the setting
+    if 0.0 < total < 2.0 * minimum:  # 0: no group holds an order to learn, whatever the setting
         warnings.warn(
             f"the leaf hessian minimum ({minimum:g}: min_child_weight, or LightGBM's min_sum_hessian_in_leaf) "
-            f"exceeds the hessian of every query group at the start (the largest is {largest:.4g}): no "
-            f"split can separate rows of one query and the model will stay nearly constant. Set "
-            f"min_child_weight below {largest:.4g}, or keep ListwiseLoss's group_scale='auto'",
+            f"exceeds half the hessian of the whole training set at the start ({total:.4g}): no split can "
+            f"leave both sides at the minimum and the model will stay constant. Set min_child_weight below "
+            f"{total / 2.0:.4g}, or keep ListwiseLoss's group_scale='auto'",
             UserWarning, stacklevel=4,
         )
 
@@ -661,9 +661,10 @@ class SelectiveRanker(_SelectiveBoosting):
     def _default_params(self):
         """``reg_lambda`` 1 on both engines (XGBoost's default; LightGBM's is 0).
 
-        With ``ListwiseLoss``'s ``group_scale`` the hessians of a query of n rows sum to about log2(1 + n); LightGBM's
-        ``lambda_l2=0`` meets hessians that small with large leaf values -G/H and overfits, and
-        XGBoost's brake of 1 trains better (``benchmarks/RESULTS.md``, the ranker defaults section).
+        With ``ListwiseLoss``'s ``group_scale="auto"`` the hessians of the training set sum to 32 at the
+        start; LightGBM's ``lambda_l2=0`` meets hessians that small with large leaf values -G/H and
+        overfits, and XGBoost's brake of 1 trains better (``benchmarks/RESULTS.md``, the ranker defaults
+        sections).
         """
         return {"reg_lambda": 1.0}
 

@@ -374,6 +374,10 @@ def _gain_function(gain):
     raise ValueError(f"gain must be 'exponential', 'linear' or a callable, got {gain!r}")
 
 
+#: the start hessian of the whole training set under ``ListwiseLoss(group_scale="auto")``
+AUTO_START_HESSIAN = 32.0
+
+
 def _check_group_scale(group_scale):
     if group_scale is None or (isinstance(group_scale, str) and group_scale == "auto"):
         return group_scale
@@ -444,16 +448,19 @@ class ListwiseLoss(_GroupedLoss):
     convention); ``group_weight`` per group multiplies the whole group (XGBoost's). A group's loss is
     multiplied by its group weight and by the mean row weight of the group.
 
-    ``group_scale`` is a weight of every group of n rows (of its loss, gradients and hessians):
-    ``"auto"`` (the default) log2(1 + n), a number that number, ``None`` 1 (the plain softmax). Why: the
-    softmax gives a group hessians that sum to less than 1, so under the engines' tree defaults
-    (XGBoost's ``min_child_weight=1`` and ``reg_lambda=1``) a large query is split coarsely, one query of
-    thousands of rows not at all, and its leaf values are braked to almost nothing; the built-in
-    LambdaMARTs normalise their gradients for the same reason (by log2(1 + S) / S of the gradients'
-    sum S). Weighing by n throughout would lose the brake that small and mid-sized groups train better
-    with; log2(1 + n) lifts one query of 3,000 rows to about 11.6 and a group of 100 to 6.7. The
-    defaults benchmark chose it over 1, n, min(n, 5) and min(n, 10) (``benchmarks/RESULTS.md``, the
-    ranker defaults section).
+    ``group_scale`` is a weight of every group (of its loss, gradients and hessians): ``"auto"`` (the
+    default) one weight for all groups, chosen at ``bind`` from the training data so that the hessians
+    at the start (every score 0) sum to ``AUTO_START_HESSIAN`` (32) over the whole training set; a
+    number: that number; ``None``: 1 (the plain softmax). Why: whether a tree can split, and how hard
+    ``reg_lambda`` brakes its leaf values, depends on the hessian the whole training set offers against
+    the engines' leaf minimum (XGBoost's ``min_child_weight=1``) and ``reg_lambda=1``. Under the softmax a
+    query offers about 1 whatever its size, so one query of thousands of rows gets a constant model
+    without a weight, while tens or hundreds of queries already offer plenty, and a weight that grows
+    with a group's size (log2(1 + n), the previous default) weakened the brake there and overfit. The
+    total is what decides, so "auto" fixes the total: one query of 3,000 rows is weighed by 32, 63
+    queries of 150 rows by about 0.5, 1,000 queries by about 0.03. The total is measured without
+    ``sample_weight`` / ``group_weight``, which multiply on top as above. The defaults benchmark chose the rule and the constant
+    (``benchmarks/RESULTS.md``, the ranker defaults sections).
     """
 
     def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",
@@ -471,13 +478,10 @@ class ListwiseLoss(_GroupedLoss):
                 f"hess={self.hess!r}, hess_min={self.hess_min!r}, group_scale={self.group_scale!r})")
 
     def _group_scale(self, pointer):
-        """Each group's weight from ``group_scale``, or None for 1."""
-        if self.group_scale is None:
+        """Each group's weight from a numeric ``group_scale``, or None for 1 ("auto" is resolved in ``bind``)."""
+        if self.group_scale is None or self.group_scale == "auto":
             return None
-        sizes = np.diff(pointer).astype(np.float64)
-        if self.group_scale == "auto":
-            return np.log2(1.0 + sizes)
-        return np.full(sizes.size, float(self.group_scale))
+        return np.full(pointer.size - 1, float(self.group_scale))
 
     def bind(self, y_true, group, sample_weight=None, group_weight=None):
         """Validate labels, groups and weights once; returns a ``BoundSoftmaxLoss``."""
@@ -510,6 +514,13 @@ class ListwiseLoss(_GroupedLoss):
         scale = self._group_scale(pointer)
         if scale is not None:
             weight = row_weights(weight if weight.size else None, scale, pointer, y.shape[0])
+        if self.group_scale == "auto":
+            # measured without the user's weights, which then multiply as documented
+            unweighted = BoundSoftmaxLoss(self, q, pointer, np.empty(0), (y.shape[0],))
+            total = float(unweighted.gradient_hessian(np.zeros(y.shape[0]))[1].sum())
+            if total > 0.0:  # 0: no group holds an order to learn
+                weight = row_weights(weight if weight.size else None,
+                                     np.full(pointer.size - 1, AUTO_START_HESSIAN / total), pointer, y.shape[0])
         return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],))
 
 class BoundSoftmaxLoss(_BoundLoss):

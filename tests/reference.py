@@ -169,13 +169,18 @@ def listwise_targets(transform, y, group, target="relevance", gain="exponential"
 def listwise(transform, y, z, group, sample_weight=None, group_weight=None, target="relevance",
              gain="exponential", exact=False, hess_min=1e-6, group_scale="auto"):
     """(per-group loss, grad, hess) of ``ListwiseLoss`` with a Python loop over groups; ``group_scale``
-    "auto" weighs a group of n rows by log2(1 + n), a number by that number, None by 1."""
+    "auto" weighs every group by 32 / (the unweighted hessians at z = 0 summed over all rows), a number by
+    that number, None by 1."""
     z = np.asarray(z, dtype=np.float64)
     q = listwise_targets(transform, y, group, target, gain)
     w = _row_weights(len(z), group, sample_weight, group_weight)
-    for sl in _sizes_to_slices(group):
-        size = sl.stop - sl.start
-        w[sl] *= 1.0 if group_scale is None else (math.log2(1 + size) if group_scale == "auto" else group_scale)
+    if group_scale == "auto":
+        total = sum(_softmax_group(transform, np.zeros(sl.stop - sl.start), q[sl], exact, hess_min)[2].sum()
+                    for sl in _sizes_to_slices(group))
+        if total > 0:
+            w *= 32.0 / total
+    elif group_scale is not None:
+        w *= group_scale
     losses, grad, hess = [], np.zeros_like(z), np.zeros_like(z)
     for sl in _sizes_to_slices(group):
         loss, g, h = _softmax_group(transform, z[sl], q[sl], exact, hess_min)

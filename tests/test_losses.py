@@ -132,13 +132,15 @@ def test_gauss_newton_hessian_formula(kind, link, rng):
         p = softmax(link.h(z), axis=1)
         expected = dphi**2 * p * (1 - p)
     elif kind == "listwise":
-        expected = np.zeros_like(z)
+        expected, start = np.zeros_like(z), 0.0
         for s in range(len(bound.group_ptr) - 1):
             sl = slice(bound.group_ptr[s], bound.group_ptr[s + 1])
             p = softmax(link.h(z[sl]))
             degenerate = sl.stop - sl.start < 2 or bound.q[sl].sum() == 0
-            scale = np.log2(1 + sl.stop - sl.start)  # group_scale="auto"
-            expected[sl] = 0.0 if degenerate else scale * dphi[sl] ** 2 * p * (1 - p)
+            expected[sl] = 0.0 if degenerate else dphi[sl] ** 2 * p * (1 - p)
+            n = sl.stop - sl.start
+            start += 0.0 if degenerate else float(link.dh(np.zeros(1))[0]) ** 2 * (1 - 1 / n)  # at z = 0, p = 1/n
+        expected *= 32.0 / start  # group_scale="auto": the start hessians sum to 32
     else:
         _, _, expected = R.pairwise(link, bound.relevance, z, np.diff(bound.group_ptr), pairs_per_item=2,
                                     hess_min=0.0)

@@ -52,27 +52,53 @@ def test_tiny_groups_and_few_rows_are_learned(engine, size):
 
 def test_a_leaf_minimum_no_query_reaches_is_named_at_fit():
     X, y = _synthetic(3000, 1)
-    with pytest.warns(UserWarning, match="min_child_weight below 0.99"):
+    with pytest.warns(UserWarning, match="min_child_weight below 0.49"):  # half the query's 0.9997
         SelectiveRanker(ListwiseLoss(group_scale=None), n_estimators=2).fit(X, y, group=[3000])
     with pytest.warns(UserWarning, match="min_child_weight"):
         SelectiveRanker(min_child_weight=50.0, n_estimators=2).fit(X, y, group=[3000])
 
 
-def test_group_scale_weighs_every_group_of_n_rows_by_log2_of_1_plus_n():
+def _start_hessians(bound, pointer):
+    hess = bound.gradient_hessian(np.zeros(pointer[-1]))[1]
+    return np.add.reduceat(hess, pointer[:-1])
+
+
+@pytest.mark.parametrize("sizes", [[3000], [10] * 300, [3, 40, 7]])
+def test_auto_group_scale_makes_the_training_sets_start_hessian_32(sizes):
+    """One weight for every group, chosen so that the whole set offers a hessian of 32 at the start:
+    one query of 3,000 rows is weighed up (32), 300 queries of 10 rows down (about 0.12; log2(1 + n),
+    the previous rule, weighed them up by 3.5 and left the engines' brake too weak for many queries)."""
+    rng = np.random.default_rng(4)
+    sizes = np.array(sizes)
+    pointer = np.concatenate([[0], np.cumsum(sizes)])
+    y = rng.integers(0, 3, size=sizes.sum()).astype(float)
+    y[pointer[:-1]] = 1.0  # every group holds a relevant row
+    plain = ListwiseLoss(group_scale=None).bind(y, sizes)
+    auto = ListwiseLoss().bind(y, sizes)
+    ratio = _start_hessians(auto, pointer) / _start_hessians(plain, pointer)
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-12)  # the same weight for every group
+    assert _start_hessians(auto, pointer).sum() == pytest.approx(32.0, rel=1e-12)
+    expected = 32.0 / np.sum(1.0 - 1.0 / sizes)  # the softmax's start hessian of a group is 1 - 1/n
+    assert ratio[0] == pytest.approx(expected, rel=1e-9)
+    z = rng.normal(size=sizes.sum())
+    np.testing.assert_allclose(auto.loss(z), ratio[0] * plain.loss(z), rtol=1e-12)
+    # the total is measured without sample weights, which multiply on top
+    weighted = ListwiseLoss().bind(y, sizes, sample_weight=np.full(sizes.sum(), 5.0))
+    np.testing.assert_allclose(weighted.gradient_hessian(z)[0], 5.0 * auto.gradient_hessian(z)[0], rtol=1e-12)
+
+
+def test_numeric_group_scale_weighs_every_group_by_that_number():
     rng = np.random.default_rng(4)
     sizes = np.array([3, 40])
     y = rng.integers(0, 4, size=sizes.sum()).astype(float)
     z = rng.normal(size=sizes.sum())
     plain = ListwiseLoss(group_scale=None).bind(y, sizes)
     grad, hess = plain.gradient_hessian(z)
-    factor = np.repeat([2.0, np.log2(41.0)], sizes)  # log2(1 + 3), log2(1 + 40)
-    for loss, expected in ((ListwiseLoss(), factor), (ListwiseLoss(group_scale=2.5), 2.5)):
-        bound = loss.bind(y, sizes, sample_weight=np.full(sizes.sum(), 2.0))
-        scaled_grad, scaled_hess = bound.gradient_hessian(z)
-        np.testing.assert_allclose(scaled_grad, 2.0 * expected * grad, rtol=1e-12)
-        np.testing.assert_allclose(scaled_hess, 2.0 * expected * hess, rtol=1e-12)
-        per_group = np.array([2.0, np.log2(41.0)]) if loss.group_scale == 'auto' else 2.5
-        np.testing.assert_allclose(bound.loss(z), 2.0 * per_group * plain.loss(z), rtol=1e-12)
+    bound = ListwiseLoss(group_scale=2.5).bind(y, sizes, sample_weight=np.full(sizes.sum(), 2.0))
+    scaled_grad, scaled_hess = bound.gradient_hessian(z)
+    np.testing.assert_allclose(scaled_grad, 5.0 * grad, rtol=1e-12)
+    np.testing.assert_allclose(scaled_hess, 5.0 * hess, rtol=1e-12)
+    np.testing.assert_allclose(bound.loss(z), 5.0 * plain.loss(z), rtol=1e-12)
     for bad, error in (("big", TypeError), (0.0, ValueError), (-1.0, ValueError), (np.inf, ValueError), (True, TypeError)):
         with pytest.raises(error, match="group_scale"):
             ListwiseLoss(group_scale=bad)
