@@ -70,7 +70,7 @@ from selboost.estimators import (
     eval_entries,
     total_start_hessian,
 )
-from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
+from selboost.losses import AUTO_START_HESSIAN, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
 
 __all__ = [
     "xgboost_dask_objective",
@@ -593,6 +593,7 @@ class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
         X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X).astype(np.float64)
         qid, sizes = _dask_groups(group, qid, X)
+        loss = _whole_set_group_scale(loss, y, sizes)
         weight = _as_weights(sample_weight, "sample_weight", X)
         if weight is not None and not engine.dask_weights_with_groups:
             raise ValueError(
@@ -626,6 +627,28 @@ def _dask_groups(group, qid, X, group_name="group", qid_name="qid"):
         qid = _qid_from_group(group, X.chunks[0])
     qid = _as_dask_array(qid, qid_name, rows_like=X)
     return qid, check_query_partitions(qid)
+
+
+def _plain_start_hessian(loss, y_block, sizes):
+    if sizes.size == 0:
+        return 0.0
+    bound = loss.bind_data(y_block, sizes)
+    return float(bound.gradient_hessian(np.zeros(bound.shape))[1].sum())
+
+
+def _whole_set_group_scale(loss, y, partition_sizes):
+    """``loss`` with ``group_scale="auto"`` resolved over the whole training set, as a single machine
+    resolves it at bind: each worker binds only its own partitions, whose totals would each be scaled
+    to ``AUTO_START_HESSIAN`` instead."""
+    if not isinstance(loss, ListwiseLoss) or loss.group_scale != "auto":
+        return loss
+    plain = type(loss)(**{**loss.get_params(deep=False), "group_scale": None})
+    parts = [dask.delayed(_plain_start_hessian)(plain, block, sizes)
+             for block, sizes in zip(y.to_delayed().ravel(), partition_sizes)]
+    total = float(sum(dask.compute(*parts)))
+    if total <= 0.0:  # no group holds an order to learn: as a single machine, no weight
+        return plain
+    return type(loss)(**{**loss.get_params(deep=False), "group_scale": AUTO_START_HESSIAN / total})
 
 
 def _partition_start_hessian(loss, y_block, sizes, score_dtype):

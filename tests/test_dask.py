@@ -306,7 +306,31 @@ def test_ranking_matches_single_machine(client, engine, kind):
     got, expected = ndcg(y, raw, group), ndcg(y, reference, group)
     assert got > start + 0.1
     assert got == pytest.approx(expected, abs=NDCG_TOL)
-    assert loss_value(loss, y, raw, group) == pytest.approx(loss_value(loss, y, reference, group), rel=0.1)
+    # XGBoost's workers share their histogram bins: the same model; LightGBM's find their bins on their
+    # own rows: a model as good by NDCG, its training loss within 20 %
+    rel = 1e-6 if engine == "xgboost" else 0.2
+    assert loss_value(loss, y, raw, group) == pytest.approx(loss_value(loss, y, reference, group), rel=rel)
+
+
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_sera_early_stopping_on_dask_sums_the_workers_parts(client, engine):
+    """SERA is a sum over rows: the workers' parts add up to the whole eval set's SERA, with the
+    training targets' relevance; without one it is a clear error (phi would differ by part)."""
+    from selboost.metrics import SERA, relevance, sera
+
+    X, y, _ = regression_data()
+    Xv, yv, _ = regression_data(seed=5, n=600)
+    phi = relevance(y)
+    model = sd.DaskSelectiveRegressor(client=client, engine=engine, n_estimators=40, learning_rate=0.3,
+                                      early_stopping_rounds=3, eval_metric=SERA(phi)).fit(
+        *dask_rows(X, y), eval_set=[tuple(dask_rows(Xv, yv, chunk=200))])
+    history = model.evals_result_["validation_0"]["sera"]
+    best = model.best_iteration_
+    pred = model.predict(da.from_array(Xv, chunks=200), iteration_range=(0, best + 1)).compute()
+    assert history[best] == pytest.approx(sera(yv, pred, phi), rel=1e-5)
+    with pytest.raises(ValueError, match="needs relevance="):
+        sd.DaskSelectiveRegressor(client=client, engine=engine, n_estimators=3, eval_metric=SERA()).fit(
+            *dask_rows(X, y), eval_set=[tuple(dask_rows(Xv, yv, chunk=200))])
 
 
 def test_a_leaf_minimum_no_query_reaches_is_named_at_fit_on_dask(client):
@@ -573,23 +597,3 @@ def test_early_stopping_on_processes_matches_single_machine(process_client, engi
         assert history[model.best_iteration_] == pytest.approx(
             loss_value(SelectiveLoss(Identity()), yv, raw, sample_weight=wv), abs=1e-6)
 
-
-@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
-def test_sera_early_stopping_on_dask_sums_the_workers_parts(client, engine):
-    """SERA is a sum over rows: the workers' parts add up to the whole eval set's SERA, with the
-    training targets' relevance; without one it is a clear error (phi would differ by part)."""
-    from selboost.metrics import SERA, relevance, sera
-
-    X, y, _ = regression_data()
-    Xv, yv, _ = regression_data(seed=5, n=600)
-    phi = relevance(y)
-    model = sd.DaskSelectiveRegressor(client=client, engine=engine, n_estimators=40, learning_rate=0.3,
-                                      early_stopping_rounds=3, eval_metric=SERA(phi)).fit(
-        *dask_rows(X, y), eval_set=[tuple(dask_rows(Xv, yv, chunk=200))])
-    history = model.evals_result_["validation_0"]["sera"]
-    best = model.best_iteration_
-    pred = model.predict(da.from_array(Xv, chunks=200), iteration_range=(0, best + 1)).compute()
-    assert history[best] == pytest.approx(sera(yv, pred, phi), rel=1e-5)
-    with pytest.raises(ValueError, match="needs relevance="):
-        sd.DaskSelectiveRegressor(client=client, engine=engine, n_estimators=3, eval_metric=SERA()).fit(
-            *dask_rows(X, y), eval_set=[tuple(dask_rows(Xv, yv, chunk=200))])
