@@ -187,3 +187,24 @@ def test_the_bench_methods_come_from_the_engines():
     assert lightgbm_extra["lgb selective xgb-like trees"].grid[0]["params"] == {
         "lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0, "max_depth": 6, "num_leaves": 63, "min_data_in_leaf": 1}
     assert not any("xgb-like" in m.name for m in ranking.extra_methods(("xgboost",)))
+
+
+def test_the_bench_trains_through_the_engines_only():
+    """No benchmark module imports an engine package, inside a function or not: built-in objectives and
+    selboost losses alike train through ``selboost.engines``."""
+    import ast
+    import pathlib
+
+    import selboost
+
+    root = pathlib.Path(selboost.__file__).parent
+    engine_packages = {"xgboost", "lightgbm"}
+    for path in [*sorted((root / "bench").glob("*.py")), root / "cli.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            assert not {name.partition(".")[0] for name in names} & engine_packages, (path.name, node.lineno)

@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from selboost.bench._stats import signed_rank_p
+from selboost.bench.report import pyplot, save_figure
 from selboost.links import Identity
 from selboost.losses import SelectiveLoss
 from selboost.metrics import (LossMetric, region_f1, region_precision, region_recall, region_rmse)
@@ -49,7 +50,7 @@ VIEWS = {"io": ("rmse_outside", "rmse_inside", True), "eo": ("rmse_outside", "rm
 
 
 @dataclasses.dataclass
-class Method:
+class RegionStudyMethod:
     """One loss of a study: its family, the strength (for sorting and plots), the strength's label,
     the loss (region in the targets' units) and the sample weight on rows whose target is inside."""
 
@@ -72,15 +73,15 @@ def region_methods(lo, hi, strengths=STRENGTHS):
     """The four region families over ``strengths`` (s = 1 once, as ``square``)."""
     low = None if math.isinf(lo) else lo
     high = None if math.isinf(hi) else hi
-    methods = [Method("square", 1.0, "1", SelectiveLoss(Identity()))]
+    methods = [RegionStudyMethod("square", 1.0, "1", SelectiveLoss(Identity()))]
     for s in strengths:
         if s == 1.0:
             continue
         label = _fmt_strength(s)
-        methods.append(Method("up-weighting", s, label, SelectiveLoss(Identity()), weight=s))
-        methods.append(Method("selective", s, label, RegionLoss(low, high, strength=s)))
+        methods.append(RegionStudyMethod("up-weighting", s, label, SelectiveLoss(Identity()), weight=s))
+        methods.append(RegionStudyMethod("selective", s, label, RegionLoss(low, high, strength=s)))
         root = math.sqrt(s)
-        methods.append(Method("up-weighting + selective", s, label,
+        methods.append(RegionStudyMethod("up-weighting + selective", s, label,
                               RegionLoss(low, high, strength=root), weight=root))
     return methods
 
@@ -222,11 +223,7 @@ def plot_views(rows, views, path, title, spread=None, region_text="inside"):
     """One panel per view (``VIEWS`` keys) of ``rows`` (dicts: family, strength, label and the METRICS),
     a line per family over its strengths starting from square loss, the Pareto front dashed.
     ``spread``: for each row, a dict of standard deviations per metric (error bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(views), figsize=(6.0 * len(views), 5.2), squeeze=False)
     square = next(r for r in rows if r["family"] == "square")
     labels = {"rmse_inside": f"test RMSE {region_text}", "rmse_outside": "test RMSE outside the region",
@@ -268,5 +265,4 @@ def plot_views(rows, views, path, title, spread=None, region_text="inside"):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)

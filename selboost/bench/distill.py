@@ -53,7 +53,7 @@ Protocol, on every fold of the LETOR data (its train / validation / test splits)
    trained up to ``max_rounds`` rounds with early stopping on the validation split's NDCG@10 against
    the *labels*; the configuration with the best validation NDCG@10 (queries with a relevant document)
    is scored on test. This is the LambdaMART comparison's own loop
-   (``selboost.bench.ranking.run_method_on_fold``, a 2-round warm-up fit first). The test split is
+   (``selboost.bench.report.run_method_on_fold``, a 2-round warm-up fit first). The test split is
    used for the final scores only, by students and teacher alike.
 
 4. **Report**: test NDCG@1 and NDCG@10 (``selboost.metrics.ndcg``, gains 2^r - 1, tied scores
@@ -63,12 +63,11 @@ Protocol, on every fold of the LETOR data (its train / validation / test splits)
    teacher's); the full teacher's NDCG@10 on its training rows, in-sample and cross-fitted; and a
    paired per-query comparison of every student (and the teacher) against ``LambdaMART (labels)``,
    test queries with a relevant document, all folds pooled: mean difference, Wilcoxon signed-rank and
-   paired t-test p-values, wins/ties/losses (``selboost.bench.ranking.paired_comparison``).
+   paired t-test p-values, wins/ties/losses (``selboost.bench.report.paired_comparison``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -76,7 +75,10 @@ import time
 import numpy as np
 
 from selboost.bench import ranking
-from selboost.bench.ranking import Method, _fmt_p, _jsonable, _ndcg, _pooled
+from selboost.bench.report import (CONVENTIONS, NO_PROGRESS, RankingMethod, chosen_configs, chosen_lines, config_grid,
+                                   count_test_queries, fit_config, fmt_p, jsonable, mean_seconds_per_round,
+                                   mean_test_ndcg, ndcg_of, paired_comparison, paired_table, pooled, progress_bar,
+                                   pyplot, result_on_test, run_method_on_fold, save_figure, tune, write_report)
 from selboost.datasets import Fold, RankingSet
 from selboost.engines import get_engine
 from selboost.links import Identity, PiecewiseLinear, Sigmoid
@@ -86,6 +88,8 @@ __all__ = ["TEACHER", "REFERENCE", "query_parts", "cross_fitted_scores", "standa
            "student_methods", "run_benchmark", "summarize", "write_outputs", "run"]
 
 TEACHER = "teacher (all features)"
+#: the engine of the teacher and of every student but ``LightGBM lambdarank (labels)``
+ENGINE = "xgboost"
 REFERENCE = "LambdaMART (labels)"
 
 LEARNING_RATES = (0.05, 0.2)
@@ -96,10 +100,10 @@ BUMP_SCALE = 0.5
 TOP_SLOPES = (2.0, 4.0, 8.0)
 CENTRE_QUANTILE = 0.9
 CROSS_FIT_SEED = 0
-#: the NDCG cut-offs the tables show (the JSON holds ``ranking.KS``)
+#: the NDCG cut-offs the tables show (the JSON holds ``report.KS``)
 SHOWN_KS = (1, 10)
 
-#: a student's training target: the relevance labels or the cross-fitted teacher scores (Method.family)
+#: a student's training target: the relevance labels or the cross-fitted teacher scores (RankingMethod.family)
 LABELS, TEACHER_SCORES = "labels", "teacher scores"
 
 
@@ -165,12 +169,12 @@ def standardise_by_part(scores, group, parts):
     return out
 
 
-def top_features(booster, n_features, n_columns):
-    """The ``n_features`` columns of highest total gain in an XGBoost ``booster`` (highest first; columns
-    it never split on follow by index)."""
+def top_features(booster, n_features, n_columns, engine=ENGINE):
+    """The ``n_features`` columns of highest total gain in ``booster``, a model of ``engine`` (highest
+    first; columns it never split on follow by index)."""
     if n_features > n_columns:
         raise ValueError(f"--features {n_features}: the data has only {n_columns} features")
-    gain = get_engine("xgboost").feature_importances(booster, n_columns)  # total gain per column
+    gain = get_engine(engine).feature_importances(booster, n_columns)  # total gain per column
     order = np.lexsort((np.arange(n_columns), -gain))
     return order[:n_features]
 
@@ -180,13 +184,13 @@ def top_features(booster, n_features, n_columns):
 
 def _grid(second):
     """Every student learning rate times each (label, dict) of the method's own setting."""
-    return ranking._grid(second, LEARNING_RATES)
+    return config_grid(second, LEARNING_RATES)
 
 
 def student_methods(depth, centre):
-    """The students (``selboost.bench.ranking.Method``; ``family`` names the training target), each with
+    """The students (``RankingMethod``; ``family`` names the training target), each with
     ``len(LEARNING_RATES) * 3`` configurations; ``centre`` is the selective transforms' c."""
-    xgb_l2 = get_engine("xgboost").param_names["reg_lambda"]
+    xgb_l2 = get_engine(ENGINE).param_names["reg_lambda"]
     lgb_l2 = get_engine("lightgbm").param_names["reg_lambda"]
     c = float(centre)
 
@@ -194,23 +198,23 @@ def student_methods(depth, centre):
         return ListwiseLoss(transform, target="score")
 
     return [
-        Method(REFERENCE, "xgboost", LABELS, _grid(
+        RankingMethod(REFERENCE, ENGINE, LABELS, _grid(
             [(f"l2={v:g}", {"params": {"objective": "rank:ndcg", "max_depth": depth, xgb_l2: v}})
              for v in L2_VALUES])),
-        Method("LightGBM lambdarank (labels)", "lightgbm", LABELS, _grid(
+        RankingMethod("LightGBM lambdarank (labels)", "lightgbm", LABELS, _grid(
             [(f"l2={v:g}", {"params": {"objective": "lambdarank", "max_depth": depth, "num_leaves": 2 ** depth,
                                        lgb_l2: v}}) for v in L2_VALUES])),
-        Method("square loss on teacher", "xgboost", TEACHER_SCORES, _grid(
+        RankingMethod("square loss on teacher", ENGINE, TEACHER_SCORES, _grid(
             [(f"l2={v:g}", {"params": {"objective": "reg:squarederror", "max_depth": depth, xgb_l2: v}})
              for v in L2_VALUES])),
-        Method("softmax distill", "xgboost", TEACHER_SCORES, _grid(
+        RankingMethod("softmax distill", ENGINE, TEACHER_SCORES, _grid(
             [(f"T={t:g}", {"loss": distill((1.0 / t) * Identity()), "params": {"max_depth": depth}})
              for t in TEMPERATURES])),
-        Method("selective distill: sigmoid bump", "xgboost", TEACHER_SCORES, _grid(
+        RankingMethod("selective distill: sigmoid bump", ENGINE, TEACHER_SCORES, _grid(
             [(f"z + {w:g}*sigmoid({c:.2f},{BUMP_SCALE:g})",
               {"loss": distill(Identity() + w * Sigmoid(center=c, scale=BUMP_SCALE)), "params": {"max_depth": depth}})
              for w in BUMP_WEIGHTS])),
-        Method("selective distill: steep top", "xgboost", TEACHER_SCORES, _grid(
+        RankingMethod("selective distill: steep top", ENGINE, TEACHER_SCORES, _grid(
             [(f"slopes 1|{m:g} at {c:.2f}",
               {"loss": distill(PiecewiseLinear(knots=(c,), slopes=(1.0, m))), "params": {"max_depth": depth}})
              for m in TOP_SLOPES])),
@@ -243,70 +247,43 @@ def _fidelity(data: RankingSet, student, teacher):
 
 def teacher_method():
     """The teacher: the LambdaMART comparison's ``xgb rank:ndcg`` with its tuning grid."""
-    method = next(m for m in ranking.default_methods(("xgboost",)) if m.name == "xgb rank:ndcg")
-    return Method(TEACHER, method.engine, method.family, method.grid)
-
-
-def _fit_teacher(config, train, valid, max_rounds, patience, threads):
-    """A teacher trained on ``train`` with early stopping on ``valid``: (best round, rounds, s, predict)."""
-    return ranking.fit_config(teacher_method(), config, Fold("teacher", train, valid, valid), max_rounds, patience,
-                              threads)
+    method = next(m for m in ranking.default_methods((ENGINE,)) if m.name == "xgb rank:ndcg")
+    return RankingMethod(TEACHER, method.engine, method.family, method.grid)
 
 
 def _teacher_on_fold(fold, n_parts, max_rounds, patience, threads, bar):
-    """The full teacher's result (in ``run_method_on_fold``'s layout), its predict, and the cross-fitted
-    standardised training-row scores."""
-    trials, chosen = [], None
-    for config in teacher_method().grid:
-        best, rounds, seconds, predict = _fit_teacher(config, fold.train, fold.valid, max_rounds, patience, threads)
-        trial = {"config": config["label"], "valid_ndcg@10": _ndcg(fold.valid, predict(fold.valid), 10, "excluded"),
-                 "best_round": best, "rounds_run": rounds, "seconds": seconds}
-        trials.append(trial)
-        if chosen is None or trial["valid_ndcg@10"] > chosen[1]["valid_ndcg@10"]:
-            chosen = (config, trial, predict)
-        if bar is not None:
-            bar.set_postfix_str(f"{fold.name} teacher {config['label']}")
-            bar.update(1)
-    config, trial, predict = chosen
+    """The full teacher's result (in ``run_method_on_fold``'s layout), its ``ConfigFit``, and the
+    cross-fitted standardised training-row scores."""
+    method = teacher_method()
+    config, trial, trials, fit = tune(method, fold, max_rounds, patience, threads, bar)
     parts_record = []
 
     def fit_part(train):
-        part_best, part_rounds, part_seconds, part_predict = _fit_teacher(config, train, fold.valid, max_rounds,
-                                                                          patience, threads)
-        parts_record.append({"train_queries": train.n_queries, "best_round": part_best, "rounds_run": part_rounds,
-                             "seconds": part_seconds})
-        if bar is not None:
-            bar.set_postfix_str(f"{fold.name} teacher cross-fit {len(parts_record)}/{n_parts}")
-            bar.update(1)
-        return part_predict
+        part = fit_config(method, config, Fold("teacher", train, fold.valid, fold.valid), max_rounds, patience,
+                          threads)
+        parts_record.append({"train_queries": train.n_queries, "best_round": part.best_round,
+                             "rounds_run": part.rounds_run, "seconds": part.seconds})
+        bar.advance(f"{fold.name} teacher cross-fit {len(parts_record)}/{n_parts}")
+        return part.predict
 
     raw, parts = cross_fitted_scores(fold.train, n_parts, fit_part)
     target = standardise_by_part(raw, fold.train.group, parts)
-    prediction = predict(fold.test)
-    per_query = {k: _ndcg(fold.test, prediction, k) for k in ranking.KS}
-    result = {
-        "chosen": trial,
-        "trials": trials,
-        "seconds_per_round": sum(t["seconds"] for t in trials) / max(sum(t["rounds_run"] for t in trials), 1),
-        "warmup_seconds": 0.0,
-        "test": {conv: {f"ndcg@{k}": _ndcg(fold.test, prediction, k, conv) for k in ranking.KS}
-                 for conv in ranking.CONVENTIONS},
-        "per_query": {f"ndcg@{k}": per_query[k] for k in ranking.KS},
-        "prediction": prediction,
+    result = result_on_test(fold, trial, trials, fit, warmup_seconds=0.0)
+    result.update({
         "fidelity": 1.0,
         "trained_on": "labels, all features",
-        "train_ndcg@10": {"in-sample": _ndcg(fold.train, predict(fold.train), 10, "excluded"),
-                          "cross-fitted": _ndcg(fold.train, raw, 10, "excluded")},
+        "train_ndcg@10": {"in-sample": ndcg_of(fold.train, fit.predict(fold.train), 10, "excluded"),
+                          "cross-fitted": ndcg_of(fold.train, raw, 10, "excluded")},
         "cross_fit": parts_record,
-    }
-    return result, predict, target
+    })
+    return result, fit, target
 
 
-def run_fold(fold, n_features, depth, n_parts, max_rounds, patience, threads, bar=None):
+def run_fold(fold, n_features, depth, n_parts, max_rounds, patience, threads, bar=NO_PROGRESS):
     """The teacher and every student on one fold: {method name: result}, and the fold's record
     (features, centre)."""
-    teacher, predict, target = _teacher_on_fold(fold, n_parts, max_rounds, patience, threads, bar)
-    features = top_features(predict.booster, n_features, fold.train.X.shape[1])
+    teacher, teacher_fit, target = _teacher_on_fold(fold, n_parts, max_rounds, patience, threads, bar)
+    features = top_features(teacher_fit.booster, n_features, fold.train.X.shape[1], teacher_fit.engine)
     centre = float(np.quantile(target, CENTRE_QUANTILE))
     results = {TEACHER: teacher}
     for method in student_methods(depth, centre):
@@ -314,7 +291,7 @@ def run_fold(fold, n_features, depth, n_parts, max_rounds, patience, threads, ba
         restricted = Fold(fold.name, _restricted(fold.train, features, train_y),
                           _restricted(fold.valid, features, fold.valid.y),
                           _restricted(fold.test, features, fold.test.y), fold.note)
-        result = ranking.run_method_on_fold(method, restricted, max_rounds, patience, threads, bar)
+        result = run_method_on_fold(method, restricted, max_rounds, patience, threads, bar)
         result["fidelity"] = _fidelity(fold.test, result["prediction"], teacher["prediction"])
         result["trained_on"] = method.family
         results[method.name] = result
@@ -333,21 +310,13 @@ def run_benchmark(folds, n_features=5, depth=3, n_parts=5, max_rounds=500, patie
         if n_features > fold.train.X.shape[1]:
             raise ValueError(f"--features {n_features}: the data has only {fold.train.X.shape[1]} features")
     per_fold = len(teacher_method().grid) + n_parts + sum(len(m.grid) for m in student_methods(depth, 0.0))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=per_fold * len(folds), desc="selboost bench distill", unit="fit", dynamic_ncols=True)
     results, records = {}, {}
-    try:
+    with progress_bar(per_fold * len(folds), "selboost bench distill", "fit", progress) as bar:
         for fold in folds:
             fold_results, records[fold.name] = run_fold(fold, n_features, depth, n_parts, max_rounds, patience,
                                                         threads, bar)
             for name, result in fold_results.items():
                 results.setdefault(name, {})[fold.name] = result
-    finally:
-        if bar is not None:
-            bar.close()
     return results, records
 
 
@@ -356,7 +325,7 @@ def run_benchmark(folds, n_features=5, depth=3, n_parts=5, max_rounds=500, patie
 
 def _mean_ci(results, name, k):
     """Mean per-query difference against the reference and its 95 % normal half-width (folds pooled)."""
-    diff = _pooled(results, name, k) - _pooled(results, REFERENCE, k)
+    diff = pooled(results, name, k) - pooled(results, REFERENCE, k)
     half = 1.96 * diff.std(ddof=1) / math.sqrt(diff.size) if diff.size > 1 else float("nan")
     return float(diff.mean()), float(half)
 
@@ -366,23 +335,18 @@ def summarize(results, records):
     training-row NDCG, and the paired comparison against ``REFERENCE``."""
     methods = {}
     for name, per_fold in results.items():
-        folds = per_fold.values()
         methods[name] = {
-            "test": {conv: {f"ndcg@{k}": float(np.mean([f["test"][conv][f"ndcg@{k}"] for f in folds]))
-                            for k in ranking.KS} for conv in ranking.CONVENTIONS},
-            "fidelity": float(np.nanmean([f["fidelity"] for f in folds])),
-            "seconds_per_round": float(np.mean([f["seconds_per_round"] for f in folds])),
-            "chosen": {fold: f["chosen"]["config"] for fold, f in per_fold.items()},
-            "best_round": {fold: f["chosen"]["best_round"] for fold, f in per_fold.items()},
+            "test": mean_test_ndcg(per_fold),
+            "fidelity": float(np.nanmean([f["fidelity"] for f in per_fold.values()])),
+            "seconds_per_round": mean_seconds_per_round(per_fold),
+            **chosen_configs(per_fold),
             "diff_ci95": {f"ndcg@{k}": _mean_ci(results, name, k) for k in SHOWN_KS},
         }
     teacher = results[TEACHER]
     train_ndcg = {kind: float(np.mean([f["train_ndcg@10"][kind] for f in teacher.values()]))
                   for kind in ("in-sample", "cross-fitted")}
-    counts = {fold: {"queries": int(r["per_query"]["ndcg@10"].size),
-                     "no_relevant": int(np.isnan(r["per_query"]["ndcg@10"]).sum())} for fold, r in teacher.items()}
-    return {"methods": methods, "reference": REFERENCE, "paired": ranking.paired_comparison(results, REFERENCE),
-            "teacher_train_ndcg@10": train_ndcg, "test_queries": counts, "folds": records}
+    return {"methods": methods, "reference": REFERENCE, "paired": paired_comparison(results, REFERENCE),
+            "teacher_train_ndcg@10": train_ndcg, "test_queries": count_test_queries(teacher), "folds": records}
 
 
 def markdown(summary, results, header):
@@ -409,7 +373,7 @@ def markdown(summary, results, header):
     lines += ["", "(Bold: the best student.)", "",
               f"Paired per-query comparison against `{REFERENCE}`, test queries with a relevant document, "
               "folds pooled: mean difference, wins/ties/losses, Wilcoxon signed-rank p and paired t-test p:", ""]
-    lines += ranking.paired_table(summary["paired"], REFERENCE, SHOWN_KS)
+    lines += paired_table(summary["paired"], REFERENCE, SHOWN_KS)
     train = summary["teacher_train_ndcg@10"]
     lines += ["", f"Teacher NDCG@10 on its training rows (mean over folds): {train['in-sample']:.4f} in-sample, "
               f"{train['cross-fitted']:.4f} cross-fitted (the scores the students learn from).", "",
@@ -417,20 +381,14 @@ def markdown(summary, results, header):
               "centre c, and each method's chosen configuration (validation NDCG@10) with its best round:", ""]
     for fold, record in summary["folds"].items():
         lines.append(f"- {fold}: features {record['features']}, c = {record['centre']:.3f}")
-    for name, m in summary["methods"].items():
-        chosen = ", ".join(f"{fold}: {cfg} @{m['best_round'][fold]}" for fold, cfg in m["chosen"].items())
-        lines.append(f"- {name}: {chosen}")
+    lines += chosen_lines(summary["methods"])
     return "\n".join(lines) + "\n"
 
 
 def plot(summary, path, title):
     """Left: test NDCG@1 and @10 of every student, the teacher's as dashed lines. Right: the mean paired
     difference against the reference with its 95 % interval, the Wilcoxon p-values under each name."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     students = [n for n in summary["methods"] if n != TEACHER]
     colors = ("tab:blue", "tab:orange")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1, 1]})
@@ -454,30 +412,25 @@ def plot(summary, path, title):
         halves = [summary["methods"][n]["diff_ci95"][f"ndcg@{k}"][1] for n in others]
         ax2.barh(y + (j - 0.5) * 0.4, means, 0.4, xerr=halves, capsize=2, label=f"NDCG@{k}", color=colors[j])
     ax2.axvline(0.0, color="black", lw=0.8)
-    labels = [f"{n}\nWilcoxon p " + ", ".join(f"@{k} {_fmt_p(summary['paired'][n][f'ndcg@{k}']['p_wilcoxon'])}"
+    labels = [f"{n}\nWilcoxon p " + ", ".join(f"@{k} {fmt_p(summary['paired'][n][f'ndcg@{k}']['p_wilcoxon'])}"
                                                for k in SHOWN_KS) for n in others]
     ax2.set_yticks(y, labels, fontsize=7)
     ax2.invert_yaxis()
     ax2.set_xlabel(f"per-query difference vs {REFERENCE}: mean, 95 % interval")
     ax2.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, bbox_inches="tight")
 
 
 def write_outputs(results, records, out_dir, meta):
     """Write ``distill.json``, ``distill.md`` and ``distill.png`` into ``out_dir``; returns (summary, text)."""
-    os.makedirs(out_dir, exist_ok=True)
     summary = summarize(results, records)
     raw = {name: {fold: {key: value for key, value in r.items() if key != "prediction"} for fold, r in per_fold.items()}
            for name, per_fold in results.items()}
-    document = {"meta": meta, "conventions": ranking.CONVENTIONS, "summary": summary, "results": raw}
-    with open(os.path.join(out_dir, "distill.json"), "w") as handle:
-        json.dump(_jsonable(document), handle, indent=1)
+    document = {"meta": meta, "conventions": CONVENTIONS, "summary": summary, "results": raw}
     header = f"# selboost bench distill: {meta['data']}\n\nCommand: `{meta['command']}`\n\n{meta['protocol']}"
     text = markdown(summary, results, header)
-    with open(os.path.join(out_dir, "distill.md"), "w") as handle:
-        handle.write(text)
+    write_report(out_dir, "distill", jsonable(document), text)
     plot(summary, os.path.join(out_dir, "distill.png"), meta["data"])
     return summary, text
 

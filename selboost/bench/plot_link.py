@@ -203,11 +203,7 @@ def _default_span(link):
 def plot_link(link, path, targets=None, span=None, title=None):
     """Three panels over the score range: h(z); the sensitivity h'(z); the loss H(z) - H(y) - (z - y) h(y)
     for a few targets y. Returns ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from selboost.bench.report import pyplot, save_figure
     from selboost.losses import SelectiveLoss
 
     lo, hi = span if span is not None else _default_span(link)
@@ -215,7 +211,7 @@ def plot_link(link, path, targets=None, span=None, title=None):
     if targets is None:
         targets = [lo + f * (hi - lo) for f in (0.2, 0.5, 0.8)]
     loss = SelectiveLoss(link, hess_min=0.0)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.6))
     axes[0].plot(z, link.h(z))
     axes[0].set_title("link h(z)")
     axes[1].plot(z, link.dh(z), color="tab:orange")
@@ -232,6 +228,5 @@ def plot_link(link, path, targets=None, span=None, title=None):
         ax.grid(alpha=0.3)
     fig.suptitle(title or repr(link), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -37,7 +37,6 @@ errors over the chosen rows.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -45,6 +44,7 @@ import time
 import numpy as np
 
 from selboost.bench import _selectivity as S
+from selboost.bench.report import progress_bar, write_report
 from selboost.datasets import BIKE_SHARING_CITATION as CITATION
 from selboost.datasets import BIKE_SHARING_FEATURES as FEATURES
 from selboost.datasets import BIKE_SHARING_TARGETS as TARGETS
@@ -65,17 +65,17 @@ PATIENCE = 50
 
 
 def loss_grid(y_fit):
-    """Every loss of the study (``_selectivity.Method``), the region resolved on the fit targets."""
+    """Every loss of the study (``_selectivity.RegionStudyMethod``), the region resolved on the fit targets."""
     t = region_bounds(QUANTILE, None, quantiles=True, y=y_fit)[0]
     methods = S.region_methods(t, math.inf)
     for method in methods:
         if isinstance(method.loss, RegionLoss):  # the region as the study states it: a training quantile
             method.loss = RegionLoss(QUANTILE, None, quantiles=True, strength=method.loss.strength).resolve(y_fit)
     for w in (1.0, 3.0, 9.0, 27.0):
-        methods.append(S.Method("sigmoid bump", 1.0 + w, f"w={w:g}", SelectiveLoss(
+        methods.append(S.RegionStudyMethod("sigmoid bump", 1.0 + w, f"w={w:g}", SelectiveLoss(
             Identity() + w * Sigmoid(center=t, scale=0.2 * t))))
     for factor in (2.0, 1.0, 0.5, 0.25):
-        methods.append(S.Method("identity + exp", 1.0 / factor, f"s={factor:g}t", SelectiveLoss(
+        methods.append(S.RegionStudyMethod("identity + exp", 1.0 / factor, f"s={factor:g}t", SelectiveLoss(
             Identity() + Exp(center=t, scale=factor * t))))
     return t, methods
 
@@ -98,13 +98,8 @@ def run(data=None, out_dir="selboost-results", max_rounds=MAX_ROUNDS, threads=1,
         raise ValueError("--data: the training period is too short for a fit and a validation split")
     X = frame[FEATURES].to_numpy(dtype=np.float64)
     results = {}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        n_methods = len(loss_grid(np.arange(10.0))[1])
-        bar = tqdm(total=len(TARGETS) * n_methods, desc="selboost bench regression", unit="loss", dynamic_ncols=True)
-    try:
+    n_methods = len(loss_grid(np.arange(10.0))[1])
+    with progress_bar(len(TARGETS) * n_methods, "selboost bench regression", "loss", progress) as bar:
         for target in TARGETS:
             y = frame[target].to_numpy(dtype=np.float64)
             y_fit, y_valid, y_train, y_test = y[fit_idx], y[valid_idx], y[train_idx], y[test_idx]
@@ -124,9 +119,7 @@ def run(data=None, out_dir="selboost-results", max_rounds=MAX_ROUNDS, threads=1,
                 predictions.append(out.pop("prediction"))
                 rows.append({"family": method.family, "strength": method.strength, "label": method.label,
                              **S.region_scores(y_test, predictions[-1], lo, hi), **out})
-                if bar is not None:
-                    bar.set_postfix_str(f"{target} {method.name}")
-                    bar.update(1)
+                bar.advance(f"{target} {method.name}")
             test_days = days[test_idx]
             for row, pred in zip(rows, predictions):
                 row["vs_square_inside"] = _by_day(y_test, pred, predictions[0], test_days, lo, hi, "inside")
@@ -137,10 +130,6 @@ def run(data=None, out_dir="selboost-results", max_rounds=MAX_ROUNDS, threads=1,
                 "n_valid_inside": int((y_valid >= threshold_fit).sum()), "skewness_train": float(_skew(y_train)),
                 "rows": rows, "paired": _paired(methods, predictions, y_test, test_days, lo, hi),
             }
-    finally:
-        if bar is not None:
-            bar.close()
-    os.makedirs(out_dir, exist_ok=True)
     meta = dict(meta or {})
     meta.update({"data": data or "bundled bike-sharing-hour.csv.gz", "citation": CITATION, "split_date": SPLIT_DATE,
                  "fit_dates": [days[fit_idx[0]], days[fit_idx[-1]]],
@@ -149,11 +138,8 @@ def run(data=None, out_dir="selboost-results", max_rounds=MAX_ROUNDS, threads=1,
                  "valid_fraction": VALID_FRACTION, "engine": engine, "threads": threads, "max_depth": MAX_DEPTH,
                  "learning_rates": list(LEARNING_RATES), "max_rounds": max_rounds, "patience": PATIENCE,
                  "strengths": list(S.STRENGTHS), "features": FEATURES, "wall_seconds": time.perf_counter() - start})
-    with open(os.path.join(out_dir, "regression.json"), "w") as handle:
-        json.dump({"meta": meta, "results": results}, handle, indent=1)
     text = markdown(results, meta)
-    with open(os.path.join(out_dir, "regression.md"), "w") as handle:
-        handle.write(text)
+    write_report(out_dir, "regression", {"meta": meta, "results": results}, text)
     for target, result in results.items():
         title = f"bike sharing, '{target}', region y >= {result['threshold']:g} (test period)"
         S.plot_views(result["rows"], ["io", "eo", "pr"], os.path.join(out_dir, f"regression-{target}.png"), title,

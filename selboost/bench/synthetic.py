@@ -33,13 +33,13 @@ independent draws).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import numpy as np
 
 from selboost.bench import _selectivity as S
+from selboost.bench.report import progress_bar, write_report
 
 __all__ = ["generate", "run", "REGION", "INSIDE_SHARE", "DECOY_SHARE"]
 
@@ -92,13 +92,8 @@ def run(out_dir="selboost-results", seeds=5, rows=20000, threads=1, engine="xgbo
     start = time.perf_counter()
     lo, hi = REGION
     methods = S.region_methods(lo, hi)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=seeds * len(methods), desc="selboost bench synthetic", unit="method", dynamic_ncols=True)
     per_seed, predictions, tests = [], [], []
-    try:
+    with progress_bar(seeds * len(methods), "selboost bench synthetic", "method", progress) as bar:
         for seed in range(seeds):
             X, y, kind = generate(rows, seed)
             fit, valid, test = _splits(rows)
@@ -115,18 +110,13 @@ def run(out_dir="selboost-results", seeds=5, rows=20000, threads=1, engine="xgbo
                 preds.append(out.pop("prediction"))
                 results.append({"family": method.family, "strength": method.strength, "label": method.label,
                                 **S.region_scores(y[test], preds[-1], lo, hi), **out})
-                if bar is not None:
-                    bar.set_postfix_str(f"seed {seed} {method.name}")
-                    bar.update(1)
+                bar.advance(f"seed {seed} {method.name}")
             per_seed.append({"seed": seed, "n_fit": fit.stop, "n_valid": valid.stop - valid.start,
                              "n_test": rows - test.start, "n_test_inside": int(inside[test].sum()),
                              "share_inside": float(inside.mean()), "share_decoy": float(np.mean(kind == "decoy")),
                              "methods": results})
             predictions.append(preds)
             tests.append(y[test])
-    finally:
-        if bar is not None:
-            bar.close()
     summary = _summary(methods, per_seed)
     paired = _paired(methods, predictions, tests, lo, hi)
     meta = dict(meta or {})
@@ -135,12 +125,8 @@ def run(out_dir="selboost-results", seeds=5, rows=20000, threads=1, engine="xgbo
                  "learning_rates": list(LEARNING_RATES), "max_rounds": max_rounds, "patience": PATIENCE,
                  "strengths": list(S.STRENGTHS), "inside_share_expected": INSIDE_SHARE,
                  "decoy_share_expected": DECOY_SHARE, "wall_seconds": time.perf_counter() - start})
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "synthetic.json"), "w") as handle:
-        json.dump({"meta": meta, "summary": summary, "paired": paired, "seeds": per_seed}, handle, indent=1)
     text = markdown(summary, paired, per_seed, meta)
-    with open(os.path.join(out_dir, "synthetic.md"), "w") as handle:
-        handle.write(text)
+    write_report(out_dir, "synthetic", {"meta": meta, "summary": summary, "paired": paired, "seeds": per_seed}, text)
     means = [row["mean"] | {k: row[k] for k in ("family", "strength", "label")} for row in summary]
     spread = [row["sd"] for row in summary] if seeds > 1 else None
     title = f"synthetic data, region [{lo:g}, {hi:g}], mean of {seeds} draws ({rows} rows each; bars: sd)"

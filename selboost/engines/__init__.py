@@ -168,7 +168,7 @@ class Engine:
     Data: ``read_data``, ``n_rows``, ``set_margin``, ``n_classes_of``. Objectives and metrics:
     ``objective``, ``metric``. Parameters: ``params``, ``native_params``, ``leaf_hessian_minimum``;
     what the engine has built in: ``ranking_objectives``, ``tree_size_param``, ``score_dtype``. Training and models:
-    ``train``, ``predict_raw``, ``num_rounds``, ``save``, ``load``, ``feature_importances``. Devices:
+    ``train``, ``train_ranking``, ``predict_raw``, ``num_rounds``, ``save``, ``load``, ``feature_importances``. Devices:
     ``devices``, ``check_device``, ``gpu_problem``. Dask: ``dask_train``, ``dask_predict_raw``.
     """
 
@@ -297,6 +297,37 @@ class Engine:
         (X_eval, prepared metric) watched under ``validation_<i>``, the last one driving early stopping.
         ``label`` / ``weight`` go into the engine's data for its own use (sketches, sampling) only: the
         bound loss weights the gradients. Returns a ``TrainResult``."""
+        raise NotImplementedError
+
+    def train_ranking(self, params, train, valid, *, num_boost_round, early_stopping_rounds, ndcg_at=10,
+                      threads=1, seed=0):
+        """Train a ranker on query groups with early stopping on the engine's own NDCG of ``valid``.
+
+        Parameters
+        ----------
+        params : dict
+            The engine's own parameters (``native_params``) with ``"objective"``: the name of one of the
+            engine's built-in objectives (``ranking_objectives``, or any other it has) or a custom
+            objective for this engine (``objective(loss)``, or a callable of the same signature).
+        train, valid : tuple
+            ``(X, y, group)`` each: features, relevance labels and query group sizes.
+        num_boost_round : int
+            Most boosting rounds.
+        early_stopping_rounds : int
+            Stop after this many rounds without a better NDCG@``ndcg_at`` on ``valid`` (the engine's own
+            metric), keeping the best round.
+        ndcg_at : int, default 10
+            The NDCG cut-off of the early-stopping metric.
+        threads, seed : int
+            The engine's threads and seed. The other settings that keep a fit reproducible are the
+            engine's.
+
+        Returns
+        -------
+        TrainResult
+            The booster and its best round (``best_iteration``, 0-based); predict with ``predict_raw``
+            and an initial score of 0 (a custom objective starts from 0).
+        """
         raise NotImplementedError
 
     def predict_raw(self, booster, X, init, iteration_range=None):

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import sparse
 
 from selboost._validation import as_float_array, check_storable
-from selboost.engines import BoostingParams, Engine, PartMetric, constant_margin, eval_names, train_result
+from selboost.engines import BoostingParams, Engine, PartMetric, TrainResult, constant_margin, eval_names, train_result
 from selboost.engines._adapters import EngineMetric, EngineObjective
 
 # Dataset parameters that must also reach the validation Datasets
@@ -447,6 +447,24 @@ class LightGBMEngine(Engine):
         booster = lgb.train(params, dtrain, num_boost_round, valid_sets=valid or None, valid_names=names or None,
                             feval=feval, callbacks=callbacks)
         return train_result(booster, results, metric, stopper.best_iteration if stopper else None)
+
+    def train_ranking(self, params, train, valid, *, num_boost_round, early_stopping_rounds, ndcg_at=10,
+                      threads=1, seed=0):
+        lgb = self.require()
+        params = {"metric": "ndcg", "eval_at": [ndcg_at], "num_threads": threads, "seed": seed, "verbose": -1,
+                  "deterministic": True, "force_row_wise": True, **params}
+        (X, y, group), (X_valid, y_valid, group_valid) = train, valid
+        dtrain = lgb.Dataset(X, label=y, group=group, params={"verbose": -1})
+        dvalid = lgb.Dataset(X_valid, label=y_valid, group=group_valid, reference=dtrain, params={"verbose": -1})
+        if callable(params["objective"]):
+            for data in (dtrain, dvalid):
+                _keep_unsplittable_features(data)
+        stopping = lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
+        booster = lgb.train(params, dtrain, num_boost_round=num_boost_round, valid_sets=[dvalid], callbacks=[stopping])
+        # LightGBM counts the best round from 1, and from 0 when it never evaluated one
+        rounds = booster.current_iteration()
+        best = booster.best_iteration if booster.best_iteration > 0 else rounds
+        return TrainResult(booster, best - 1)
 
     def predict_raw(self, booster, X, init, iteration_range=None):
         begin, end = (0, -1) if iteration_range is None else iteration_range

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from selboost.engines import BoostingParams, Engine, PartMetric, constant_margin, eval_names, train_result
+from selboost.engines import BoostingParams, Engine, PartMetric, TrainResult, constant_margin, eval_names, train_result
 from selboost.engines._adapters import EngineMetric, EngineObjective
 from selboost.engines._xgboost_train import xgboost_train
 
@@ -202,6 +202,24 @@ class XGBoostEngine(Engine):
                                 callbacks=callbacks)
         best = booster.best_iteration if early_stopping_rounds is not None else None
         return train_result(booster, results, metric, best)
+
+    def train_ranking(self, params, train, valid, *, num_boost_round, early_stopping_rounds, ndcg_at=10,
+                      threads=1, seed=0):
+        xgb = self.require()
+        params = {"tree_method": "hist", "eval_metric": f"ndcg@{ndcg_at}", "nthread": threads, "seed": seed,
+                  "max_depth": 6, **params}
+        objective = params.pop("objective")
+        if callable(objective):
+            params["base_score"] = 0.0  # a custom objective starts from 0, as predict_raw's init says
+        else:
+            params["objective"] = objective
+        (X, y, group), (X_valid, y_valid, group_valid) = train, valid
+        dtrain = xgb.DMatrix(X, label=y, group=group, nthread=threads)
+        dvalid = xgb.DMatrix(X_valid, label=y_valid, group=group_valid, nthread=threads)
+        booster = xgb.train(params, dtrain, num_boost_round=num_boost_round, evals=[(dvalid, "valid")],
+                            obj=objective if callable(objective) else None,
+                            early_stopping_rounds=early_stopping_rounds, verbose_eval=False)
+        return TrainResult(booster, booster.best_iteration)
 
     def _dmatrix(self, X, init, **fields):
         data = self.require().DMatrix(X, **fields)
