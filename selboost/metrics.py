@@ -518,6 +518,9 @@ class LossMetric(_Metric):
         return _Prepared(self.loss.bind_data(y, group, sample_weight, group_weight, n_classes).mean_loss)
 
     def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        if getattr(self.loss, "group_scale", None) == "auto":
+            raise ValueError("LossMetric: ListwiseLoss(group_scale='auto') weighs groups by the whole data's "
+                             "start hessian, which no part knows: give group_scale a number to evaluate on parts")
         if np.size(y) == 0:
             return _Part(2)
         bound = self.loss.bind_data(y, group, sample_weight, group_weight, n_classes)

@@ -595,7 +595,7 @@ def test_metric_sums_over_parts_equal_the_whole(metric_case):
         "ndcg": NDCG(k=5), "ndcg-skip": NDCG(k=5, no_relevant="skip"),
         "region_rmse": RegionError(1.0, 2.0), "region_mae_either": RegionError(1.0, 2.0, kind="mae", rows="either"),
         "region_f1": RegionDetection(0.5, 2.0), "loss": LossMetric(SelectiveLoss(Identity())),
-        "listwise": LossMetric(ListwiseLoss()), "multiclass": LossMetric(MulticlassLoss()),
+        "listwise": LossMetric(ListwiseLoss(group_scale=2.0)), "multiclass": LossMetric(MulticlassLoss()),
     }[metric_case]
     if metric_case.startswith("ndcg") or metric_case == "listwise":
         kwargs = {"group": group}
@@ -609,3 +609,6 @@ def test_metric_sums_over_parts_equal_the_whole(metric_case):
         part_kwargs = {"group": group[lo // size:hi // size]} if "group" in kwargs else {"sample_weight": weight[lo:hi]}
         total = total + metric.part(y[lo:hi], n_classes=n_classes, **part_kwargs).sums(raw[lo:hi])
     assert metric.from_sums(total) == pytest.approx(whole, rel=1e-12)
+    if metric_case == "listwise":  # "auto" depends on the whole data, which no part knows
+        with pytest.raises(ValueError, match="give group_scale a number"):
+            LossMetric(ListwiseLoss()).part(y, group=group)
