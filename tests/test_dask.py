@@ -533,8 +533,10 @@ def test_eval_set_and_early_stopping(client, engine):
             early_stopping_rounds=2).fit(dX, dy)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def process_client():
+    # one per test, closed after it: a second client left open beside the module's in-process one made
+    # later Dask fits on that one wait forever
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     with distributed.Client(cluster) as c:
         yield c
