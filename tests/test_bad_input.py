@@ -267,3 +267,11 @@ def test_misspelled_engine_params_are_named_in_a_warning(engine):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SelectiveRegressor(engine=engine, n_estimators=2, engine_params=real[engine]).fit(X, y)
+
+
+def test_engine_none_names_the_engines():
+    from selboost import SelectiveRegressor
+
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match=r"engine must be one of \['xgboost', 'lightgbm'\], got None"):
+        SelectiveRegressor(engine=None).fit(X, X[:, 0])

@@ -37,7 +37,7 @@ def get_engine(name_or_data):
     (``xgboost.DMatrix``, ``lightgbm.Dataset``); a ValueError / TypeError otherwise."""
     if isinstance(name_or_data, Engine):
         return name_or_data
-    if isinstance(name_or_data, str):
+    if isinstance(name_or_data, str) or name_or_data is None:
         if name_or_data not in _MODULES:
             raise ValueError(f"engine must be one of {list(_MODULES)}, got {name_or_data!r}")
         return _load(name_or_data)
