@@ -402,6 +402,22 @@ class _RegionMetric(_Metric):
         link = self.link
         return _Prepared(lambda raw: value(data, raw if link is None else link.h(np.asarray(raw, float))))
 
+    def _part(self, y, group, sample_weight, group_weight, size, sums):
+        """A part of ``size`` sums: ``sums(y, weight, inside, pred)`` over its rows (``inside``: the
+        targets in the region; ``pred``: the predictions, through ``link``)."""
+        if np.size(y) == 0:
+            return _Part(size)
+        y = as_float_array(y, "y")
+        weight = _part_weight(sample_weight, y.shape[0], group, group_weight)
+        inside = _in_region(y, self.lo, self.hi)
+        link = self.link
+
+        def part_sums(raw):
+            pred = np.asarray(raw, dtype=np.float64) if link is None else link.h(np.asarray(raw, float))
+            return sums(y, weight, inside, pred)
+
+        return _Part(size, part_sums)
+
 
 class RegionError(_RegionMetric):
     """RMSE (``kind="rmse"``) or MAE (``kind="mae"``) over the rows ``rows`` selects in [lo, hi]
@@ -431,15 +447,7 @@ class RegionError(_RegionMetric):
                               lambda data, pred: data.error(pred, self.kind))
 
     def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
-        if np.size(y) == 0:
-            return _Part(2)
-        y = as_float_array(y, "y")
-        weight = _part_weight(sample_weight, y.shape[0], group, group_weight)
-        inside = _in_region(y, self.lo, self.hi)
-        link = self.link
-
-        def sums(raw):
-            pred = np.asarray(raw, dtype=np.float64) if link is None else link.h(np.asarray(raw, float))
+        def sums(y, weight, inside, pred):
             chosen = {"inside": inside, "outside": ~inside}.get(self.rows)
             if chosen is None:
                 chosen = inside | _in_region(pred, self.lo, self.hi)
@@ -447,7 +455,7 @@ class RegionError(_RegionMetric):
             error = residual * residual if self.kind == "rmse" else residual
             return [np.sum(weight[chosen] * error), np.sum(weight[chosen])]
 
-        return _Part(2, sums)
+        return self._part(y, group, sample_weight, group_weight, 2, sums)
 
     def from_sums(self, sums):
         value = _ratio(sums[0], sums[1])
@@ -476,20 +484,12 @@ class RegionDetection(_RegionMetric):
                               lambda data, pred: data.detection(pred)[index])
 
     def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
-        if np.size(y) == 0:
-            return _Part(3)
-        y = as_float_array(y, "y")
-        weight = _part_weight(sample_weight, y.shape[0], group, group_weight)
-        inside = _in_region(y, self.lo, self.hi)
-        link = self.link
-
-        def sums(raw):
-            pred = np.asarray(raw, dtype=np.float64) if link is None else link.h(np.asarray(raw, float))
+        def sums(y, weight, inside, pred):
             predicted = _in_region(pred, self.lo, self.hi)
             return [np.sum(weight[inside & predicted]), np.sum(weight[~inside & predicted]),
                     np.sum(weight[inside & ~predicted])]
 
-        return _Part(3, sums)
+        return self._part(y, group, sample_weight, group_weight, 3, sums)
 
     def from_sums(self, sums):
         tp, fp, fn = (float(v) for v in sums)
