@@ -4,7 +4,10 @@
   ``RankingSet`` objects (``X``, ``y``, ``group``, ``qid``) or as one ``Fold`` with a validation split;
 - ``read_letor(path)`` / ``load_folds(directory)``: LETOR files and 5-fold layouts;
   ``split_by_query`` holds out a random share of the queries;
-- ``load_bike_sharing()``: UCI Bike Sharing, hourly (regression), as a pandas DataFrame.
+- ``load_bike_sharing()``: UCI Bike Sharing, hourly (regression), as a pandas DataFrame;
+- ``load_regression_set(name)``: one of ``REGRESSION_SETS``, regression data whose targets have rare
+  extreme values (UCI Forest Fires, UCI Wine Quality red and white, bike sharing's casual rentals), as a
+  ``RegressionSet`` (``X``, ``y``, feature names, source and licence).
 
 LETOR lines read ``<relevance> qid:<id> <index>:<value> ... # comment``; the comment is dropped.
 Rows of one query may be scattered in a file: they are regrouped by qid (queries in order of first
@@ -39,6 +42,9 @@ __all__ = [
     "BIKE_SHARING_FEATURES",
     "BIKE_SHARING_TARGETS",
     "BIKE_SHARING_CITATION",
+    "RegressionSet",
+    "REGRESSION_SETS",
+    "load_regression_set",
 ]
 
 
@@ -301,3 +307,82 @@ def load_bike_sharing(path=None, max_rows=None):
         half = max(1, max_rows // 2)
         frame = pd.concat([frame.iloc[:half], frame.iloc[-half:]]).reset_index(drop=True)
     return frame
+
+
+# ---------------------------------------------------------------- regression sets with rare extreme targets
+
+
+@dataclass(frozen=True)
+class RegressionSet:
+    """A regression data set: ``X`` (n, d) float64, ``y`` (n,), the feature names, the target's name, and
+    where the data come from (``source``: citation and licence)."""
+
+    name: str
+    X: np.ndarray
+    y: np.ndarray
+    features: tuple
+    target: str
+    source: str
+
+    def __post_init__(self):
+        if self.X.shape != (self.y.size, len(self.features)):
+            raise ValueError(f"RegressionSet {self.name}: X has shape {self.X.shape} for {self.y.size} targets and "
+                             f"{len(self.features)} features")
+
+
+_UCI_CC_BY = "UCI Machine Learning Repository, CC BY 4.0"
+_WINE_CITATION = ("Cortez, Cerdeira, Almeida, Matos & Reis, \"Modeling wine preferences by data mining from "
+                  "physicochemical properties\", Decision Support Systems 47(4) (2009), doi:10.1016/j.dss.2009.05.016")
+#: name -> (file in selboost/data, CSV separator, target, source)
+_REGRESSION_FILES = {
+    "forest-fires": ("forestfires.csv.gz", ",", "area", (
+        "Cortez & Morais, \"A Data Mining Approach to Predict Forest Fires using Meteorological Data\", EPIA "
+        f"2007; {_UCI_CC_BY}")),
+    "wine-red": ("winequality-red.csv.gz", ";", "quality", f"{_WINE_CITATION}; {_UCI_CC_BY}"),
+    "wine-white": ("winequality-white.csv.gz", ";", "quality", f"{_WINE_CITATION}; {_UCI_CC_BY}"),
+}
+#: the names ``load_regression_set`` takes
+REGRESSION_SETS = ("bike-casual", "forest-fires", "wine-red", "wine-white")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def load_regression_set(name) -> RegressionSet:
+    """One of the bundled regression sets whose targets have rare extreme values.
+
+    Parameters
+    ----------
+    name : str
+        One of ``REGRESSION_SETS``:
+
+        - ``"bike-casual"``: UCI Bike Sharing, hourly (``load_bike_sharing``), target ``casual`` (rentals by
+          casual users, right-skewed), features ``BIKE_SHARING_FEATURES``; 17,379 rows;
+        - ``"forest-fires"``: UCI Forest Fires, target ``area`` (burned hectares: half the fires burn under
+          0.6 ha, the largest 1,090 ha), 12 features (``month`` and ``day`` as 1-12 and 1-7, Monday 1); 517
+          rows;
+        - ``"wine-red"`` / ``"wine-white"``: UCI Wine Quality, target ``quality`` (experts' grade 3-9, the
+          poor and the excellent wines rare), 11 physicochemical features; 1,599 and 4,898 rows.
+
+    Returns
+    -------
+    RegressionSet
+        Rows in file order; ``source`` names the citation and the licence (``selboost/data/README.md``).
+    """
+    import pandas as pd
+
+    if name not in REGRESSION_SETS:
+        raise ValueError(f"unknown data set {name!r}: choose from {', '.join(REGRESSION_SETS)}")
+    if name == "bike-casual":
+        frame = load_bike_sharing()
+        return RegressionSet(name, frame[BIKE_SHARING_FEATURES].to_numpy(dtype=np.float64),
+                             frame["casual"].to_numpy(dtype=np.float64), tuple(BIKE_SHARING_FEATURES), "casual",
+                             f"{BIKE_SHARING_CITATION}; {_UCI_CC_BY}")
+    filename, separator, target, source = _REGRESSION_FILES[name]
+    with (resources.files("selboost") / "data" / filename).open("rb") as handle:
+        frame = pd.read_csv(handle, compression="gzip", sep=separator)
+    if name == "forest-fires":
+        frame["month"] = frame["month"].map({m: k + 1 for k, m in enumerate(_MONTHS)})
+        frame["day"] = frame["day"].map({d: k + 1 for k, d in enumerate(_DAYS)})
+    features = tuple(c for c in frame.columns if c != target)
+    return RegressionSet(name, frame[list(features)].to_numpy(dtype=np.float64),
+                         frame[target].to_numpy(dtype=np.float64), features, target, source)
