@@ -94,12 +94,14 @@ def row_weights(y, lo, hi, weight):
 
 
 def fit_tuned(method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine, learning_rates, max_depth,
-              max_rounds, patience, threads, seed, refit=None):
+              max_rounds, patience, threads, seed, refit=None, sample_weights=None):
     """Tune ``method`` on the validation split (see the module docstring) and predict the test rows.
     ``refit=(method, X, y, lo, hi)``: then fit that method (the same loss, its region resolved on ``y``)
-    on X, y with the chosen learning rate and number of rounds, and predict with it instead. Returns a
-    dict: the test prediction, the chosen learning rate and rounds, its validation loss, every trial,
-    and the seconds all the fits took."""
+    on X, y with the chosen learning rate and number of rounds, and predict with it instead.
+    ``sample_weights=(w_fit, w_valid)``: the fit and validation rows' weights (None for none), in place
+    of the region rule's (``method.weight`` inside [lo, hi]). Returns a dict: the test prediction, the
+    chosen learning rate and rounds, its validation loss, every trial, and the seconds all the fits
+    took."""
     from threadpoolctl import threadpool_limits
 
     from selboost.estimators import SelectiveRegressor
@@ -109,14 +111,18 @@ def fit_tuned(method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine,
     with threadpool_limits(limits=threads):
         return _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi,
                           engine=engine, learning_rates=learning_rates, max_depth=max_depth,
-                          max_rounds=max_rounds, patience=patience, threads=threads, seed=seed, refit=refit)
+                          max_rounds=max_rounds, patience=patience, threads=threads, seed=seed, refit=refit,
+                          sample_weights=sample_weights)
 
 
 def _fit_tuned(SelectiveRegressor, method, X_fit, y_fit, X_valid, y_valid, X_test, lo, hi, *, engine,  # noqa: N803
-               learning_rates, max_depth, max_rounds, patience, threads, seed, refit):
+               learning_rates, max_depth, max_rounds, patience, threads, seed, refit, sample_weights):
     start = time.perf_counter()
-    w_fit = row_weights(y_fit, lo, hi, method.weight)
-    w_valid = row_weights(y_valid, lo, hi, method.weight)
+    if sample_weights is None:
+        w_fit = row_weights(y_fit, lo, hi, method.weight)
+        w_valid = row_weights(y_valid, lo, hi, method.weight)
+    else:
+        w_fit, w_valid = sample_weights
     trials, best = [], None
     for lr in learning_rates:
         model = SelectiveRegressor(
@@ -210,7 +216,8 @@ def fmt_p(p):
 
 
 _MARKERS = {"square": "*", "up-weighting": "o", "selective": "s", "up-weighting + selective": "D",
-            "sigmoid bump": "^", "identity + exp": "v"}
+            "sigmoid bump": "^", "identity + exp": "v", "relevance weights": "o", "relevance link": "s",
+            "weights + link": "D"}
 
 
 def _off_chart(rows, keys):
@@ -219,20 +226,23 @@ def _off_chart(rows, keys):
     return [r for r in rows if any(not np.isfinite(r[k]) or r[k] > 3.0 * square[k] for k in keys)]
 
 
-def plot_views(rows, views, path, title, spread=None, region_text="inside"):
-    """One panel per view (``VIEWS`` keys) of ``rows`` (dicts: family, strength, label and the METRICS),
-    a line per family over its strengths starting from square loss, the Pareto front dashed.
-    ``spread``: for each row, a dict of standard deviations per metric (error bars)."""
+def plot_views(rows, views, path, title, spread=None, region_text="inside", labels=None):
+    """One panel per view of ``rows`` (dicts: family, strength, label and the metrics the views name), a
+    line per family over its strengths starting from square loss, the Pareto front dashed. A view is a
+    ``VIEWS`` key or an (x metric, y metric, both minimised?) triple; ``labels``: axis labels of metrics
+    beyond the region metrics. ``spread``: for each row, a dict of standard deviations per metric (error
+    bars)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(views), figsize=(6.0 * len(views), 5.2), squeeze=False)
     square = next(r for r in rows if r["family"] == "square")
     labels = {"rmse_inside": f"test RMSE {region_text}", "rmse_outside": "test RMSE outside the region",
               "rmse_either": "test RMSE on rows whose target or prediction is inside",
-              "precision": "precision of 'predicted inside'", "recall": "recall of 'predicted inside'"}
+              "precision": "precision of 'predicted inside'", "recall": "recall of 'predicted inside'",
+              **(labels or {})}
     for ax, view in zip(axes[0], views):
-        x_key, y_key, minimise = VIEWS[view]
+        x_key, y_key, minimise = VIEWS[view] if isinstance(view, str) else view
         # the precision / recall view leaves out what the error views leave out (diverged fits)
-        keys = [k for k in (x_key, y_key) if k.startswith("rmse")] or ["rmse_inside", "rmse_outside"]
+        keys = [k for k in (x_key, y_key) if k.startswith(("rmse", "sera"))] or ["rmse_inside", "rmse_outside"]
         off = _off_chart(rows, keys)
         shown = [i for i, r in enumerate(rows) if r not in off]
         families = list(dict.fromkeys(rows[i]["family"] for i in shown))
