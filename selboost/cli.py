@@ -5,6 +5,7 @@
     selboost bench regression           selectivity study on the bundled UCI bike-sharing data
     selboost bench distill              a teacher on all features distilled into a restricted student
     selboost bench synthetic            the region link on synthetic data with a known important region
+    selboost bench imbalanced           relevance weights and the relevance link on SERA (imbalanced regression)
     selboost plot-link --link "identity + 9*sigmoid(2, 0.5)"    draw a link, h' and the loss
     selboost warmup [--losses KIND[:LINK] ...]                  compile the kernels into Numba's cache
 
@@ -122,6 +123,21 @@ def _run_synthetic(args, argv) -> int:
     return 0
 
 
+def _run_imbalanced(args, argv) -> int:
+    from selboost.bench import imbalanced
+    from selboost.bench.plot_link import parse_floats
+
+    strengths = parse_floats(args.strengths, "--strengths")
+    datasets = [name.strip() for name in args.datasets.split(",") if name.strip()] if args.datasets else None
+    meta = {"command": _command_line(argv)}
+    text = imbalanced.run(datasets=datasets or imbalanced.REGRESSION_SETS, out_dir=args.out, splits=args.splits,
+                          strengths=strengths, max_rounds=args.max_rounds, threads=args.threads, engine=args.engine,
+                          progress=not args.no_progress, meta=meta)
+    print(text)
+    print(f"wrote {os.path.join(args.out, 'imbalanced.json')}, imbalanced.md, imbalanced.png")
+    return 0
+
+
 def _run_plot_link(args, argv) -> int:
     from selboost.bench.plot_link import parse_floats, parse_link, plot_link
 
@@ -166,8 +182,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench",
-                           help="LambdaMART comparison (default), the selectivity studies (regression, synthetic) "
-                                "or the distillation study",
+                           help="LambdaMART comparison (default), the selectivity studies (regression, synthetic, "
+                                "imbalanced) or the distillation study",
                            description="LambdaMART comparison: built-in ranking objectives against selboost "
                                        "listwise and pairwise losses.")
     bench.add_argument("--data", default=None,
@@ -235,6 +251,27 @@ def build_parser():
     syn.add_argument("--no-progress", action="store_true", help="no progress bar")
     syn.add_argument("--max-rounds", type=_positive_int, default=1000, help=argparse.SUPPRESS)
 
+    imb = bench_sub.add_parser(
+        "imbalanced", help="relevance weights and the relevance link on data with rare extreme targets (SERA)",
+        description="Imbalanced regression: square loss, relevance weights 1 + (s - 1) phi(y), the relevance link "
+                    "(h' = 1 + (s - 1) phi(z)) and both, on bundled data sets whose targets have rare extremes; "
+                    "random splits, the strength s chosen on validation by SERA, the symmetric SERA and RMSE in "
+                    "turn; test SERA, symmetric SERA and RMSE against square loss, paired tests over splits, and "
+                    "the fronts over every strength.")
+    imb.add_argument("--datasets", default=None,
+                     help="comma-separated data sets (default: all of selboost.datasets.REGRESSION_SETS: "
+                          "bike-casual, forest-fires, wine-red, wine-white)")
+    imb.add_argument("--splits", type=_positive_int, default=5, help="random splits per data set (default 5)")
+    imb.add_argument("--strengths", default="1.5,2,4,8,16,32",
+                     help="comma-separated strengths, each > 1 (default 1.5,2,4,8,16,32)")
+    imb.add_argument("--max-rounds", "--rounds", dest="max_rounds", type=_positive_int, default=300,
+                     help="most boosting rounds per fit, early stopping on validation (default 300)")
+    imb.add_argument("--threads", type=_positive_int, default=1,
+                     help="engine threads (default 1: at these sizes a round is too small for threads to pay)")
+    imb.add_argument("--engine", choices=ENGINE_NAMES, default="xgboost", help="default xgboost")
+    imb.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT}/)")
+    imb.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     plot = sub.add_parser("plot-link", help="draw a link h, its sensitivity h' and the loss around targets",
                           description="Link grammar: a sum of terms 'w*name(args)', names identity, "
                                       "sigmoid(center, scale), sinh(center, scale), exp(center, scale), "
@@ -280,6 +317,8 @@ def main(argv=None) -> int:
             return _run_distill(args, argv)
         if args.bench_command == "synthetic":
             return _run_synthetic(args, argv)
+        if args.bench_command == "imbalanced":
+            return _run_imbalanced(args, argv)
         if args.list_methods:
             from selboost.bench import ranking
 
