@@ -332,7 +332,8 @@ def _head_to_head_table(selected):
     for select in SELECT_BY:
         for family in FAMILIES[2:]:
             entry = selected[select][family]["vs_weights"]
-            lines.append(f"| {METRIC_NAMES[select]} | {family} | " + " | ".join(_cell(entry[m]) for m in METRICS) + " |")
+            cells = " | ".join(_cell(entry[m]) for m in METRICS)
+            lines.append(f"| {METRIC_NAMES[select]} | {family} | {cells} |")
     return lines
 
 
@@ -371,7 +372,8 @@ def markdown(results, summary, meta):
                   "RMSE over all rows.", "",
               "Cells: test metric / square loss's on the same split, geometric mean over the splits (in brackets: "
               "splits where the method is lower / splits, and the Wilcoxon signed-rank p over the splits of the "
-              f"log ratios; with {n_splits} splits of one data set the smallest p is {min(1.0, 2.0 / 2 ** n_splits):.3g}). "
+              f"log ratios; with {n_splits} splits of one data set the smallest p is "
+              f"{min(1.0, 2.0 / 2 ** n_splits):.3g}). "
               "Strengths chosen: per split.", "",
               f"## Pooled: {len(results)} data set(s) x {n_splits} split(s)", "", *_selected_table(summary["selected"]),
               "", "### Against relevance weights (pooled; both chosen by the same metric)", "",
