@@ -139,3 +139,29 @@ def check_storable(values, name: str):
         raise ValueError(f"{name} must be finite and within float32's range (|value| <= 3.4e38), which the "
                          f"engines store it in: {int(beyond.sum())} value(s) are not, first at flat index "
                          f"{first} ({float(array.ravel()[first])!r})")
+
+
+def check_gradients_storable(grad, hess, loss, sum_limit=float("inf"), engine=""):
+    """A ValueError when a gradient or hessian of ``loss`` is NaN or infinite in the float32 arrays
+    handed to an engine, or when the absolute gradients of one output sum beyond ``sum_limit``.
+
+    The kernels compute gradients in float64 from finite scores and labels, so a non-finite one is a
+    value beyond float32's range: the engines take float32 gradients, and with an infinite one both
+    grow constant trees without a word. ``sum_limit`` is the largest gradient sum the ``engine``'s
+    split search handles (XGBoost squares a node's gradient sum in float32, and past that chooses its
+    splits from infinite gains); the sum of the absolute gradients bounds every node's. The message
+    names what scales the loss (``loss.scale_names``, e.g. a region's ``strength``)."""
+    bad = ~(np.isfinite(grad) & np.isfinite(hess))
+    fix = f"lower {loss.scale_names}, or rescale the targets"
+    if bad.any():
+        first = int(np.flatnonzero(bad.ravel())[0])
+        raise ValueError(
+            f"{loss!r}: {int(bad.sum())} of {bad.size} gradients or hessians at the start scores exceed "
+            f"float32's range (|value| <= 3.4e38), in which the engines take them (first at flat index {first}: "
+            f"gradient {float(np.ravel(grad)[first])!r}, hessian {float(np.ravel(hess)[first])!r}): {fix}")
+    total = float(np.abs(grad).reshape(np.shape(grad)[0], -1).sum(axis=0, dtype=np.float64).max())
+    if total > sum_limit:
+        raise ValueError(
+            f"{loss!r}: the absolute gradients at the start scores sum to {total:.3g}, beyond {sum_limit:.3g}, the "
+            f"most {engine}'s split search can square in float32 (it would choose its splits from infinite "
+            f"gains): {fix}")

@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from selboost._validation import as_float_array, sample_weights
+from selboost._validation import FLOAT32_MAX, as_float_array, sample_weights
 from selboost.links import Identity, Link, PiecewiseLinear, Sigmoid, _positive, _real
 from selboost.losses import SelectiveLoss
 
@@ -62,6 +62,10 @@ def _check_region(low, high, strength, shape, width, quantiles):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"region: with quantiles=True, {name} is a quantile level in [0, 1], got {value!r}")
     strength = _positive(strength, "strength", "region")
+    if strength > FLOAT32_MAX:
+        # inside the region every hessian is the strength, and the engines take hessians as float32
+        raise ValueError(f"region: strength must be at most float32's largest value, 3.4e38 (the engines take "
+                         f"hessians, which are the strength inside the region, as float32), got {strength!r}")
     if shape not in SHAPES:
         raise ValueError(f"region: shape must be one of {list(SHAPES)}, got {shape!r}")
     if shape == "piecewise":
@@ -206,7 +210,13 @@ class RegionLoss(SelectiveLoss):
     estimators resolve them on the targets they fit (``resolve``); a loss used as ``obj=`` must be
     resolved first, ``RegionLoss(0.9, quantiles=True).resolve(y_train)``, so that evaluation data never
     moves the region. Its parameters are grid-searchable (``loss__strength``).
+
+    The engines take gradients and hessians as float32: a strength beyond float32's range is refused
+    here, and one whose gradients on the training data exceed it (about strength times the distance
+    from a score to its target) when training starts.
     """
+
+    scale_names = "strength (or the sample weights)"
 
     def __init__(self, low=None, high=None, *, strength=10.0, shape="piecewise", width=None, quantiles=False,
                  hess_min=1e-6):
