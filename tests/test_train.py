@@ -201,8 +201,39 @@ def test_x_of_other_rows_is_refused():
     shuffled = D["X"][np.random.default_rng(3).permutation(N)]
     with pytest.raises(ValueError, match="X does not hold dtrain's rows"):
         selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=shuffled, verbose_eval=False)
-    with pytest.raises(ValueError, match="X has 10 rows"):
+    with pytest.raises(ValueError, match=r"X has shape \(10, 6\), dtrain 1200 rows and 6 columns"):
         selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"][:10], verbose_eval=False)
+    # the wrong width is named here, not by XGBoost's prediction ("Feature shape mismatch")
+    with pytest.raises(ValueError, match=r"X has shape \(1200, 5\), dtrain 1200 rows and 6 columns"):
+        selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"][:, :5],
+                               verbose_eval=False)
+
+
+def test_x_differing_from_dtrain_in_one_entry_is_refused():
+    """X is compared with dtrain's entries before the first round, missing values included: a change the
+    first round's trees do not see (values above 2.5 made missing) is refused as surely as a moved row.
+    A QuantileDMatrix keeps only histogram bins: X must fall in the same bins, and may differ within
+    one (the trees cannot tell)."""
+    loss, extra, fields = CASES["scalar"]
+    params = dict(PARAMS, **extra, max_bin=16)
+    cut = np.where(D["X"] > 2.5, np.nan, D["X"])
+    first = int(np.flatnonzero(np.isnan(cut).any(axis=1) != np.isnan(D["X"]).any(axis=1))[0])
+    with pytest.raises(ValueError, match=rf"row {first} of X differs from dtrain's \(its missing values\)"):
+        selboost.xgboost_train(params, _dmatrix(fields), 1, loss=loss, X=cut, verbose_eval=False)
+    nudged = D["X"].copy()
+    row = int(np.flatnonzero(~np.isnan(nudged[:, 3]))[0])
+    nudged[row, 3] += 1.0
+    with pytest.raises(ValueError, match=rf"row {row} of X differs from dtrain's \(the value in column 3\)"):
+        selboost.xgboost_train(params, _dmatrix(fields), 1, loss=loss, X=nudged, verbose_eval=False)
+    quantised = xgb.QuantileDMatrix(D["X"], max_bin=16, **fields)
+    with pytest.raises(ValueError, match=rf"row {row} of X differs from dtrain's \(the histogram bin in column 3\)"):
+        selboost.xgboost_train(params, quantised, 1, loss=loss, X=nudged, verbose_eval=False)
+    pointer, cuts = quantised.get_quantile_cut()
+    within = D["X"].copy()
+    column = cuts[pointer[3]:pointer[4]]
+    bin_of = np.searchsorted(column, within[row, 3], side="right")
+    within[row, 3] = np.nextafter(column[bin_of], -np.inf)  # the bin's largest value
+    selboost.xgboost_train(params, quantised, 1, loss=loss, X=within, verbose_eval=False)
 
 
 def test_multiclass_loss_needs_num_class():
