@@ -39,7 +39,8 @@ def xgboost_train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(),
     ----------
     params : dict
         XGBoost's parameters, as for ``xgboost.train``. ``device="cuda"`` computes the gradients on
-        the GPU (``selboost.cuda``; needs the ``gpu`` extra) and, with ``X``, keeps the margins there.
+        the GPU (``selboost.cuda``; needs the ``gpu`` extra) and, with ``X``, keeps the margins there;
+        without a usable GPU it raises a ValueError (where ``xgboost.train`` falls back to the CPU).
     dtrain : xgboost.DMatrix
         The training data (a ``QuantileDMatrix`` too). Labels, groups, weights and the base margin are
         read from it as ``xgboost_objective`` reads them.
@@ -108,6 +109,7 @@ def xgboost_train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(),
         callbacks.append(EarlyStopping(rounds=early_stopping_rounds, maximize=maximize))
     container = CallbackContainer(callbacks, metric=metric, output_margin=True)
 
+    _require_asked_gpu(params)
     booster = xgb.Booster(params, [dtrain] + [data for data, _ in evals], model_file=xgb_model)
     booster = container.before_training(booster)
     margins = margin_keeper(booster, dtrain, loss, X)
@@ -115,6 +117,18 @@ def xgboost_train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(),
     if evals_result is not None:
         evals_result.update(container.history)
     return booster.reset()
+
+
+def _require_asked_gpu(params):
+    """A ValueError when ``params`` ask for a GPU (``device="cuda"``, ``"cuda:<n>"``, ``"gpu"``) that XGBoost
+    cannot use here: XGBoost would fall back to the CPU with warnings of its own, and the gradients and
+    margins meant for the device would be computed on the host."""
+    device = str(dict(params).get("device", "cpu")).lower()
+    if device.startswith(("cuda", "gpu")):
+        problem = get_engine("xgboost").gpu_problem("cuda")
+        if problem is not None:
+            raise ValueError(f"params['device']={dict(params)['device']!r} needs a usable CUDA GPU: {problem}; "
+                             "use device='cpu'")
 
 
 def boost_rounds(booster, dtrain, margins, num_boost_round, container, evals):
