@@ -30,6 +30,37 @@ def as_float_array(values, name: str, *, ndim: int | tuple[int, ...] = 1, allow_
     return array
 
 
+def check_feature_columns(X, name: str = "X"):
+    """A TypeError naming the columns of a DataFrame (pandas or Dask) that do not hold numbers.
+
+    Categorical columns are named apart: the engines' own estimators split them as categories, while
+    selboost's estimators take numeric features only, and reading a category as its value or code would
+    split it as a number without a word. The raw objectives (``xgboost_objective``,
+    ``lightgbm_objective``) train on the engines' own categorical data."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "columns") or not hasattr(dtypes, "items"):
+        return
+    categorical = [column for column, dtype in dtypes.items() if getattr(dtype, "name", "") == "category"]
+    if categorical:
+        raise TypeError(
+            f"{name}: column(s) {categorical} are categorical, which selboost's estimators do not split as "
+            "categories: encode them as numbers first (e.g. one-hot, pandas.get_dummies(X, columns=[...])), or "
+            "train the engine on its categorical data with a selboost objective (xgboost.train(..., "
+            "obj=selboost.xgboost_objective(loss)) on a DMatrix with enable_categorical=True, or "
+            "lightgbm.train with objective=selboost.lightgbm_objective(loss))")
+    if not type(X).__module__.startswith("pandas"):
+        return  # a Dask frame: its array's dtype is checked without computing the columns
+    unreadable = []
+    for column, dtype in dtypes.items():
+        if getattr(dtype, "kind", "O") not in "iufb":
+            try:  # an object column of numbers reads as numbers
+                np.asarray(X[column], dtype=np.float64)
+            except (TypeError, ValueError):
+                unreadable.append(column)
+    if unreadable:
+        raise TypeError(f"{name}: column(s) {unreadable} do not hold numbers: encode them as numbers first")
+
+
 def raise_nonfinite(array, name: str):
     """The ValueError for an array holding NaN or infinite values."""
     bad = np.flatnonzero(~np.isfinite(array.ravel()))

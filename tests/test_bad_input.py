@@ -318,3 +318,29 @@ def test_a_loss_whose_gradients_overflow_float32_is_refused(engine):
             steep.fit(X, y)
         steep.set_params(loss=RegionLoss(-5.0, 5.0, strength=1e15))
     assert np.ptp(steep.fit(X, y).predict(X)) > 0
+
+
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_categorical_and_text_columns_are_named(engine):
+    """The estimators take numeric features only: a categorical column (whose categories the engines' own
+    estimators would split as categories, and which, with numeric categories, would otherwise train as
+    numbers without a word) is refused by name in fit, eval_set and predict, with what to do; a text column
+    is named too, and an object column of numbers still reads as numbers."""
+    pd = pytest.importorskip("pandas")
+    from selboost import SelectiveRegressor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    y = X["a"].to_numpy()
+    shop = X.assign(shop=pd.Categorical(rng.choice(["x", "y"], 60)), size=pd.Categorical(rng.choice([1.5, 2.5], 60)))
+    model = SelectiveRegressor(engine=engine, n_estimators=1)
+    with pytest.raises(TypeError, match=r"X: column\(s\) \['shop', 'size'\] are categorical.*get_dummies.*"
+                                        r"enable_categorical=True"):
+        model.fit(shop, y)
+    with pytest.raises(TypeError, match=r"X: column\(s\) \['city'\] do not hold numbers"):
+        model.fit(X.assign(city=rng.choice(["u", "v"], 60)), y)
+    model.fit(X.assign(b=X["b"].astype(object)), y)
+    with pytest.raises(TypeError, match=r"eval_set\[0\] X: column\(s\) \['b'\] are categorical"):
+        model.fit(X, y, eval_set=[(X.assign(b=pd.Categorical(X["b"])), y)])
+    with pytest.raises(TypeError, match=r"X: column\(s\) \['b'\] are categorical"):
+        model.predict(X.assign(b=pd.Categorical(X["b"])))
