@@ -200,6 +200,19 @@ def _default_span(link):
     return lo, hi
 
 
+def _finite_on(link, values, where, variable, fix):
+    """(h, h') at ``values``, or a ValueError saying where on ``where`` the link overflows float64 (a
+    scale too small for the range): in the user's terms, the link, range and targets given."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        h, dh = link.h(values), link.dh(values)
+    bad = ~(np.isfinite(h) & np.isfinite(dh))
+    if bad.any():
+        first = values[np.flatnonzero(bad)[0]]
+        raise ValueError(f"--link: {link!r} overflows float64 on {where}, first at {variable} = {first:g}: give the "
+                         f"link a larger scale or {fix}")
+    return h, dh
+
+
 def plot_link(link, path, targets=None, span=None, title=None):
     """Three panels over the score range: h(z); the sensitivity h'(z); the loss H(z) - H(y) - (z - y) h(y)
     for a few targets y. Returns ``path``."""
@@ -208,13 +221,18 @@ def plot_link(link, path, targets=None, span=None, title=None):
 
     lo, hi = span if span is not None else _default_span(link)
     z = np.linspace(lo, hi, 801)
+    where = f"the score range [{lo:g}, {hi:g}]" + (" (--range)" if span is not None else
+                                                    " (the default, around the link's centres; set it with --range)")
+    h, dh = _finite_on(link, z, where, "z", "plot a narrower range")
     if targets is None:
         targets = [lo + f * (hi - lo) for f in (0.2, 0.5, 0.8)]
+    else:
+        _finite_on(link, np.asarray(targets, dtype=np.float64), "the targets (--targets)", "y", "give other targets")
     loss = SelectiveLoss(link, hess_min=0.0)
     fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.6))
-    axes[0].plot(z, link.h(z))
+    axes[0].plot(z, h)
     axes[0].set_title("link h(z)")
-    axes[1].plot(z, link.dh(z), color="tab:orange")
+    axes[1].plot(z, dh, color="tab:orange")
     axes[1].set_title("sensitivity h'(z)")
     axes[1].set_ylim(0.0, None)
     for y in targets:
