@@ -287,6 +287,19 @@ def test_region_metrics_drive_engine_early_stopping(rng):
     assert len(history) >= 6 and model.best_score_ == pytest.approx(max(history))
 
 
+@pytest.mark.parametrize(("low", "high", "width"), [(2.0, 4.0, None), (-3.0, 1.0, 0.5), (10.0, 11.0, 0.05)])
+def test_plot_link_default_range_holds_the_whole_smooth_region(low, high, width):
+    """The default range of plot-link reaches 5 widths beyond both edges of a smooth region, where the
+    sensitivity is back within 1 % of (strength - 1) of 1."""
+    from selboost.bench.plot_link import _default_span
+
+    link = region_link(low, high, strength=10.0, shape="smooth", width=width)
+    width = 0.1 * (high - low) if width is None else width
+    lo, hi = _default_span(link)
+    assert lo <= low - 5.0 * width and hi >= high + 5.0 * width
+    assert np.all(np.abs(link.dh(np.array([lo, hi])) - 1.0) < 0.01 * 9.0)
+
+
 def test_plot_link_draws_a_region(tmp_path):
     from selboost.bench.plot_link import parse_link
     from selboost.cli import main

@@ -186,14 +186,23 @@ def parse_floats(text, name="value"):
     return values
 
 
+#: how far from its centre a term is drawn, in its scales: a sigmoid's sensitivity 4 sigma (1 - sigma)
+#: is below 1 % of its peak beyond 6 (so a smooth region's edges are drawn whole); sinh and exp are
+#: drawn where they bend, before they dwarf the rest
+_REACH = {Sigmoid: 6.0, Sinh: 4.0, Exp: 4.0}
+
+
 def _default_span(link):
+    """The score range drawn when none is given: 0 and each term's reach (piecewise knots with a margin
+    of half their spread, at least 1)."""
     points = [0.0]
     for _, term in link._terms():
         if isinstance(term, PiecewiseLinear):
             margin = max(1.0, 0.5 * (term.knots[-1] - term.knots[0]))
             points += [term.knots[0] - margin, term.knots[-1] + margin]
         elif not isinstance(term, Identity):
-            points += [term.center - 4.0 * abs(term.scale), term.center + 4.0 * abs(term.scale)]
+            reach = _REACH.get(type(term), 4.0) * abs(term.scale)
+            points += [term.center - reach, term.center + reach]
     lo, hi = min(points), max(points)
     if hi - lo < 1e-9:
         lo, hi = -3.0, 3.0
