@@ -190,7 +190,8 @@ def check_gradients_storable(grad, hess, loss, sum_limit=float("inf"), engine=""
             f"{loss!r}: {int(bad.sum())} of {bad.size} gradients or hessians at the start scores exceed "
             f"float32's range (|value| <= 3.4e38), in which the engines take them (first at flat index {first}: "
             f"gradient {float(np.ravel(grad)[first])!r}, hessian {float(np.ravel(hess)[first])!r}): {fix}")
-    total = float(np.abs(grad).reshape(np.shape(grad)[0], -1).sum(axis=0, dtype=np.float64).max())
+    # per output: each of a multi-class loss's columns grows its own trees
+    total = float(np.max(np.abs(grad).sum(axis=0, dtype=np.float64), initial=0.0))
     if total > sum_limit:
         raise ValueError(
             f"{loss!r}: the absolute gradients at the start scores sum to {total:.3g}, beyond {sum_limit:.3g}, the "
