@@ -30,6 +30,37 @@ def as_float_array(values, name: str, *, ndim: int | tuple[int, ...] = 1, allow_
     return array
 
 
+def check_feature_columns(X, name: str = "X"):
+    """A TypeError naming the columns of a DataFrame (pandas or Dask) that do not hold numbers.
+
+    Categorical columns are named apart: the engines' own estimators split them as categories, while
+    selboost's estimators take numeric features only, and reading a category as its value or code would
+    split it as a number without a word. The raw objectives (``xgboost_objective``,
+    ``lightgbm_objective``) train on the engines' own categorical data."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "columns") or not hasattr(dtypes, "items"):
+        return
+    categorical = [column for column, dtype in dtypes.items() if getattr(dtype, "name", "") == "category"]
+    if categorical:
+        raise TypeError(
+            f"{name}: column(s) {categorical} are categorical, which selboost's estimators do not split as "
+            "categories: encode them as numbers first (e.g. one-hot, pandas.get_dummies(X, columns=[...])), or "
+            "train the engine on its categorical data with a selboost objective (xgboost.train(..., "
+            "obj=selboost.xgboost_objective(loss)) on a DMatrix with enable_categorical=True, or "
+            "lightgbm.train with objective=selboost.lightgbm_objective(loss))")
+    if not type(X).__module__.startswith("pandas"):
+        return  # a Dask frame: its array's dtype is checked without computing the columns
+    unreadable = []
+    for column, dtype in dtypes.items():
+        if getattr(dtype, "kind", "O") not in "iufb":
+            try:  # an object column of numbers reads as numbers
+                np.asarray(X[column], dtype=np.float64)
+            except (TypeError, ValueError):
+                unreadable.append(column)
+    if unreadable:
+        raise TypeError(f"{name}: column(s) {unreadable} do not hold numbers: encode them as numbers first")
+
+
 def raise_nonfinite(array, name: str):
     """The ValueError for an array holding NaN or infinite values."""
     bad = np.flatnonzero(~np.isfinite(array.ravel()))
@@ -139,3 +170,30 @@ def check_storable(values, name: str):
         raise ValueError(f"{name} must be finite and within float32's range (|value| <= 3.4e38), which the "
                          f"engines store it in: {int(beyond.sum())} value(s) are not, first at flat index "
                          f"{first} ({float(array.ravel()[first])!r})")
+
+
+def check_gradients_storable(grad, hess, loss, sum_limit=float("inf"), engine=""):
+    """A ValueError when a gradient or hessian of ``loss`` is NaN or infinite in the float32 arrays
+    handed to an engine, or when the absolute gradients of one output sum beyond ``sum_limit``.
+
+    The kernels compute gradients in float64 from finite scores and labels, so a non-finite one is a
+    value beyond float32's range: the engines take float32 gradients, and with an infinite one both
+    grow constant trees without a word. ``sum_limit`` is the largest gradient sum the ``engine``'s
+    split search handles (XGBoost squares a node's gradient sum in float32, and past that chooses its
+    splits from infinite gains); the sum of the absolute gradients bounds every node's. The message
+    names what scales the loss (``loss.scale_names``, e.g. a region's ``strength``)."""
+    bad = ~(np.isfinite(grad) & np.isfinite(hess))
+    fix = f"lower {loss.scale_names}, or rescale the targets"
+    if bad.any():
+        first = int(np.flatnonzero(bad.ravel())[0])
+        raise ValueError(
+            f"{loss!r}: {int(bad.sum())} of {bad.size} gradients or hessians at the start scores exceed "
+            f"float32's range (|value| <= 3.4e38), in which the engines take them (first at flat index {first}: "
+            f"gradient {float(np.ravel(grad)[first])!r}, hessian {float(np.ravel(hess)[first])!r}): {fix}")
+    # per output: each of a multi-class loss's columns grows its own trees
+    total = float(np.max(np.abs(grad).sum(axis=0, dtype=np.float64), initial=0.0))
+    if total > sum_limit:
+        raise ValueError(
+            f"{loss!r}: the absolute gradients at the start scores sum to {total:.3g}, beyond {sum_limit:.3g}, the "
+            f"most {engine}'s split search can square in float32 (it would choose its splits from infinite "
+            f"gains): {fix}")

@@ -59,7 +59,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from selboost._validation import check_query_ids
+from selboost._validation import check_feature_columns, check_query_ids
 from selboost.engines import DaskEvalSet, get_engine
 from selboost.links import Identity, Sigmoid
 from selboost.estimators import (
@@ -116,6 +116,8 @@ def _as_dask_array(value, name, *, ndim=(1,), rows_like=None, numeric=True):
     if isinstance(value, da.Array):
         array = value
     elif _is_dask_frame(value):
+        if numeric:
+            check_feature_columns(value, name)
         array = value.to_dask_array(lengths=True)
     elif rows_like is not None and (isinstance(value, (np.ndarray, list, tuple)) or _is_pandas(value)):
         array = np.asarray(value)

@@ -53,7 +53,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from selboost import _model_state
-from selboost._validation import check_query_ids, check_storable
+from selboost._validation import check_feature_columns, check_query_ids, check_storable
 from selboost.engines import BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
 from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
@@ -292,13 +292,15 @@ class _SelectiveBoosting(BaseEstimator):
         self.loss_ = loss
         return loss
 
-    def _validate_X(self, X, reset):
+    def _validate_X(self, X, reset, name="X"):
+        check_feature_columns(X, name)
         return validate_data(
             self, X, reset=reset, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
             ensure_all_finite="allow-nan",
         )
 
     def _validate_X_y(self, X, y, y_numeric):
+        check_feature_columns(X)
         return validate_data(
             self, X, y, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32],
             ensure_all_finite="allow-nan", y_numeric=y_numeric,
@@ -432,7 +434,7 @@ class _SelectiveBoosting(BaseEstimator):
         """The (X, y) pairs of ``eval_entries`` validated as the training data is (new arrays)."""
         arrays = []
         for i, (X_eval, y_eval) in enumerate(pairs):
-            X_eval = self._validate_X(X_eval, reset=False)
+            X_eval = self._validate_X(X_eval, reset=False, name=f"eval_set[{i}] X")
             y_eval = np.asarray(y_eval)
             if y_eval.ndim != 1 or y_eval.shape[0] != X_eval.shape[0]:
                 raise ValueError(

@@ -70,6 +70,8 @@ class _Loss:
 
     #: the loss needs query groups (listwise, pairwise)
     needs_groups = False
+    #: what scales the loss's gradients and hessians, for the error when they exceed float32's range
+    scale_names = "the link's weights or slopes, or the sample weights"
 
     # -- parameters ------------------------------------------------------------------------------
     def get_params(self, deep=True):

@@ -8,10 +8,12 @@ in the targets' units, from the link catalogue (no new kernel):
 - ``shape="piecewise"`` (the default): ``PiecewiseLinear`` with slope ``strength`` on [low, high] and
   1 elsewhere; exact, for any strength > 0 (below 1 the region matters less), and one-sided regions
   (``low=None`` or ``high=None``).
-- ``shape="smooth"``: ``Identity() + sum_k w_k Sigmoid(c_k, width)`` with the centres c_k spread evenly
-  over [low, high], so that h'(z) = 1 + (strength - 1) (sigma((z - low)/width) - sigma((z - high)/width))
-  within 1 % of (strength - 1): the sensitivity rises smoothly over a few ``width`` at each edge.
-  Needs a finite region and strength >= 1 (the sigmoids' weights are positive).
+- ``shape="smooth"``: ``Identity() + w sum_k Sigmoid(c_k, width)`` with the centres c_k spread evenly
+  over [low, high] and w such that h' is exactly ``strength`` at the region's middle m: h'(z) =
+  1 + (strength - 1) P(z) / P(m) within 1 % of (strength - 1), P(z) = sigma((z - low)/width) -
+  sigma((z - high)/width). The sensitivity peaks at the strength in the middle (never 0.1 % above it),
+  is half way at the edges and rises smoothly over a few ``width`` there. Needs a finite region and
+  strength >= 1 (the sigmoids' weights are positive).
 
 Because the region is stated in the targets' units, the loss reaches it wherever the targets are; with
 ``quantiles=True``, ``low`` and ``high`` are quantile levels of the training targets, resolved once
@@ -26,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from selboost._validation import as_float_array, sample_weights
+from selboost._validation import FLOAT32_MAX, as_float_array, sample_weights
 from selboost.links import Identity, Link, PiecewiseLinear, Sigmoid, _positive, _real
 from selboost.losses import SelectiveLoss
 
@@ -34,7 +36,7 @@ __all__ = ["region_link", "region_bounds", "weighted_quantile", "RegionLoss", "S
 
 SHAPES = ("piecewise", "smooth")
 #: the smooth shape's sigmoids are at most this far apart, in units of ``width``: their summed slopes
-#: then stay within 1 % of (strength - 1) of the ideal plateau (the sum approximates an integral over
+#: then stay within 1 % of (strength - 1) of the ideal curve (the sum approximates an integral over
 #: the centres; closer spacing costs more sigmoids for little)
 _SMOOTH_SPACING = 1.5
 #: the smooth shape's default edge width, as a fraction of the region's length
@@ -62,6 +64,10 @@ def _check_region(low, high, strength, shape, width, quantiles):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"region: with quantiles=True, {name} is a quantile level in [0, 1], got {value!r}")
     strength = _positive(strength, "strength", "region")
+    if strength > FLOAT32_MAX:
+        # inside the region every hessian is the strength, and the engines take hessians as float32
+        raise ValueError(f"region: strength must be at most float32's largest value, 3.4e38 (the engines take "
+                         f"hessians, which are the strength inside the region, as float32), got {strength!r}")
     if shape not in SHAPES:
         raise ValueError(f"region: shape must be one of {list(SHAPES)}, got {shape!r}")
     if shape == "piecewise":
@@ -150,14 +156,16 @@ def region_link(low=None, high=None, *, strength, shape="piecewise", width=None,
     shape : {"piecewise", "smooth"}
         ``"piecewise"``: ``PiecewiseLinear(knots, slopes)`` with slopes 1, ``strength``, 1 (one-sided
         regions drop a side), so h'(z) = strength on [low, high), 1 elsewhere, exactly.
-        ``"smooth"``: ``Identity() + sum_k w_k Sigmoid(c_k, width)``, K sigmoids evenly spaced by
-        Delta = (high - low) / K <= 1.5 width, c_k = low + (k + 1/2) Delta, w_k = (strength - 1) Delta /
-        (4 width), so that h'(z) = 1 + (strength - 1) (sigma((z - low) / width) - sigma((z - high) /
-        width)) within 0.01 (strength - 1). Finite regions and strength >= 1 only.
+        ``"smooth"``: ``Identity() + w sum_k Sigmoid(c_k, width)``, K sigmoids evenly spaced by
+        Delta = (high - low) / K <= 1.5 width, c_k = low + (k + 1/2) Delta, with the weight w that makes
+        h' exactly ``strength`` at the region's middle m (about (strength - 1) Delta / (4 width P(m))),
+        so that h'(z) = 1 + (strength - 1) P(z) / P(m) within 0.01 (strength - 1), where P(z) =
+        sigma((z - low) / width) - sigma((z - high) / width): at most ``strength`` (to 0.1 %), reached
+        in the middle, half way at the edges. Finite regions and strength >= 1 only.
     width : float, optional
-        The smooth shape's edge width in target units (default a tenth of the region); the sensitivity
-        is within 1.5 % of (strength - 1) of ``strength`` 6 widths inside both edges, and of 1 as far
-        outside.
+        The smooth shape's edge width in target units (default a tenth of the region, where the
+        sensitivity is within 1 % of ``strength`` over the middle fifth of the region); it is within
+        1.5 % of (strength - 1) of ``strength`` 6 widths inside both edges, and of 1 as far outside.
     quantiles : bool
         ``low`` and ``high`` are quantile levels of ``y`` (resolved here, once): the inverted CDF, the
         smallest target whose share of rows at or below it reaches the level.
@@ -188,10 +196,14 @@ def region_link(low=None, high=None, *, strength, shape="piecewise", width=None,
     if strength == 1.0:
         return Identity()
     spacing = length / n_terms
-    weight = (strength - 1.0) * spacing / (4.0 * width)
+    sigmoids = [Sigmoid(center=low + (k + 0.5) * spacing, scale=width) for k in range(n_terms)]
+    # the weight that makes h' exactly the strength at the region's middle: the sum's plateau tops out
+    # below strength - 1 (by 1 - (sigma(L / 2w) - sigma(-L / 2w)), 1.3 % at the default width) otherwise
+    middle = np.array([0.5 * (low + high)])
+    weight = (strength - 1.0) / sum(float(term.dh(middle)[0]) for term in sigmoids)
     link = Identity()
-    for k in range(n_terms):
-        link = link + weight * Sigmoid(center=low + (k + 0.5) * spacing, scale=width)
+    for term in sigmoids:
+        link = link + weight * term
     return link
 
 
@@ -206,7 +218,13 @@ class RegionLoss(SelectiveLoss):
     estimators resolve them on the targets they fit (``resolve``); a loss used as ``obj=`` must be
     resolved first, ``RegionLoss(0.9, quantiles=True).resolve(y_train)``, so that evaluation data never
     moves the region. Its parameters are grid-searchable (``loss__strength``).
+
+    The engines take gradients and hessians as float32: a strength beyond float32's range is refused
+    here, and one whose gradients on the training data exceed it (about strength times the distance
+    from a score to its target) when training starts.
     """
+
+    scale_names = "strength (or the sample weights)"
 
     def __init__(self, low=None, high=None, *, strength=10.0, shape="piecewise", width=None, quantiles=False,
                  hess_min=1e-6):

@@ -275,3 +275,72 @@ def test_engine_none_names_the_engines():
     X = np.random.default_rng(0).normal(size=(20, 2))
     with pytest.raises(ValueError, match=r"engine must be one of \['xgboost', 'lightgbm'\], got None"):
         SelectiveRegressor(engine=None).fit(X, X[:, 0])
+
+
+def _raw_train(engine, loss, X, y):
+    """One round through the engine's own ``train`` with a selboost objective (``obj=`` / ``objective``)."""
+    from selboost import lightgbm_objective, xgboost_objective
+
+    if engine == "xgboost":
+        import xgboost
+
+        return xgboost.train({"nthread": 1}, xgboost.DMatrix(X, label=y), 1, obj=xgboost_objective(loss))
+    import lightgbm
+
+    return lightgbm.train({"objective": lightgbm_objective(loss), "verbose": -1, "num_threads": 1},
+                          lightgbm.Dataset(X, label=y, params={"feature_pre_filter": False}), 1)
+
+
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_a_loss_whose_gradients_overflow_float32_is_refused(engine):
+    """The engines take gradients and hessians as float32: a region strength beyond float32's range is
+    refused at construction, and one whose start gradients exceed it (strength 1e38 times an error of
+    up to 20) when training starts, through the estimators and the raw objectives alike. XGBoost squares
+    a node's gradient sum in float32, so it refuses sums beyond 1.8e19 (strength 1e30 here), which
+    LightGBM trains on. Each would otherwise train a wrong (here constant) model without a word."""
+    from selboost import RegionLoss, SelectiveRegressor
+
+    with pytest.raises(ValueError, match="strength must be at most float32's largest value"):
+        RegionLoss(-0.5, 0.5, strength=1e300)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    y = 10.0 * X[:, 0]
+    loss = RegionLoss(-5.0, 5.0, strength=1e38)
+    message = r"gradients or hessians at the start scores exceed float32's range.*lower strength"
+    with pytest.raises(ValueError, match=message):
+        SelectiveRegressor(loss, engine=engine, n_estimators=1).fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        _raw_train(engine, loss, X, y)
+    steep = SelectiveRegressor(RegionLoss(-5.0, 5.0, strength=1e30), engine=engine, n_estimators=1)
+    if engine == "xgboost":
+        with pytest.raises(ValueError, match=r"gradients at the start scores sum to .*beyond 1.84e\+19, the most "
+                                             r"XGBoost's split search can square in float32.*lower strength"):
+            steep.fit(X, y)
+        steep.set_params(loss=RegionLoss(-5.0, 5.0, strength=1e15))
+    assert np.ptp(steep.fit(X, y).predict(X)) > 0
+
+
+@pytest.mark.parametrize("engine", ["xgboost", "lightgbm"])
+def test_categorical_and_text_columns_are_named(engine):
+    """The estimators take numeric features only: a categorical column (whose categories the engines' own
+    estimators would split as categories, and which, with numeric categories, would otherwise train as
+    numbers without a word) is refused by name in fit, eval_set and predict, with what to do; a text column
+    is named too, and an object column of numbers still reads as numbers."""
+    pd = pytest.importorskip("pandas")
+    from selboost import SelectiveRegressor
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    y = X["a"].to_numpy()
+    shop = X.assign(shop=pd.Categorical(rng.choice(["x", "y"], 60)), size=pd.Categorical(rng.choice([1.5, 2.5], 60)))
+    model = SelectiveRegressor(engine=engine, n_estimators=1)
+    with pytest.raises(TypeError, match=r"X: column\(s\) \['shop', 'size'\] are categorical.*get_dummies.*"
+                                        r"enable_categorical=True"):
+        model.fit(shop, y)
+    with pytest.raises(TypeError, match=r"X: column\(s\) \['city'\] do not hold numbers"):
+        model.fit(X.assign(city=rng.choice(["u", "v"], 60)), y)
+    model.fit(X.assign(b=X["b"].astype(object)), y)
+    with pytest.raises(TypeError, match=r"eval_set\[0\] X: column\(s\) \['b'\] are categorical"):
+        model.fit(X, y, eval_set=[(X.assign(b=pd.Categorical(X["b"])), y)])
+    with pytest.raises(TypeError, match=r"X: column\(s\) \['b'\] are categorical"):
+        model.predict(X.assign(b=pd.Categorical(X["b"])))

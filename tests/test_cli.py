@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -153,6 +154,23 @@ def test_clear_errors(argv, message, capsys):
         main(argv)
     assert info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--link", "sinh(0, 1e-300)"], "overflows float64 on the score range [-3, 3] (the default, around the link's "
+                                    "centres; set it with --range), first at z = -3: give the link a larger scale"),
+    (["--link", "sinh(0, 1e-300)", "--range=-1e-310,1e-310", "--targets", "0,1"],
+     "overflows float64 on the targets (--targets), first at y = 1: give the link a larger scale or give other"),
+])
+def test_plot_link_overflow_speaks_of_the_link_and_range_given(argv, message, capsys, tmp_path):
+    """A link that overflows where it is drawn is named with the range or targets it overflows on, not
+    as training labels (y_true) the user never gave, and without NumPy's overflow warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SystemExit):
+            main(["plot-link", *argv, "--out", str(tmp_path / "link.png")])
+    err = capsys.readouterr().err
+    assert message in err and "y_true" not in err and "Sinh(center=0.0, scale=1e-300)" in err
 
 
 def test_module_entry_point(tmp_path):

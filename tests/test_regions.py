@@ -40,22 +40,41 @@ def test_one_sided_regions():
     assert region_bounds(3.0, None) == (3.0, np.inf) and region_bounds(None, 3.0) == (-np.inf, 3.0)
 
 
-@pytest.mark.parametrize(("strength", "width"), [(10.0, 0.5), (2.0, 0.4), (100.0, 1.0)])
+@pytest.mark.parametrize(("strength", "width"), [(10.0, 0.5), (2.0, 0.4), (100.0, 1.0), (10.0, None), (1e4, None)])
 def test_smooth_region_sensitivity_within_the_stated_tolerance(strength, width):
     low, high = 0.0, 20.0
     link = region_link(low, high, strength=strength, shape="smooth", width=width)
+    width = 2.0 if width is None else width  # the default: a tenth of the region
     assert isinstance(link, WeightedSum)
     z = np.linspace(-20.0, 30.0, 5001)
-    # h' = 1 + (strength - 1) (sigma((z - low) / width) - sigma((z - high) / width)) within 1 % of (strength - 1)
-    plateau = 1.0 + (strength - 1.0) * (expit((z - low) / width) - expit((z - high) / width))
+    # h' = 1 + (strength - 1) P(z) / P(middle) within 1 % of (strength - 1)
+    P = expit((z - low) / width) - expit((z - high) / width)  # noqa: N806
+    middle = expit(10.0 / width) - expit(-10.0 / width)
+    plateau = 1.0 + (strength - 1.0) * P / middle
     assert np.max(np.abs(link.dh(z) - plateau)) < 0.01 * (strength - 1.0)
+    # the asked sensitivity in the middle, and nowhere more than 0.1 % above it (README)
+    np.testing.assert_allclose(link.dh(np.array([10.0])), strength, rtol=1e-12)
+    assert np.max(link.dh(z)) <= 1.001 * strength
     # 6 widths from every edge: within 1.5 % of (strength - 1) of strength inside, of 1 outside
     far_inside = (z > low + 6 * width) & (z < high - 6 * width)
     far_outside = (z < low - 6 * width) | (z > high + 6 * width)
-    assert np.max(np.abs(link.dh(z[far_inside]) - strength)) < 0.015 * (strength - 1.0)
+    assert np.max(np.abs(link.dh(z[far_inside]) - strength), initial=0.0) < 0.015 * (strength - 1.0)
     assert np.max(np.abs(link.dh(z[far_outside]) - 1.0)) < 0.015 * (strength - 1.0)
     # at an edge: half way
     np.testing.assert_allclose(link.dh(np.array([low])), 1.0 + 0.5 * (strength - 1.0), atol=0.01 * (strength - 1.0))
+
+
+@pytest.mark.parametrize("strength", [1.5, 10.0, 1e4])
+@pytest.mark.parametrize(("low", "high"), [(2.0, 4.0), (-1.0, 0.5)])
+def test_smooth_region_default_width_reaches_the_asked_sensitivity(low, high, strength):
+    """README: the default smooth region's sensitivity is the asked strength in its middle, within 1 %
+    of it over the middle fifth, and never 0.1 % above it."""
+    link = region_link(low, high, strength=strength, shape="smooth")
+    middle = 0.5 * (low + high)
+    fifth = np.linspace(middle - 0.1 * (high - low), middle + 0.1 * (high - low), 201)
+    np.testing.assert_allclose(link.dh(np.array([middle])), strength, rtol=1e-12)
+    assert np.all(np.abs(link.dh(fifth) - strength) <= 0.01 * strength)
+    assert np.max(link.dh(np.linspace(low - 1.0, high + 1.0, 2001))) <= 1.001 * strength
 
 
 def test_smooth_region_default_width_and_its_terms():
@@ -266,6 +285,19 @@ def test_region_metrics_drive_engine_early_stopping(rng):
                                eval_metric=RegionDetection(2.0, None)).fit(X, y, eval_set=[(X, y)])
     history = model.evals_result_["validation_0"]["region_f1"]
     assert len(history) >= 6 and model.best_score_ == pytest.approx(max(history))
+
+
+@pytest.mark.parametrize(("low", "high", "width"), [(2.0, 4.0, None), (-3.0, 1.0, 0.5), (10.0, 11.0, 0.05)])
+def test_plot_link_default_range_holds_the_whole_smooth_region(low, high, width):
+    """The default range of plot-link reaches 5 widths beyond both edges of a smooth region, where the
+    sensitivity is back within 1 % of (strength - 1) of 1."""
+    from selboost.bench.plot_link import _default_span
+
+    link = region_link(low, high, strength=10.0, shape="smooth", width=width)
+    width = 0.1 * (high - low) if width is None else width
+    lo, hi = _default_span(link)
+    assert lo <= low - 5.0 * width and hi >= high + 5.0 * width
+    assert np.all(np.abs(link.dh(np.array([lo, hi])) - 1.0) < 0.01 * 9.0)
 
 
 def test_plot_link_draws_a_region(tmp_path):

@@ -201,8 +201,39 @@ def test_x_of_other_rows_is_refused():
     shuffled = D["X"][np.random.default_rng(3).permutation(N)]
     with pytest.raises(ValueError, match="X does not hold dtrain's rows"):
         selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=shuffled, verbose_eval=False)
-    with pytest.raises(ValueError, match="X has 10 rows"):
+    with pytest.raises(ValueError, match=r"X has shape \(10, 6\), dtrain 1200 rows and 6 columns"):
         selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"][:10], verbose_eval=False)
+    # the wrong width is named here, not by XGBoost's prediction ("Feature shape mismatch")
+    with pytest.raises(ValueError, match=r"X has shape \(1200, 5\), dtrain 1200 rows and 6 columns"):
+        selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"][:, :5],
+                               verbose_eval=False)
+
+
+def test_x_differing_from_dtrain_in_one_entry_is_refused():
+    """X is compared with dtrain's entries before the first round, missing values included: a change the
+    first round's trees do not see (values above 2.5 made missing) is refused as surely as a moved row.
+    A QuantileDMatrix keeps only histogram bins: X must fall in the same bins, and may differ within
+    one (the trees cannot tell)."""
+    loss, extra, fields = CASES["scalar"]
+    params = dict(PARAMS, **extra, max_bin=16)
+    cut = np.where(D["X"] > 2.5, np.nan, D["X"])
+    first = int(np.flatnonzero(np.isnan(cut).any(axis=1) != np.isnan(D["X"]).any(axis=1))[0])
+    with pytest.raises(ValueError, match=rf"row {first} of X differs from dtrain's \(its missing values\)"):
+        selboost.xgboost_train(params, _dmatrix(fields), 1, loss=loss, X=cut, verbose_eval=False)
+    nudged = D["X"].copy()
+    row = int(np.flatnonzero(~np.isnan(nudged[:, 3]))[0])
+    nudged[row, 3] += 1.0
+    with pytest.raises(ValueError, match=rf"row {row} of X differs from dtrain's \(the value in column 3\)"):
+        selboost.xgboost_train(params, _dmatrix(fields), 1, loss=loss, X=nudged, verbose_eval=False)
+    quantised = xgb.QuantileDMatrix(D["X"], max_bin=16, **fields)
+    with pytest.raises(ValueError, match=rf"row {row} of X differs from dtrain's \(the histogram bin in column 3\)"):
+        selboost.xgboost_train(params, quantised, 1, loss=loss, X=nudged, verbose_eval=False)
+    pointer, cuts = quantised.get_quantile_cut()
+    within = D["X"].copy()
+    column = cuts[pointer[3]:pointer[4]]
+    bin_of = np.searchsorted(column, within[row, 3], side="right")
+    within[row, 3] = np.nextafter(column[bin_of], -np.inf)  # the bin's largest value
+    selboost.xgboost_train(params, quantised, 1, loss=loss, X=within, verbose_eval=False)
 
 
 def test_multiclass_loss_needs_num_class():
@@ -284,18 +315,20 @@ def test_warnings_are_not_raised_on_the_plain_path():
         selboost.xgboost_train(dict(PARAMS, **extra), _dmatrix(fields), 2, loss=loss, X=D["X"], verbose_eval=False)
 
 
-def test_the_engine_trains_device_cuda_through_the_driver():
-    """XGBoostEngine.train's device="cuda" branch (selboost.xgboost_train with the estimator's X). Without a GPU
-    XGBoost falls back to the CPU and so does the driver: the model is the CPU one."""
+def test_device_cuda_without_a_usable_gpu_is_refused():
+    """xgboost_train and the engine's device="cuda" branch (which trains through it) raise the clear
+    error the README promises where XGBoost would fall back to the CPU with warnings of its own."""
     from selboost.engines import get_engine
 
     engine = get_engine("xgboost")
-    X, y = np.nan_to_num(D["X"]).astype(np.float64), D["y"]
-    bound = SCALAR.bind(y)
-    params = {"eta": 0.3, "tree_method": "hist", "max_depth": 3, "nthread": 1, "verbosity": 0}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # XGBoost's "no visible GPU" fallback warnings
-        on_cuda = engine.train(dict(params, device="cuda"), X, bound, bound.init_score(), label=y,
-                               num_boost_round=4)
-    on_cpu = engine.train(dict(params, device="cpu"), X, bound, bound.init_score(), label=y, num_boost_round=4)
-    assert _trees(on_cuda.booster) == _trees(on_cpu.booster)
+    problem = engine.gpu_problem("cuda")
+    if problem is None:
+        pytest.skip("a usable GPU: tests/cuda_sim_check.py driver checks the device path")
+    loss, extra, fields = CASES["scalar"]
+    with pytest.raises(ValueError, match=r"params\['device'\]='cuda' needs a usable CUDA GPU: .*use device='cpu'"):
+        selboost.xgboost_train(dict(PARAMS, **extra, device="cuda"), _dmatrix(fields), 1, loss=loss, X=D["X"],
+                               verbose_eval=False)
+    bound = SCALAR.bind(D["y"])
+    with pytest.raises(ValueError, match="needs a usable CUDA GPU"):
+        engine.train(dict(PARAMS, device="cuda:0"), np.nan_to_num(D["X"]), bound, bound.init_score(), label=D["y"],
+                     num_boost_round=1)

@@ -186,18 +186,40 @@ def parse_floats(text, name="value"):
     return values
 
 
+#: how far from its centre a term is drawn, in its scales: a sigmoid's sensitivity 4 sigma (1 - sigma)
+#: is below 1 % of its peak beyond 6 (so a smooth region's edges are drawn whole); sinh and exp are
+#: drawn where they bend, before they dwarf the rest
+_REACH = {Sigmoid: 6.0, Sinh: 4.0, Exp: 4.0}
+
+
 def _default_span(link):
+    """The score range drawn when none is given: 0 and each term's reach (piecewise knots with a margin
+    of half their spread, at least 1)."""
     points = [0.0]
     for _, term in link._terms():
         if isinstance(term, PiecewiseLinear):
             margin = max(1.0, 0.5 * (term.knots[-1] - term.knots[0]))
             points += [term.knots[0] - margin, term.knots[-1] + margin]
         elif not isinstance(term, Identity):
-            points += [term.center - 4.0 * abs(term.scale), term.center + 4.0 * abs(term.scale)]
+            reach = _REACH.get(type(term), 4.0) * abs(term.scale)
+            points += [term.center - reach, term.center + reach]
     lo, hi = min(points), max(points)
     if hi - lo < 1e-9:
         lo, hi = -3.0, 3.0
     return lo, hi
+
+
+def _finite_on(link, values, where, variable, fix):
+    """(h, h') at ``values``, or a ValueError saying where on ``where`` the link overflows float64 (a
+    scale too small for the range): in the user's terms, the link, range and targets given."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        h, dh = link.h(values), link.dh(values)
+    bad = ~(np.isfinite(h) & np.isfinite(dh))
+    if bad.any():
+        first = values[np.flatnonzero(bad)[0]]
+        raise ValueError(f"--link: {link!r} overflows float64 on {where}, first at {variable} = {first:g}: give the "
+                         f"link a larger scale or {fix}")
+    return h, dh
 
 
 def plot_link(link, path, targets=None, span=None, title=None):
@@ -208,13 +230,18 @@ def plot_link(link, path, targets=None, span=None, title=None):
 
     lo, hi = span if span is not None else _default_span(link)
     z = np.linspace(lo, hi, 801)
+    where = f"the score range [{lo:g}, {hi:g}]" + (" (--range)" if span is not None else
+                                                    " (the default, around the link's centres; set it with --range)")
+    h, dh = _finite_on(link, z, where, "z", "plot a narrower range")
     if targets is None:
         targets = [lo + f * (hi - lo) for f in (0.2, 0.5, 0.8)]
+    else:
+        _finite_on(link, np.asarray(targets, dtype=np.float64), "the targets (--targets)", "y", "give other targets")
     loss = SelectiveLoss(link, hess_min=0.0)
     fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.6))
-    axes[0].plot(z, link.h(z))
+    axes[0].plot(z, h)
     axes[0].set_title("link h(z)")
-    axes[1].plot(z, link.dh(z), color="tab:orange")
+    axes[1].plot(z, dh, color="tab:orange")
     axes[1].set_title("sensitivity h'(z)")
     axes[1].set_ylim(0.0, None)
     for y in targets:

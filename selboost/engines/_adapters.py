@@ -10,7 +10,7 @@ import weakref
 
 import numpy as np
 
-from selboost._validation import check_n_threads
+from selboost._validation import check_gradients_storable, check_n_threads
 from selboost.engines import get_engine
 from selboost.losses import check_loss
 from selboost.metrics import as_metric
@@ -28,12 +28,14 @@ def check_hess_scale(hess_scale):
 
 
 class Binding:
-    """A bound loss with its preallocated float32 output buffers (or its copy on the GPU)."""
+    """A bound loss with its preallocated float32 output buffers (or its copy on the GPU); ``checked``
+    once its first gradients were found storable in float32."""
 
-    __slots__ = ("bound", "grad", "hess", "device_loss")
+    __slots__ = ("bound", "grad", "hess", "device_loss", "checked")
 
     def __init__(self, bound, device):
         self.bound = bound
+        self.checked = False
         if device == "cuda":
             from selboost import cuda  # only here: CPU paths never import numba.cuda
 
@@ -48,11 +50,25 @@ class Binding:
 _DEVICES = ("cpu", "cuda")
 
 
+def _host(array):
+    """A device array's copy in host memory (CuPy's ``get``, Numba's ``copy_to_host``); a host array as it is."""
+    for name in ("get", "copy_to_host"):
+        if hasattr(array, name):
+            return getattr(array, name)()
+    return np.asarray(array)
+
+
 class EngineObjective:
     """A selboost loss as an engine's custom objective (each engine module subclasses it with the
     engine's calling convention). The loss is bound once per training data object (labels, groups and
     weights validated once) and the float32 gradient buffers are allocated once; every round is then
     one kernel call. The bindings live here, never in the user's loss."""
+
+    #: the largest sum of absolute gradients the engine's split search handles (see
+    #: ``check_gradients_storable``); an engine module lowers it where its arithmetic needs that
+    gradient_sum_limit = float("inf")
+    #: the engine's name in messages
+    engine_label = "the engine"
 
     def __init__(self, loss, *, n_threads=1, hess_scale=1.0, device="cpu"):
         self.loss = check_loss(loss)
@@ -110,17 +126,24 @@ class EngineObjective:
 
     def gradient_step(self, binding, raw_prediction):
         """One round's gradients and hessians: into the binding's float32 buffers on the CPU, or as
-        device arrays from the CUDA kernels (``device="cuda"``; XGBoost takes them without a copy)."""
+        device arrays from the CUDA kernels (``device="cuda"``; XGBoost takes them without a copy).
+        The first round's are checked to fit in float32 (``check_gradients_storable``): a loss scaled
+        beyond it would otherwise train constant trees. Later rounds move the scores towards the
+        targets, so they are not checked again (a pass over the gradients every round)."""
         if binding.device_loss is not None:
             grad, hess = binding.device_loss.gradient_hessian(raw_prediction)
             if self.hess_scale != 1.0:
                 hess *= self.hess_scale  # CuPy arrays (selboost.cuda returns CuPy when it is installed)
-            return grad, hess
-        grad_out, hess_out = binding.grad, binding.hess
-        binding.bound.gradient_hessian(raw_prediction, grad_out, hess_out, n_threads=self.n_threads)
-        if self.hess_scale != 1.0:
-            hess_out *= self.hess_scale
-        return grad_out, hess_out
+        else:
+            grad, hess = binding.grad, binding.hess
+            binding.bound.gradient_hessian(raw_prediction, grad, hess, n_threads=self.n_threads)
+            if self.hess_scale != 1.0:
+                hess *= self.hess_scale
+        if not binding.checked:
+            check_gradients_storable(_host(grad), _host(hess), self.loss, self.gradient_sum_limit,
+                                     self.engine_label)
+            binding.checked = True
+        return grad, hess
 
     def __call__(self, preds, data):
         try:

@@ -39,7 +39,8 @@ def xgboost_train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(),
     ----------
     params : dict
         XGBoost's parameters, as for ``xgboost.train``. ``device="cuda"`` computes the gradients on
-        the GPU (``selboost.cuda``; needs the ``gpu`` extra) and, with ``X``, keeps the margins there.
+        the GPU (``selboost.cuda``; needs the ``gpu`` extra) and, with ``X``, keeps the margins there;
+        without a usable GPU it raises a ValueError (where ``xgboost.train`` falls back to the CPU).
     dtrain : xgboost.DMatrix
         The training data (a ``QuantileDMatrix`` too). Labels, groups, weights and the base margin are
         read from it as ``xgboost_objective`` reads them.
@@ -57,8 +58,10 @@ def xgboost_train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(),
         ``process_type="update"``), the margins are XGBoost's own, read every round as ``xgboost.train``
         reads them. On the CPU that read is a copy of XGBoost's cache and is cheaper than predicting the
         new trees (``benchmarks/RESULTS.md``), so X is for the GPU; the model is the same either way.
-        After the first round the margins are compared once with XGBoost's: an X that does not hold
-        dtrain's rows (other rows, order or missing values) raises a ValueError.
+        Before the first round X is compared once with dtrain's entries (``DMatrix.get_data``, a host
+        copy): an X that does not hold dtrain's rows (another shape, rows, order, value or missing value;
+        for a ``QuantileDMatrix``, another histogram bin) raises a ValueError. After the first round the
+        margins are compared once with XGBoost's too.
     evals : sequence of (DMatrix, str)
         Evaluation sets, as for ``xgboost.train``.
     custom_metric : selboost metric or callable, optional
@@ -106,6 +109,7 @@ def xgboost_train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(),
         callbacks.append(EarlyStopping(rounds=early_stopping_rounds, maximize=maximize))
     container = CallbackContainer(callbacks, metric=metric, output_margin=True)
 
+    _require_asked_gpu(params)
     booster = xgb.Booster(params, [dtrain] + [data for data, _ in evals], model_file=xgb_model)
     booster = container.before_training(booster)
     margins = margin_keeper(booster, dtrain, loss, X)
@@ -113,6 +117,18 @@ def xgboost_train(params, dtrain, num_boost_round=10, *, loss, X=None, evals=(),
     if evals_result is not None:
         evals_result.update(container.history)
     return booster.reset()
+
+
+def _require_asked_gpu(params):
+    """A ValueError when ``params`` ask for a GPU (``device="cuda"``, ``"cuda:<n>"``, ``"gpu"``) that XGBoost
+    cannot use here: XGBoost would fall back to the CPU with warnings of its own, and the gradients and
+    margins meant for the device would be computed on the host."""
+    device = str(dict(params).get("device", "cpu")).lower()
+    if device.startswith(("cuda", "gpu")):
+        problem = get_engine("xgboost").gpu_problem("cuda")
+        if problem is not None:
+            raise ValueError(f"params['device']={dict(params)['device']!r} needs a usable CUDA GPU: {problem}; "
+                             "use device='cpu'")
 
 
 def boost_rounds(booster, dtrain, margins, num_boost_round, container, evals):
@@ -188,14 +204,16 @@ def margin_keeper(booster, dtrain, loss, X=None, gradient_device=None):
         )
     if X is None:
         return EngineMargins(objective, binding)
+    if len(np.shape(X)) != 2 or tuple(np.shape(X)) != (dtrain.num_row(), dtrain.num_col()):
+        raise ValueError(f"X has shape {tuple(np.shape(X))}, dtrain {dtrain.num_row()} rows and {dtrain.num_col()} "
+                         "columns: pass dtrain's features, row for row, or X=None")
     if not adds_trees(booster):
         warnings.warn("this booster's rounds do not only add trees (dart, gblinear, num_parallel_tree > 1 "
                       "or process_type='update'): the margins are read from XGBoost every round", stacklevel=3)
         return EngineMargins(objective, binding)
     if device == "cuda" and _is_sparse(X):
         return EngineMargins(objective, binding)  # XGBoost predicts device CSR only from cuDF/CuPy objects
-    if X.shape[0] != initial.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows, dtrain {initial.shape[0]}")
+    check_features(X, dtrain)
     if device == "cuda":
         host_booster = booster_device(booster) == "cpu"
         if not host_booster and _cupy() is None:
@@ -204,6 +222,79 @@ def margin_keeper(booster, dtrain, loss, X=None, gradient_device=None):
     if hasattr(X, "__cuda_array_interface__"):
         raise TypeError("X is on the GPU but the booster trains on the CPU: pass a host array")
     return TreeMargins(objective, binding, initial, X)
+
+
+def check_features(X, dtrain):
+    """A ValueError unless X holds dtrain's entries: a value wherever dtrain stores one and NaN where it
+    stores none (sparse X: no entry), equal in float32 for a DMatrix, in the same histogram bin for a
+    ``QuantileDMatrix`` (which keeps only the bins; values in one bin take the same branch at every
+    split). Each round's trees are predicted on X, so any other X would give other margins than
+    XGBoost's (a missing value set or cleared, a row moved) and so another model. One comparison,
+    before the first round, on a host copy of dtrain's entries (``DMatrix.get_data``)."""
+    import xgboost as xgb
+
+    try:
+        stored = dtrain.get_data()
+    except xgb.core.XGBoostError:  # pragma: no cover - a DMatrix kind that cannot give its entries back
+        return
+    stored.sort_indices()
+    got = _stored_form(X, stored.shape)
+    rows = np.repeat(np.arange(stored.shape[0]), np.diff(stored.indptr))
+    if not np.array_equal(stored.indptr, got.indptr):
+        row, what = int(np.flatnonzero(np.diff(stored.indptr) != np.diff(got.indptr))[0]), "its missing values"
+    elif not np.array_equal(stored.indices, got.indices):
+        row, what = int(rows[np.flatnonzero(stored.indices != got.indices)[0]]), "its missing values"
+    else:
+        expected, given, what = stored.data, got.data, "the value"
+        if isinstance(dtrain, xgb.QuantileDMatrix):
+            pointer, cuts = dtrain.get_quantile_cut()
+            expected, given = _bins(expected, stored.indices, pointer, cuts), _bins(given, got.indices, pointer, cuts)
+            what = "the histogram bin"
+        differ = np.flatnonzero(expected != given)
+        if not differ.size:
+            return
+        row, what = int(rows[differ[0]]), f"{what} in column {int(stored.indices[differ[0]])}"
+    raise ValueError(f"X does not hold dtrain's rows: row {row} of X differs from dtrain's ({what}); pass the same "
+                     "rows in the same order, with missing values as NaN (or X=None)")
+
+
+def _stored_form(X, shape):
+    """X's entries as a DMatrix stores them: a float32 CSR matrix without the missing (NaN) values, a
+    pandas categorical column as its category codes."""
+    import scipy.sparse
+
+    if hasattr(X, "to_pandas"):  # cuDF
+        X = X.to_pandas()
+    if scipy.sparse.issparse(X):
+        coo = scipy.sparse.coo_matrix(X, dtype=np.float32)
+        keep = ~np.isnan(coo.data)
+        csr = scipy.sparse.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=shape)
+    else:
+        if hasattr(X, "dtypes") and hasattr(X, "columns"):  # pandas
+            X = np.column_stack([_column_values(X.iloc[:, j]) for j in range(X.shape[1])])
+        dense = np.asarray(_to_host(X), dtype=np.float32)
+        present = ~np.isnan(dense)
+        csr = scipy.sparse.csr_matrix((dense[present], np.nonzero(present)[1],
+                                       np.concatenate([[0], np.cumsum(present.sum(axis=1))])), shape=shape)
+    csr.sort_indices()
+    return csr
+
+
+def _column_values(column):
+    """A pandas column as float32, a categorical one as its codes (NaN for a missing category)."""
+    if hasattr(column, "cat"):
+        codes = column.cat.codes.to_numpy()
+        return np.where(codes < 0, np.nan, codes).astype(np.float32)
+    return column.to_numpy(dtype=np.float32, na_value=np.nan)
+
+
+def _bins(values, columns, pointer, cuts):
+    """Each entry's histogram bin in a QuantileDMatrix: the cut values of its column above which it lies."""
+    bins = np.empty(values.size, dtype=np.int64)
+    for j in range(pointer.size - 1):
+        at = columns == j
+        bins[at] = np.searchsorted(cuts[pointer[j]:pointer[j + 1]], values[at], side="right")
+    return bins
 
 
 class EngineMargins:

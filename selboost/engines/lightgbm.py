@@ -16,7 +16,7 @@ from scipy import sparse
 
 from selboost._validation import as_float_array, check_storable
 from selboost.engines import BoostingParams, Engine, PartMetric, TrainResult, constant_margin, eval_names, train_result
-from selboost.engines._adapters import EngineMetric, EngineObjective
+from selboost.engines._adapters import Binding, EngineMetric, EngineObjective
 
 # Dataset parameters that must also reach the validation Datasets
 _DATASET_PARAMS = ("verbose", "feature_pre_filter", "max_bin", "min_data_in_bin", "min_data_in_leaf")
@@ -74,7 +74,7 @@ class LightGBMSklearnObjective:
             return entry[1]
         n_classes = y_pred.shape[1] if np.ndim(y_pred) == 2 else None
         bound = self._adapter.loss.bind_data(y_true, group, weight, None, n_classes, len(y_true))
-        binding = (bound, np.empty(bound.shape, np.float32), np.empty(bound.shape, np.float32))
+        binding = Binding(bound, "cpu")
         # a weak reference: the cache must not keep a finished training set's labels alive
         ref = weakref.ref(y_true, lambda _, key=key: self._forget(key))
         with self._lock:
@@ -82,16 +82,13 @@ class LightGBMSklearnObjective:
         return binding
 
     def __call__(self, y_true, y_pred, weight, group):
-        bound, grad, hess = self._binding(y_true, y_pred, weight, group)
-        if np.shape(y_pred) != bound.shape:
+        binding = self._binding(y_true, y_pred, weight, group)
+        if np.shape(y_pred) != binding.bound.shape:
             raise ValueError(
-                f"LightGBM passed raw scores of shape {np.shape(y_pred)}, the loss is bound to {bound.shape}: "
-                "for MulticlassLoss set num_class, for the other losses do not"
+                f"LightGBM passed raw scores of shape {np.shape(y_pred)}, the loss is bound to "
+                f"{binding.bound.shape}: for MulticlassLoss set num_class, for the other losses do not"
             )
-        bound.gradient_hessian(y_pred, grad, hess, n_threads=self._adapter.n_threads)
-        if self._adapter.hess_scale != 1.0:
-            hess *= self._adapter.hess_scale
-        return grad, hess
+        return self._adapter.gradient_step(binding, y_pred)
 
 
 class LightGBMMetric(EngineMetric):

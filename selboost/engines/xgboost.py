@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 
+from selboost._validation import FLOAT32_MAX
 from selboost.engines import BoostingParams, Engine, PartMetric, TrainResult, constant_margin, eval_names, train_result
 from selboost.engines._adapters import EngineMetric, EngineObjective
 from selboost.engines._xgboost_train import xgboost_train
@@ -30,6 +31,11 @@ class XGBoostObjective(EngineObjective):
     ``MulticlassLoss``. ``n_threads``: the threads the gradient kernels run on, 1 by default because
     the engine's own threads already occupy every core during a round (``benchmarks/RESULTS.md``).
     """
+
+    # XGBoost's split gain squares a node's gradient sum in float32: past sqrt(float32 max) the gain is
+    # infinite and the split it picks is arbitrary (measured: the splits change exactly there)
+    gradient_sum_limit = FLOAT32_MAX ** 0.5
+    engine_label = "XGBoost"
 
 
 class XGBoostMetric(EngineMetric):
