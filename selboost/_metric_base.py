@@ -17,6 +17,10 @@ class _Metric:
         """Validate labels once; returns an object whose ``evaluate(raw)`` gives the metric."""
         raise NotImplementedError
 
+    def check_parts(self):
+        """A ValueError when this metric cannot be computed from parts of the data. Called where an
+        evaluation on parts is set up (before training), so that no worker finds it out on its own."""
+
     def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
         """One part of the evaluation data (whole query groups); its ``sums(raw)`` add up over the parts
         and ``from_sums`` turns their total into the metric (``selboost.metrics``, for Dask)."""

@@ -517,10 +517,13 @@ class LossMetric(_Metric):
     def prepare(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
         return _Prepared(self.loss.bind_data(y, group, sample_weight, group_weight, n_classes).mean_loss)
 
-    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+    def check_parts(self):
         if getattr(self.loss, "group_scale", None) == "auto":
             raise ValueError("LossMetric: ListwiseLoss(group_scale='auto') weighs groups by the whole data's "
                              "start hessian, which no part knows: give group_scale a number to evaluate on parts")
+
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        self.check_parts()
         if np.size(y) == 0:
             return _Part(2)
         bound = self.loss.bind_data(y, group, sample_weight, group_weight, n_classes)

@@ -703,12 +703,15 @@ class SERA(_RelevanceMetric):
         phi_y = _resolve_relevance(self.relevance, y_array)(y_array)
         return self._prepared(y_array, group_weight, value)
 
-    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
-        """SERA is a sum over rows, so each part's sum adds up to the whole (Dask evaluation). The
-        relevance must be given: phi of each part's own targets would differ from part to part."""
+    def check_parts(self):
         if self.relevance is None:
             raise ValueError("SERA on parts of the data (Dask) needs relevance= (relevance(y_train)): phi of "
                              "each part's own targets would differ from part to part")
+
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        """SERA is a sum over rows, so each part's sum adds up to the whole (Dask evaluation). The
+        relevance must be given: phi of each part's own targets would differ from part to part."""
+        self.check_parts()
         if np.size(y) == 0:
             return _Part(1)
         prepared = self.prepare(y, group, sample_weight, group_weight, n_classes)
@@ -742,9 +745,12 @@ class UtilityScore(_RelevanceMetric):
         return self._prepared(y, group_weight, lambda y, phi, pred: _utility_scores(
             y, pred, phi, self.threshold, self.p, self.beta, self.definition)[index])
 
-    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+    def check_parts(self):
         raise ValueError("UtilityScore needs the whole evaluation set at once and is not evaluated on parts "
                          "of the data (Dask): use SERA there, or evaluate the model after training")
+
+    def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
+        self.check_parts()
 
 
 # ---------------------------------------------------------------- the relevance link and weights

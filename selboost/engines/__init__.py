@@ -107,6 +107,7 @@ class PartMetric:
     total into the metric. Pickles without its per-worker cache."""
 
     def __init__(self, metric):
+        metric.check_parts()  # here, on the client: a worker that found it out alone would leave the others waiting
         self.metric = metric
         self._parts = weakref.WeakKeyDictionary()
 

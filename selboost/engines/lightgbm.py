@@ -177,14 +177,26 @@ class _DaskEvaluation:
         return [list(local[name]) if name in local else None for name in self.names]
 
     def _allreduce(self, local, iteration, rank, size):
+        """The workers' sums added up; ``local`` is this worker's sums, or the exception that stopped it
+        from computing them, which every worker then raises (a worker that left the exchange alone
+        would keep the others waiting, and with them the Dask worker threads later trainings need)."""
         from distributed import Variable, get_client
 
         if size == 1:
+            if isinstance(local, BaseException):
+                raise local
             return local
         client = get_client()
-        Variable(f"{self.token}-{iteration}-{rank}", client=client).set(local)
+        failed = isinstance(local, BaseException)
+        Variable(f"{self.token}-{iteration}-{rank}", client=client).set(
+            {"error": f"{type(local).__name__}: {local}"} if failed else local)
+        if failed:
+            raise local
         parts = [Variable(f"{self.token}-{iteration}-{j}", client=client).get(timeout=self.timeout)
                  for j in range(size)]
+        for j, part in enumerate(parts):
+            if isinstance(part, dict):
+                raise RuntimeError(f"evaluation failed on the worker of rank {j} at round {iteration}: {part['error']}")
         if iteration > 0:
             # every worker has read the previous round's values before it wrote this round's
             Variable(f"{self.token}-{iteration - 1}-{rank}", client=client).delete()
@@ -200,7 +212,11 @@ class _DaskEvaluation:
         # LightGBM 4.7 records named tuples; earlier versions plain ones
         result = getattr(lgb, "EvalResult", lambda *fields: fields)
         rank, size = self._rank(env.params)
-        totals = self._allreduce(self._local_sums(env.model), env.iteration, rank, size)
+        try:
+            local = self._local_sums(env.model)
+        except Exception as error:  # handed to the other workers, then raised here
+            local = error
+        totals = self._allreduce(local, env.iteration, rank, size)
         metric = self.part.metric
         for name, total in zip(self.names, totals):
             value = self.part.value(total) if total is not None else float("nan")
