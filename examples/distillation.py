@@ -11,11 +11,11 @@ import selboost
 from selboost.metrics import ndcg
 
 rng = np.random.default_rng(2)
-sizes = rng.integers(10, 40, size=400)
+sizes = rng.integers(10, 40, size=150)
 X = rng.normal(size=(sizes.sum(), 10))
 relevance = np.clip(np.round(X[:, 0] + 0.7 * X[:, 1] * X[:, 2] + 0.5 * rng.normal(size=len(X)) + 1), 0, 4)
 
-teacher = selboost.SelectiveRanker(n_estimators=200, learning_rate=0.1, max_depth=6, n_jobs=1)
+teacher = selboost.SelectiveRanker(n_estimators=100, learning_rate=0.1, max_depth=6, n_jobs=1)
 teacher.fit(X, relevance, group=sizes)
 teacher_scores = teacher.predict(X)
 
