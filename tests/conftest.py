@@ -130,6 +130,11 @@ def _cuda_driver_missing():
 
 
 def pytest_collection_modifyitems(config, items):
+    # Tests that run kernels in a child process go last: by then the in-process tests have put the
+    # kernels in Numba's on-disk cache, and the child loads them instead of compiling them again
+    # (with an empty cache, as in CI, that is most of the child's time). A stable sort: the order is
+    # otherwise the collection's, the same in every xdist worker.
+    items.sort(key=lambda item: item.get_closest_marker("child_process") is not None)
     gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
     reason = _cuda_driver_missing() if gpu_tests else None
     if reason:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.child_process
+
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = ROOT / "tests" / "cuda_sim_check.py"
 
