@@ -42,6 +42,22 @@ def _catalogue():
 #: Every link the battery checks: each basic link at default and non-default parameters, and sums.
 CATALOGUE = _catalogue()
 
+#: Two links whose four term kinds are checked in every kernel variant (both hessians, weighted groups or
+#: not); every other link in one variant of the softmax kernel: the exact hessian (every per-element
+#: term: the Gauss-Newton one drops phi''), unweighted groups. Each variant is a compilation of its own.
+TWO_LINKS = ("identity+9sigmoid(2,0.5)", "0.5sinh+2exp(1,-1)")
+
+
+def term_kinds(link):
+    return tuple(type(term).__name__ for _, term in link._terms())
+
+
+def every_variant(link):
+    """Whether the tests check ``link`` in every kernel variant: its term kinds are those of a
+    ``TWO_LINKS`` link; other links take exact hessians and unweighted groups."""
+    return term_kinds(link) in {term_kinds(CATALOGUE[name]) for name in TWO_LINKS}
+
+
 #: Extreme parameters: every link must still give finite losses, gradients and hessians.
 EXTREME = {
     "sigmoid(1e6,1e-6)": Sigmoid(1e6, 1e-6),

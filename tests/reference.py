@@ -10,7 +10,6 @@ mean row weight of the group.
 from __future__ import annotations
 
 import decimal
-import math
 
 import numpy as np
 

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 import reference as R
-from conftest import CATALOGUE, EXTREME, kinks
+from conftest import CATALOGUE, EXTREME, TWO_LINKS, every_variant, kinks
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.metrics import log_loss
@@ -18,9 +18,9 @@ from selboost import _kernels as K
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 from selboost.losses import LOSSES, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss
 
-#: every kernel variant is checked with these two links (four term kinds between them); the whole
-#: catalogue with one variant each. Threads: ``test_threaded_kernels_equal_the_serial_ones_over_many_chunks``
-TWO_LINKS = ("identity+9sigmoid(2,0.5)", "0.5sinh+2exp(1,-1)")
+# every kernel variant is checked with the two links of conftest.TWO_LINKS (four term kinds between
+# them); the whole catalogue with one variant each. Threads:
+# ``test_threaded_kernels_equal_the_serial_ones_over_many_chunks``
 
 
 def catalogue_cross(**axes):
@@ -86,9 +86,9 @@ def _selective(link, rng, hess="exact"):
     return SelectiveLoss(link, hess_min=0.0).bind(y), z
 
 
-def _listwise(link, rng, hess="exact"):
+def _listwise(link, rng, hess="exact", group_scale=None):
     y, z, sizes = grouped(rng, link, sizes=(1, 4, 5))
-    return ListwiseLoss(link, hess=hess, hess_min=0.0).bind(y, sizes), z
+    return ListwiseLoss(link, hess=hess, hess_min=0.0, group_scale=group_scale).bind(y, sizes), z
 
 
 def _pairwise(link, rng, hess="exact"):
@@ -125,7 +125,7 @@ def test_gradient_and_exact_hessian_by_finite_differences(kind, link, rng):
 @pytest.mark.parametrize("kind", ["listwise", "pairwise", "multiclass"])
 def test_gauss_newton_hessian_formula(kind, link, rng):
     """Gauss-Newton: phi'^2 times the curvature in phi (softmax p(1-p); pairs sum sigma(m) sigma(-m))."""
-    bound, z = PROBLEMS[kind](link, rng, hess="gauss-newton")
+    bound, z = PROBLEMS[kind](link, rng, hess="gauss-newton", **({"group_scale": "auto"} if kind == "listwise" else {}))
     _, hess = bound.gradient_hessian(z)
     dphi = link.dh(z)
     if kind == "multiclass":
@@ -325,9 +325,12 @@ def test_listwise_kernel_equals_reference(link, hess, weights, rng):
     n = len(y)
     sw = rng.uniform(0.1, 3.0, n) if weights in ("sample", "both") else None
     gw = rng.uniform(0.1, 3.0, len(sizes)) if weights in ("group", "both") else None
-    bound = ListwiseLoss(link, hess=hess, hess_min=1e-4).bind(y, sizes, sw, gw)
+    # unweighted: plain softmax groups (the catalogue's variant); weighted: group_scale="auto" as well
+    group_scale = None if weights == "none" else "auto"
+    bound = ListwiseLoss(link, hess=hess, hess_min=1e-4, group_scale=group_scale).bind(y, sizes, sw, gw)
     grad, hess_values = bound.gradient_hessian(z)
-    ref_loss, ref_grad, ref_hess = R.listwise(link, y, z, sizes, sw, gw, exact=hess == "exact", hess_min=1e-4)
+    ref_loss, ref_grad, ref_hess = R.listwise(link, y, z, sizes, sw, gw, exact=hess == "exact", hess_min=1e-4,
+                                              group_scale=group_scale)
     close(grad, ref_grad)
     close(hess_values, ref_hess)
     close(bound.loss(z), ref_loss)
@@ -362,23 +365,26 @@ def test_listwise_identity_is_softmax_cross_entropy(rng):
         np.testing.assert_allclose(hess[sl], p * (1 - p), rtol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["listwise", "pairwise"])
+# the weighted listwise kernels are a variant: checked on the links of TWO_LINKS; pairwise on them all
+@pytest.mark.parametrize(["kind", "link"], [
+    pytest.param(kind, link, id=f"{name}-{kind}") for name, link in CATALOGUE.items()
+    for kind in (("listwise", "pairwise") if name in TWO_LINKS else ("pairwise",))])
 def test_grouped_weighted_is_weight_times_unweighted(kind, link, rng):
     y, z, sizes = grouped(rng, link)
-    cls = ListwiseLoss if kind == "listwise" else PairwiseLoss
-    plain = cls(link, hess_min=0.0).bind(y, sizes)
+    loss = ListwiseLoss(link, hess_min=0.0, group_scale=None) if kind == "listwise" else PairwiseLoss(link, hess_min=0.0)
+    plain = loss.bind(y, sizes)
     g0, h0 = plain.gradient_hessian(z)
     loss0 = plain.loss(z)
     sw = rng.uniform(0.0, 3.0, len(y))
     gw = rng.uniform(0.1, 3.0, len(sizes))
     per_row_gw = np.repeat(gw, sizes)
-    weighted = cls(link, hess_min=0.0).bind(y, sizes, sample_weight=sw)
+    weighted = loss.bind(y, sizes, sample_weight=sw)
     g, h = weighted.gradient_hessian(z)
     np.testing.assert_allclose(g, sw * g0, rtol=1e-14, atol=0)
     np.testing.assert_allclose(h, sw * h0, rtol=1e-14, atol=0)
     mean_sw = np.add.reduceat(sw, np.r_[0, np.cumsum(sizes)[:-1]]) / sizes
     np.testing.assert_allclose(weighted.loss(z), mean_sw * loss0, rtol=1e-14)
-    weighted = cls(link, hess_min=0.0).bind(y, sizes, group_weight=gw)
+    weighted = loss.bind(y, sizes, group_weight=gw)
     g, h = weighted.gradient_hessian(z)
     np.testing.assert_allclose(g, per_row_gw * g0, rtol=1e-14, atol=0)
     np.testing.assert_allclose(h, per_row_gw * h0, rtol=1e-14, atol=0)
@@ -396,7 +402,8 @@ def _permute_within_groups(rng, sizes):
 @pytest.mark.parametrize("kind", ["listwise", "pairwise"])
 def test_permuting_a_group_permutes_its_gradients(kind, link, rng):
     y, z, sizes = grouped(rng, link)
-    loss = ListwiseLoss(link) if kind == "listwise" else PairwiseLoss(link, pairs_per_item=2)
+    loss = (ListwiseLoss(link, hess="exact", group_scale=None) if kind == "listwise"
+            else PairwiseLoss(link, pairs_per_item=2))
     grad, hess = loss.gradient_hessian(y, z, sizes)
     perm = _permute_within_groups(rng, sizes)
     grad_p, hess_p = loss.gradient_hessian(y[perm], z[perm], sizes)
@@ -407,12 +414,13 @@ def test_permuting_a_group_permutes_its_gradients(kind, link, rng):
 
 def test_distillation_gradient_vanishes_at_the_teacher(link, rng):
     teacher = rng.uniform(-3.0, 3.0, sum(GROUP_SIZES))
-    bound = ListwiseLoss(link, target="score").bind(teacher, GROUP_SIZES)
+    bound = ListwiseLoss(link, target="score", hess="exact", group_scale=None).bind(teacher, GROUP_SIZES)
     grad, hess = bound.gradient_hessian(teacher)
     np.testing.assert_allclose(grad, 0.0, atol=1e-13 * (1 + np.abs(link.dh(teacher)).max()))
     np.testing.assert_allclose(bound.loss(teacher), 0.0, atol=1e-12)
     z = rng.uniform(-3.0, 3.0, teacher.size)
-    ref_loss, ref_grad, ref_hess = R.listwise(link, teacher, z, GROUP_SIZES, target="score")
+    ref_loss, ref_grad, ref_hess = R.listwise(link, teacher, z, GROUP_SIZES, target="score", exact=True,
+                                              group_scale=None)
     close(bound.gradient_hessian(z)[0], ref_grad)
     close(bound.gradient_hessian(z)[1], ref_hess)
     close(bound.loss(z), ref_loss)
@@ -426,7 +434,10 @@ def test_degenerate_groups_give_exact_zeros(link):
     z = np.linspace(-2.0, 2.0, y.size)
     real = np.zeros(y.size, bool)
     real[4:8] = real[9:11] = True
-    for loss in (ListwiseLoss(link), ListwiseLoss(link, hess="exact")):
+    variants = [{"hess": "exact", "group_scale": None}]
+    if every_variant(link):
+        variants += [{}, {"hess": "exact"}]  # the default: Gauss-Newton, groups weighted by group_scale="auto"
+    for loss in (ListwiseLoss(link, **options) for options in variants):
         grad, hess = loss.gradient_hessian(y, z, sizes)
         assert np.all(grad[~real] == 0.0) and np.all(hess[~real] == 0.0)
         assert np.all(hess[real] > 0.0)
@@ -485,8 +496,8 @@ def test_pairwise_all_pairs_count(rng):
 # ------------------------------------------------------------------ multi-class
 
 
-@catalogue_cross(hess=["exact", "gauss-newton"], labels=["indices", "probabilities"])
-def test_multiclass_kernel_equals_reference(link, hess, labels, rng):
+@catalogue_cross(hess=["exact", "gauss-newton"], labels=["indices", "probabilities"], weighted=[False, True])
+def test_multiclass_kernel_equals_reference(link, hess, labels, weighted, rng):
     n, k = 30, 4
     z = rng.uniform(-3.0, 3.0, (n, k))
     if labels == "indices":
@@ -494,7 +505,7 @@ def test_multiclass_kernel_equals_reference(link, hess, labels, rng):
     else:
         y = rng.dirichlet(np.ones(k), n)
         y[0] = [0.0, 1.0, 0.0, 0.0]
-    sw = rng.uniform(0.1, 3.0, n)
+    sw = rng.uniform(0.1, 3.0, n) if weighted else None
     bound = MulticlassLoss(link, hess=hess, hess_min=1e-4).bind(y, k, sw)
     grad, hess_values = bound.gradient_hessian(z)
     assert grad.shape == hess_values.shape == (n, k)
@@ -507,7 +518,7 @@ def test_multiclass_kernel_equals_reference(link, hess, labels, rng):
 def test_multiclass_one_hot_rows_equal_indices(link, rng):
     y = rng.integers(0, 3, 20)
     z = rng.uniform(-3, 3, (20, 3))
-    loss = MulticlassLoss(link)
+    loss = MulticlassLoss(link, hess="exact")
     by_index = loss.gradient_hessian(y, z)
     by_rows = loss.gradient_hessian(np.eye(3)[y], z)
     for a, b in zip(by_index, by_rows):
@@ -523,6 +534,7 @@ def test_multiclass_identity_is_softmax_cross_entropy(rng):
     assert MulticlassLoss().loss(y, z).mean() == pytest.approx(log_loss(y, p, labels=range(4)), rel=1e-10)
 
 
+@pytest.mark.parametrize("link", [CATALOGUE[name] for name in TWO_LINKS], ids=TWO_LINKS)  # a kernel variant
 def test_multiclass_weighted_is_weight_times_unweighted(link, rng):
     y, z, w = rng.integers(0, 3, 20), rng.uniform(-3, 3, (20, 3)), rng.uniform(0, 3, 20)
     plain, weighted = MulticlassLoss(link).bind(y, 3), MulticlassLoss(link).bind(y, 3, w)
@@ -538,7 +550,7 @@ def test_multiclass_init_score_reproduces_class_frequencies(link, rng):
     """Bounded transforms too, as long as their range is wider than the log-frequency spread."""
     y = rng.choice(3, 200, p=[0.2, 0.5, 0.3])
     w = rng.uniform(0.5, 2.0, 200)
-    c = MulticlassLoss(link).init_score(y, 3, w)
+    c = MulticlassLoss(link, hess="exact").init_score(y, 3, w)
     freq = np.bincount(y, weights=w, minlength=3) / w.sum()
     np.testing.assert_allclose(softmax(link.h(c)), freq, rtol=1e-9)
 
@@ -565,8 +577,8 @@ def test_extreme_scores_and_parameters_stay_finite(link):
     for hess in ("exact",):
         sizes = np.full(EXTREME_SCORES.size, EXTREME_SCORES.size)
         relevance = np.tile(np.arange(EXTREME_SCORES.size) % 4, EXTREME_SCORES.size).astype(float)
-        for loss_obj, labels in ((ListwiseLoss(link, hess=hess), relevance),
-                                 (ListwiseLoss(link, target="score", hess=hess), y),
+        for loss_obj, labels in ((ListwiseLoss(link, hess=hess, group_scale=None), relevance),
+                                 (ListwiseLoss(link, target="score", hess=hess, group_scale=None), y),
                                  (PairwiseLoss(link, hess=hess), relevance),
                                  (PairwiseLoss(link, pairs_per_item=None, hess=hess), relevance)):
             bound = loss_obj.bind(labels, sizes)
