@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import mpmath as mp
 
-from selboost.links import LINEAR_BEYOND, Exp, Identity, PiecewiseLinear, Sigmoid, Sinh, WeightedSum
+from selboost.links import LINEAR_BEYOND, Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 
 #: digits kept beyond those a cancellation loses
 _GUARD_DIGITS = 40
