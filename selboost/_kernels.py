@@ -668,7 +668,7 @@ def _softmax_loss_groups(components, table, z, q, group_ptr, phi_work, dphi_work
         if softmax_group_is_degenerate(stop - start, q_sum):
             out[g] = 0.0
             continue
-        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
+        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, np.int64(0))
         top = -np.inf
         for i in range(start, stop):
             top = max(top, phi_work[i])
@@ -763,7 +763,7 @@ def _pairwise_groups(components, table, z, relevance, group_ptr, weight, pairs_p
     for g in range(first, last):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
-        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
+        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, np.int64(0))
         pairwise_group_grad_hess(phi_work, dphi_work, d2phi_work, relevance, start, stop - start, pairs_per_item,
                                  exact, weight, weighted, hess_min, gphi_work, hphi_work, pairs_work,
                                  order_work[0], order_work[1], order_work[2], grad_out, hess_out)
@@ -775,7 +775,7 @@ def _pairwise_loss_groups(components, table, z, relevance, group_ptr, pairs_per_
     for g in range(first, last):
         start = group_ptr[g]
         stop = group_ptr[g + 1]
-        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, 0)
+        link_values_range(components, table, z, start, stop, phi_work, dphi_work, d2phi_work, np.int64(0))
         # the pair sums are not accumulated: dphi_work stands in for them
         out[g] = group_pairs_visit(phi_work, relevance, start, stop - start, pairs_per_item, order_work[0],
                                    order_work[1], order_work[2], dphi_work, dphi_work, dphi_work, False)
