@@ -481,9 +481,10 @@ def test_estimators_validate_input(client):
     with pytest.raises(TypeError, match="X must be a Dask array"):
         sd.DaskSelectiveRegressor(client=client).fit(X, y)
     (dX,) = dask_rows(X, chunk=50)
-    with pytest.raises(ValueError, match="engine must be one of"):
+    with pytest.raises(ValueError, match="The 'engine' parameter of DaskSelectiveRegressor must be a str among"):
         sd.DaskSelectiveRegressor(engine="catboost", client=client).fit(dX, y)
-    with pytest.raises(TypeError, match="needs a SelectiveLoss"):
+    with pytest.raises(TypeError, match="The 'loss' parameter of DaskSelectiveRegressor must be None or an "
+                                        "instance of 'selboost.losses.SelectiveLoss'"):
         sd.DaskSelectiveRegressor(ListwiseLoss(), client=client).fit(dX, y)
     with pytest.raises(ValueError, match="y has 99 rows"):
         sd.DaskSelectiveRegressor(client=client).fit(dX, y[:99])

@@ -358,13 +358,15 @@ def test_ranker_input_errors():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_bad_input_is_a_clear_error_at_fit(engine):
     X, y = _regression(50)
-    with pytest.raises(ValueError, match="engine must be"):
+    with pytest.raises(ValueError, match="The 'engine' parameter of SelectiveRegressor must be a str among"):
         SelectiveRegressor(engine="catboost").fit(X, y)
-    with pytest.raises(ValueError, match="device must be"):
+    with pytest.raises(ValueError, match="The 'device' parameter of SelectiveRegressor must be a str among"):
         SelectiveRegressor(engine=engine, device="tpu").fit(X, y)
-    with pytest.raises(TypeError, match="loss must be a selboost loss"):
+    only_selective = ("The 'loss' parameter of SelectiveRegressor must be None or an instance of "
+                      "'selboost.losses.SelectiveLoss'")
+    with pytest.raises(TypeError, match=rf"{only_selective}. Got 'squared_error' instead"):
         SelectiveRegressor("squared_error", engine=engine).fit(X, y)
-    with pytest.raises(TypeError, match="needs a SelectiveLoss"):
+    with pytest.raises(TypeError, match=rf"{only_selective}. Got ListwiseLoss\("):
         SelectiveRegressor(ListwiseLoss(), engine=engine).fit(X, y)
     with pytest.raises(ValueError, match="n_estimators"):
         SelectiveRegressor(engine=engine, n_estimators=0).fit(X, y)
