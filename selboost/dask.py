@@ -55,9 +55,12 @@ rows, or whole queries, before partitioning data stored in time order).
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import dask
 import dask.array as da
 import numpy as np
+from sklearn.utils._param_validation import HasMethods, Options, StrOptions
 
 from selboost._validation import check_feature_columns, check_query_ids
 from selboost.engines import DaskEvalSet, get_engine
@@ -66,6 +69,7 @@ from selboost.estimators import (
     SelectiveClassifier,
     SelectiveRanker,
     SelectiveRegressor,
+    _Interval,
     _SelectiveBoosting,
     eval_entries,
     total_start_hessian,
@@ -436,6 +440,17 @@ def _get_client(client):
     return default_client()
 
 
+#: What the Dask estimators add to the constraints of the single-machine ones they subclass (each
+#: merges them into its ``_parameter_constraints``); ``device``: the CPU only (XGBoost's device goes
+#: through ``engine_params``); ``n_threads`` as ``selboost._validation.check_n_threads``.
+_DASK_CONSTRAINTS = {
+    "client": [None, HasMethods(["submit", "persist"])],
+    "init_score": ["boolean"],
+    "n_threads": [_Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+    "device": [StrOptions({"cpu"})],
+}
+
+
 class _DaskSelectiveModel:
     """What the Dask estimators add to the single-machine ones they subclass (whose parameters,
     validation, parameter builder, eval-set reading and prediction rules they inherit): ``client``,
@@ -469,14 +484,6 @@ class _DaskSelectiveModel:
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
         return tags
-
-    def _check_dask_params(self):
-        engine = self._check_params()
-        if self.device != "cpu":
-            raise ValueError("device= is not offered on Dask: pass XGBoost's device through engine_params")
-        if not isinstance(self.init_score, (bool, np.bool_)):
-            raise TypeError(f"init_score must be True or False, got {self.init_score!r}")
-        return engine
 
     def _reset_features(self, X):
         X = _as_dask_array(X, "X", ndim=(2,))
@@ -550,9 +557,11 @@ class DaskSelectiveRegressor(_DaskSelectiveModel, SelectiveRegressor):
     ``client`` defaults to the current Dask client.
     """
 
+    _parameter_constraints = {**SelectiveRegressor._parameter_constraints, **_DASK_CONSTRAINTS}
+
     def fit(self, X, y, sample_weight=None, *, eval_set=None, eval_sample_weight=None, callbacks=None,
             verbose=False):
-        engine = self._check_dask_params()
+        engine = self._check_params()  # the Dask parameters too: _DASK_CONSTRAINTS
         X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X).astype(np.float64)
         weight = _as_weights(sample_weight, "sample_weight", X)
@@ -585,9 +594,11 @@ class DaskSelectiveRanker(_DaskSelectiveModel, SelectiveRanker):
     (LightGBM: ``xgboost.dask`` does not). ``predict(X)`` returns a Dask array of ranking scores.
     """
 
+    _parameter_constraints = {**SelectiveRanker._parameter_constraints, **_DASK_CONSTRAINTS}
+
     def fit(self, X, y, *, group=None, qid=None, sample_weight=None, group_weight=None, eval_set=None,
             eval_group=None, eval_qid=None, callbacks=None, verbose=False):
-        engine = self._check_dask_params()
+        engine = self._check_params()  # the Dask parameters too: _DASK_CONSTRAINTS
         loss = self._fit_loss(ListwiseLoss())
         if group_weight is not None:
             raise ValueError("group_weight is not offered on Dask: neither engine's Dask interface takes "
@@ -691,9 +702,11 @@ class DaskSelectiveClassifier(_DaskSelectiveModel, SelectiveClassifier):
     there; both are Dask arrays.
     """
 
+    _parameter_constraints = {**SelectiveClassifier._parameter_constraints, **_DASK_CONSTRAINTS}
+
     def fit(self, X, y, sample_weight=None, *, eval_set=None, eval_sample_weight=None, callbacks=None,
             verbose=False):
-        engine = self._check_dask_params()
+        engine = self._check_params()  # the Dask parameters too: _DASK_CONSTRAINTS
         X = self._reset_features(X)
         y = _as_dask_array(y, "y", rows_like=X, numeric=False)
         weight = _as_weights(sample_weight, "sample_weight", X)

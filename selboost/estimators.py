@@ -44,20 +44,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import numbers
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from selboost import _model_state
 from selboost._validation import check_feature_columns, check_query_ids, check_storable
-from selboost.engines import BoostingParams, get_engine, seed, threads
+from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine, seed, threads
 from selboost.links import Identity, Sigmoid
-from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
-from selboost.metrics import NDCG, LossMetric, _Metric, as_metric, ndcg
+from selboost.losses import ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, _Loss
+from selboost.metrics import NDCG, LossMetric, RegionDetection, RegionError, _Metric, as_metric, ndcg
 
 __all__ = ["SelectiveRegressor", "SelectiveClassifier", "SelectiveRanker", "check_gpu"]
 
@@ -76,52 +77,47 @@ def check_gpu(engine, device="cuda"):
 # ---------------------------------------------------------------- parameter checks
 
 
+class _Interval(Interval):
+    """scikit-learn's ``Interval`` that refuses ``bool``: True is an int to Python, but a flag given
+    where a count or a rate belongs is a mistake (the engines would read it as 1)."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+#: The parameters of every estimator, checked by scikit-learn's ``_validate_params`` at fit; each class
+#: adds ``loss`` (its loss kinds). None keeps the engine's default where it is allowed.
+_COMMON_CONSTRAINTS = {
+    "engine": [StrOptions(set(ENGINE_NAMES))],
+    "device": [StrOptions(set(_DEVICES))],
+    "n_estimators": [_Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [_Interval(Real, 0.0, None, closed="neither")],
+    "max_depth": [_Interval(Integral, 1, None, closed="left"), None],
+    "num_leaves": [_Interval(Integral, 2, None, closed="left"), None],
+    "min_child_weight": [_Interval(Real, 0.0, None, closed="left"), None],
+    "subsample": [_Interval(Real, 0.0, 1.0, closed="right")],
+    "colsample_bytree": [_Interval(Real, 0.0, 1.0, closed="right")],
+    "reg_lambda": [_Interval(Real, 0.0, None, closed="left"), None],
+    "early_stopping_rounds": [_Interval(Integral, 1, None, closed="left"), None],
+    # a string's grammar ("loss", "ndcg", "ndcg@k", "ndcg@k-", any case) is more than a set of options:
+    # ``_eval_metric`` reads it. The public metrics are named in the error; any metric is taken, and a
+    # loss is watched as its LossMetric
+    "eval_metric": [None, str, NDCG, RegionError, RegionDetection, LossMetric, Hidden(_Metric), Hidden(_Loss)],
+    # no upper bound, unlike scikit-learn's "random_state": ``engines.seed`` folds any int into the
+    # engines' range
+    "random_state": [_Interval(Integral, 0, None, closed="left"), np.random.RandomState, None],
+    # -1 every core, -2 all but one (joblib's reading); 0 means nothing
+    "n_jobs": [_Interval(Integral, 1, None, closed="left"), _Interval(Integral, None, -1, closed="right"), None],
+    "engine_params": [dict, None],
+}
+
+
 def check_engine_params(engine_params):
-    """``engine_params``: None or a dict that leaves the objective to the loss."""
-    if engine_params is None:
-        return
-    if not isinstance(engine_params, dict):
-        raise TypeError(f"engine_params must be a dict or None, got {engine_params!r}")
+    """``engine_params`` (None or a dict: its constraint) must leave the objective to the loss: a rule
+    on the dict's keys, which a constraint cannot state."""
     for key in ("objective", "obj", "fobj"):
-        if key in engine_params:
+        if key in (engine_params or {}):
             raise ValueError(f"engine_params must not set {key!r}: the objective is the loss (loss=)")
-
-
-def _check_int(value, name, low, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int{' or None' if allow_none else ''}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_real(value, name, low, high=np.inf, low_open=False, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number{' or None' if allow_none else ''}, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value) or value < low or (low_open and value == low) or value > high:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must lie in {bracket}{low}, {high}], got {value!r}")
-    return value
-
-
-def _check_n_jobs(n_jobs):
-    if n_jobs is None:
-        return None
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be None, a positive int or a negative int (-1: every core), got {n_jobs!r}")
-    return int(n_jobs)
-
-
-def check_random_state_value(random_state):
-    """None, an int or a numpy RandomState (what ``selboost.engines.seed`` takes)."""
-    if random_state is None or isinstance(random_state, np.random.RandomState):
-        return random_state
-    return _check_int(random_state, "random_state", 0)
 
 
 def _groups_from_qid(qid, n_rows, name="qid"):
@@ -200,8 +196,10 @@ class _SelectiveBoosting(BaseEstimator):
     """One source of parameters, validation, training and prediction for every estimator (the Dask
     estimators included); the subclasses say which losses they take and how labels become targets."""
 
-    #: the loss kinds this estimator takes, and whether it ranks (its default metric)
-    _loss_kinds: tuple = ()
+    #: what ``fit`` takes of each parameter (scikit-learn's declaration, checked by ``_check_params``);
+    #: each estimator narrows ``loss`` to the kinds it takes
+    _parameter_constraints: dict = {"loss": [None, _Loss], **_COMMON_CONSTRAINTS}
+    #: whether it ranks (its default metric)
     _ranking = False
 
     def __init__(
@@ -250,23 +248,13 @@ class _SelectiveBoosting(BaseEstimator):
     # -- validation ------------------------------------------------------------------------
 
     def _check_params(self):
-        """Validate every parameter; returns the engine object."""
-        engine = get_engine(self.engine)
-        if self.device not in _DEVICES:
-            raise ValueError(f"device must be one of {list(_DEVICES)}, got {self.device!r}")
-        _check_int(self.n_estimators, "n_estimators", 1)
-        _check_real(self.learning_rate, "learning_rate", 0.0, low_open=True)
-        _check_int(self.max_depth, "max_depth", 1, allow_none=True)
-        _check_int(self.num_leaves, "num_leaves", 2, allow_none=True)
-        _check_real(self.min_child_weight, "min_child_weight", 0.0, allow_none=True)
-        _check_real(self.subsample, "subsample", 0.0, 1.0, low_open=True)
-        _check_real(self.colsample_bytree, "colsample_bytree", 0.0, 1.0, low_open=True)
-        _check_real(self.reg_lambda, "reg_lambda", 0.0, allow_none=True)
-        _check_int(self.early_stopping_rounds, "early_stopping_rounds", 1, allow_none=True)
-        _check_n_jobs(self.n_jobs)
+        """Validate every parameter (``_parameter_constraints``, then the rules that join parameters
+        or need the engine: a device the engine offers, and usable here); returns the engine object.
+        Called directly rather than through ``_fit_context``: ``load_model`` checks a file's parameters
+        here too, and the rest of ``fit`` relies on them whatever ``skip_parameter_validation`` says."""
+        self._validate_params()
         check_engine_params(self.engine_params)
-        if self.loss is not None:
-            check_loss(self.loss)
+        engine = get_engine(self.engine)
         engine.check_device(self.device)
         engine.require()
         if self.device != "cpu":
@@ -279,14 +267,10 @@ class _SelectiveBoosting(BaseEstimator):
         return engine
 
     def _fit_loss(self, default, y=None, sample_weight=None):
-        """The loss to fit (``loss`` or the default) after checking its kind, made for the training
+        """The loss to fit (``loss`` or the default), made for the training
         targets ``y`` and weights (``loss.for_targets``: a region given as quantiles is resolved on them);
         remembered as ``loss_``."""
-        loss = default if self.loss is None else self.loss
-        if not isinstance(loss, self._loss_kinds):
-            names = " or ".join(kind.__name__ for kind in self._loss_kinds)
-            article = "an" if names[0] in "AEIOU" else "a"
-            raise TypeError(f"{type(self).__name__} needs {article} {names}, got {type(loss).__name__}")
+        loss = default if self.loss is None else self.loss  # its kind: _parameter_constraints
         if y is not None:
             loss = loss.for_targets(y, sample_weight)
         self.loss_ = loss
@@ -528,7 +512,7 @@ class SelectiveRegressor(RegressorMixin, _SelectiveBoosting):
     otherwise it returns the raw score. ``score`` is R^2.
     """
 
-    _loss_kinds = (SelectiveLoss,)
+    _parameter_constraints = {**_SelectiveBoosting._parameter_constraints, "loss": [None, SelectiveLoss]}
 
     def fit(self, X, y, sample_weight=None, *, eval_set=None, eval_sample_weight=None, callbacks=None,
             verbose=False):
@@ -566,7 +550,8 @@ class SelectiveClassifier(ClassifierMixin, _SelectiveBoosting):
     """
 
     _EXTRA_FITTED = ("classes_", "n_classes_")
-    _loss_kinds = (SelectiveLoss, MulticlassLoss)
+    _parameter_constraints = {**_SelectiveBoosting._parameter_constraints,
+                              "loss": [None, SelectiveLoss, MulticlassLoss]}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -657,7 +642,8 @@ class SelectiveRanker(_SelectiveBoosting):
     ``score`` is the mean NDCG@k. A ``SelectiveLoss`` is accepted too (pointwise ranking).
     """
 
-    _loss_kinds = (ListwiseLoss, PairwiseLoss, SelectiveLoss)
+    _parameter_constraints = {**_SelectiveBoosting._parameter_constraints,
+                              "loss": [None, ListwiseLoss, PairwiseLoss, SelectiveLoss]}
     _ranking = True
 
     def _default_params(self):

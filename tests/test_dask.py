@@ -481,14 +481,35 @@ def test_estimators_validate_input(client):
     with pytest.raises(TypeError, match="X must be a Dask array"):
         sd.DaskSelectiveRegressor(client=client).fit(X, y)
     (dX,) = dask_rows(X, chunk=50)
-    with pytest.raises(ValueError, match="engine must be one of"):
+    with pytest.raises(ValueError, match="The 'engine' parameter of DaskSelectiveRegressor must be a str among"):
         sd.DaskSelectiveRegressor(engine="catboost", client=client).fit(dX, y)
-    with pytest.raises(TypeError, match="needs a SelectiveLoss"):
+    with pytest.raises(TypeError, match="The 'loss' parameter of DaskSelectiveRegressor must be None or an "
+                                        "instance of 'selboost.losses.SelectiveLoss'"):
         sd.DaskSelectiveRegressor(ListwiseLoss(), client=client).fit(dX, y)
     with pytest.raises(ValueError, match="y has 99 rows"):
         sd.DaskSelectiveRegressor(client=client).fit(dX, y[:99])
     with pytest.raises(ValueError, match="not fitted"):
         sd.DaskSelectiveRegressor(client=client).predict(dX)
+
+
+@pytest.mark.parametrize("cls", [sd.DaskSelectiveRegressor, sd.DaskSelectiveRanker, sd.DaskSelectiveClassifier],
+                         ids=lambda cls: cls.__name__)
+def test_dask_estimators_validate_their_parameters_by_name(cls):
+    """The single-machine constraints (loss kinds included) plus the Dask parameters'; checked at fit
+    before the data is read or a client is sought (no cluster here)."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    single = cls.__bases__[1]  # the single-machine estimator
+    assert set(cls._parameter_constraints) == set(cls().get_params(deep=False))
+    assert cls._parameter_constraints["loss"] == single._parameter_constraints["loss"]
+    X, y = np.zeros((6, 2)), np.arange(6) % 2
+    wrong_type = type("WrongType", (), {})()
+    cases = [(name, wrong_type) for name in cls._parameter_constraints]
+    cases += [("n_threads", 0), ("n_threads", -2), ("init_score", 1), ("device", "cuda"), ("n_estimators", 0)]
+    for name, value in cases:
+        with pytest.raises(InvalidParameterError, match=rf"The '{name}' parameter of {cls.__name__} must be .* "
+                                                        rf"Got .* instead"):
+            cls(**{name: value}).fit(X, y)
 
 
 # ---------------------------------------------------------------- the example

@@ -358,13 +358,15 @@ def test_ranker_input_errors():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_bad_input_is_a_clear_error_at_fit(engine):
     X, y = _regression(50)
-    with pytest.raises(ValueError, match="engine must be"):
+    with pytest.raises(ValueError, match="The 'engine' parameter of SelectiveRegressor must be a str among"):
         SelectiveRegressor(engine="catboost").fit(X, y)
-    with pytest.raises(ValueError, match="device must be"):
+    with pytest.raises(ValueError, match="The 'device' parameter of SelectiveRegressor must be a str among"):
         SelectiveRegressor(engine=engine, device="tpu").fit(X, y)
-    with pytest.raises(TypeError, match="loss must be a selboost loss"):
+    only_selective = ("The 'loss' parameter of SelectiveRegressor must be None or an instance of "
+                      "'selboost.losses.SelectiveLoss'")
+    with pytest.raises(TypeError, match=rf"{only_selective}. Got 'squared_error' instead"):
         SelectiveRegressor("squared_error", engine=engine).fit(X, y)
-    with pytest.raises(TypeError, match="needs a SelectiveLoss"):
+    with pytest.raises(TypeError, match=rf"{only_selective}. Got ListwiseLoss\("):
         SelectiveRegressor(ListwiseLoss(), engine=engine).fit(X, y)
     with pytest.raises(ValueError, match="n_estimators"):
         SelectiveRegressor(engine=engine, n_estimators=0).fit(X, y)
@@ -384,6 +386,28 @@ def test_bad_input_is_a_clear_error_at_fit(engine):
         SelectiveClassifier(SelectiveLoss(Identity()), engine=engine).fit(X, y > 0)
     with pytest.raises(ValueError, match="range"):
         SelectiveRegressor(SelectiveLoss(Sigmoid(), target="link"), engine=engine).fit(X, y + 10)
+
+
+@pytest.mark.parametrize("cls", [SelectiveRegressor, SelectiveClassifier, SelectiveRanker],
+                         ids=lambda cls: cls.__name__)
+def test_every_parameter_is_declared_and_refused_by_name(cls):
+    """Each parameter has a scikit-learn constraint; a value of no valid type, or one of a valid type out
+    of range, is refused at fit (before the data is read) with scikit-learn's error naming it."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    assert set(cls._parameter_constraints) == set(cls().get_params(deep=False))
+    X, y = np.zeros((6, 2)), np.arange(6) % 2
+    wrong_type = type("WrongType", (), {})()
+    out_of_range = [("n_estimators", 0), ("n_estimators", True), ("learning_rate", 0.0), ("max_depth", 0),
+                    ("num_leaves", 1), ("min_child_weight", -1.0), ("subsample", 1.5), ("subsample", np.nan),
+                    ("colsample_bytree", 0.0), ("reg_lambda", np.inf), ("early_stopping_rounds", 0),
+                    ("random_state", -1), ("n_jobs", 0), ("engine", "catboost"), ("device", "tpu"),
+                    ("eval_metric", NDCG)]  # the class, not a metric
+    cases = [(name, wrong_type) for name in cls._parameter_constraints] + out_of_range
+    for name, value in cases:
+        with pytest.raises(InvalidParameterError, match=rf"The '{name}' parameter of {cls.__name__} must be .* "
+                                                        rf"Got .* instead"):
+            cls(**{name: value}).fit(X, y)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
