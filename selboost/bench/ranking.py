@@ -1,9 +1,11 @@
 """The LambdaMART comparison: built-in ranking objectives against selboost's listwise and pairwise losses.
 
-Protocol, the same for every method:
-- each method has a tuning grid of the same size (six configurations: the three ``LEARNING_RATES``
-  times two values of one method-specific setting: tree size for the built-in objectives, the
-  transform's parameter for selboost);
+Protocol:
+- each method's tuning grid holds the three ``LEARNING_RATES`` times two values of one method-specific
+  setting (tree size for the built-in objectives, the transform's parameter for selboost): six
+  configurations; the selboost listwise losses also try both group weights of ``GROUP_SCALES``
+  (``ListwiseLoss``'s default "auto" and None, the plain softmax), as a user tuning them would, so
+  their grids hold twelve (``budget_text`` says so in every report);
 - each configuration trains up to ``max_rounds`` rounds with early stopping on the validation split's
   NDCG@10 (the engine's own metric; queries with no relevant document count as a constant there, so the
   choice is the same as with them excluded) and keeps its best round;
@@ -34,8 +36,8 @@ from selboost.engines import ENGINE_NAMES, get_engine
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
 
-__all__ = ["default_methods", "extra_methods", "all_methods", "select_methods", "run_benchmark", "summarize",
-           "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "TREE_SIZES"]
+__all__ = ["default_methods", "extra_methods", "all_methods", "select_methods", "budget_text", "run_benchmark", "summarize",
+           "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "TREE_SIZES", "GROUP_SCALES"]
 
 LEARNING_RATES = (0.03, 0.1, 0.3)
 LAMBDAMART = ("xgb rank:ndcg", "lgb lambdarank")
@@ -55,16 +57,20 @@ def _listwise(transform, **kw):
 
 #: an engine's tree-size parameter -> (its label, the two values tuned)
 TREE_SIZES = {"max_depth": ("depth", (4, 6)), "num_leaves": ("leaves", (15, 31))}
+#: the group weights the listwise losses are tuned over: ``ListwiseLoss``'s default and the plain softmax
+GROUP_SCALES = ("auto", None)
 
 
 def default_methods(engines=ENGINE_NAMES):
-    """The methods of the comparison, each with ``len(LEARNING_RATES) * 2`` configurations:
+    """The methods of the comparison, each with ``len(LEARNING_RATES) * 2`` configurations (the listwise
+    ones twice that: each setting with both group weights of ``GROUP_SCALES``):
 
     - ``xgb rank:ndcg`` (max_depth 4 or 6), ``lgb lambdarank`` and ``lgb rank_xendcg`` (num_leaves 15
       or 31), engine defaults otherwise;
-    - ``selboost softmax``: ``ListwiseLoss((1 / tau) * Identity())``, tau in {0.5, 2} (ListNet-style);
-    - ``selboost selective``: ``ListwiseLoss(Identity() + w * Sigmoid(2, 1))``, w in {1, 4}: sensitivity
-      phi' = 1 + w near score 2, i.e. sharper among the high scores;
+    - ``selboost softmax``: ``ListwiseLoss((1 / tau) * Identity(), group_scale=g)``, tau in {0.5, 2}
+      (ListNet-style), g in {"auto", None};
+    - ``selboost selective``: ``ListwiseLoss(Identity() + w * Sigmoid(2, 1), group_scale=g)``, w in {1, 4}:
+      sensitivity phi' = 1 + w near score 2, i.e. sharper among the high scores; g in {"auto", None};
     - ``selboost pairwise``: ``PairwiseLoss(Identity(), pairs_per_item=k)``, k in {4, 16};
     - ``selboost pairwise selective``: ``PairwiseLoss(Identity() + w * Sigmoid(2, 1))``, w in {1, 4}
       (16 pairs per item): pairs among high scores weigh more, as LambdaMART's |delta NDCG| does;
@@ -80,10 +86,12 @@ def default_methods(engines=ENGINE_NAMES):
     for engine in engines:
         tag = get_engine(engine).short_name
         methods.append(RankingMethod(f"{tag} selboost softmax", engine, "selboost", _grid(
-            [(f"tau={tau}", {"loss": _listwise((1.0 / tau) * Identity())}) for tau in (0.5, 2.0)])))
+            [(f"tau={tau} group={g}", {"loss": _listwise((1.0 / tau) * Identity(), group_scale=g)})
+             for tau in (0.5, 2.0) for g in GROUP_SCALES])))
         methods.append(RankingMethod(f"{tag} selboost selective", engine, "selboost", _grid(
-            [(f"top-bump w={w}", {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0))})
-             for w in (1.0, 4.0)])))
+            [(f"top-bump w={w} group={g}",
+              {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0), group_scale=g)})
+             for w in (1.0, 4.0) for g in GROUP_SCALES])))
         methods.append(RankingMethod(f"{tag} selboost pairwise", engine, "selboost", _grid(
             [(f"pairs/item={k}", {"loss": PairwiseLoss(Identity(), pairs_per_item=k)}) for k in (4, 16)])))
         methods.append(RankingMethod(f"{tag} selboost pairwise selective", engine, "selboost", _grid(
@@ -167,6 +175,21 @@ def extra_methods(engines=ENGINE_NAMES):
 
 def all_methods(engines=ENGINE_NAMES):
     return default_methods(engines) + extra_methods(engines)
+
+
+def budget_text(methods):
+    """The tuning budget of ``methods`` in words, for a report's protocol: the grid, and the
+    configurations per method (which methods have more, where the grids differ)."""
+    by_size = {}
+    for method in methods:
+        by_size.setdefault(len(method.grid), []).append(method.name)
+    text = (f"learning rate in {list(LEARNING_RATES)} times two values of one method-specific setting"
+            + (f", and for the listwise losses also times the group weight (ListwiseLoss group_scale in "
+               f"{list(GROUP_SCALES)})" if any("group=" in c["label"] for m in methods for c in m.grid) else ""))
+    if len(by_size) == 1:
+        return f"the same budget for every method, {next(iter(by_size))} configurations ({text})"
+    counts = "; ".join(f"{size} for {', '.join(names)}" for size, names in sorted(by_size.items()))
+    return f"budgets differ, configurations: {counts} ({text})"
 
 
 def select_methods(spec, engines=ENGINE_NAMES):
