@@ -96,8 +96,7 @@ def test_bench_on_bundled_slice(tmp_path, capsys):
     for name, method in summary["methods"].items():
         assert set(method["test"]) == {"excluded", "as-one"}
         assert method["seconds_per_round"] > 0
-        # six configurations each; the listwise losses also try both group weights
-        assert len(document["results"][name]["lgb-rank"]["trials"]) == (12 if "softmax" in name else 6)
+        assert len(document["results"][name]["lgb-rank"]["trials"]) == 6  # equal tuning budget
     assert summary["paired"][summary["reference"]]["ndcg@10"]["mean_diff"] == 0.0
     _check_reported_ndcg(document)
     text = (out / "results.md").read_text()
@@ -203,16 +202,14 @@ def test_the_bench_methods_come_from_the_engines():
         assert engine.leaf_hessian_minimum(params) == 0.5
         with pytest.raises(ValueError, match="no parameter"):
             engine.native_params(no_such_parameter=1)
-    # the listwise losses' grids: every learning rate and setting with both group weights, nothing else
-    for method in ranking.default_methods():
-        losses = [c["loss"] for c in method.grid if "loss" in c]
-        if any(isinstance(loss, ListwiseLoss) for loss in losses):
-            assert [loss.group_scale for loss in losses] == list(ranking.GROUP_SCALES) * 6
-            assert len({c["label"] for c in method.grid}) == 12
-        else:
-            assert len(method.grid) == 6 and not any(hasattr(loss, "group_scale") for loss in losses)
-    assert "budgets differ" in ranking.budget_text(ranking.default_methods())
-    assert ranking.budget_text(ranking.default_methods()[:3]).startswith("the same budget for every method, 6")
+    # the same budget for every method; the listwise losses with the default group weight, and as extra
+    # methods with the plain softmax
+    for method in ranking.default_methods() + ranking.extra_methods():
+        assert len(method.grid) == 6
+        for config in method.grid:
+            if isinstance(config.get("loss"), ListwiseLoss) and "selboost" in method.name:
+                assert config["loss"].group_scale == (None if method.name.endswith(" plain") else "auto")
+    assert ranking.budget_text(ranking.default_methods()).startswith("the same budget for every method, 6")
     lightgbm_extra = {m.name: m for m in ranking.extra_methods(("lightgbm",))}
     assert lightgbm_extra["lgb selective xgb-like trees"].grid[0]["params"] == {
         "lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0, "max_depth": 6, "num_leaves": 63, "min_data_in_leaf": 1}

@@ -3,9 +3,9 @@
 Protocol:
 - each method's tuning grid holds the three ``LEARNING_RATES`` times two values of one method-specific
   setting (tree size for the built-in objectives, the transform's parameter for selboost): six
-  configurations; the selboost listwise losses also try both group weights of ``GROUP_SCALES``
-  (``ListwiseLoss``'s default "auto" and None, the plain softmax), as a user tuning them would, so
-  their grids hold twelve (``budget_text`` says so in every report);
+  configurations, the same budget for every method (``budget_text``); the listwise losses run with
+  ``ListwiseLoss``'s default group weight, and ``extra_methods`` holds them with the plain softmax
+  (``group_scale=None``) under the same budget;
 - each configuration trains up to ``max_rounds`` rounds with early stopping on the validation split's
   NDCG@10 (the engine's own metric; queries with no relevant document count as a constant there, so the
   choice is the same as with them excluded) and keeps its best round;
@@ -37,7 +37,7 @@ from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
 
 __all__ = ["default_methods", "extra_methods", "all_methods", "select_methods", "budget_text", "run_benchmark", "summarize",
-           "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "TREE_SIZES", "GROUP_SCALES"]
+           "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "TREE_SIZES"]
 
 LEARNING_RATES = (0.03, 0.1, 0.3)
 LAMBDAMART = ("xgb rank:ndcg", "lgb lambdarank")
@@ -57,20 +57,16 @@ def _listwise(transform, **kw):
 
 #: an engine's tree-size parameter -> (its label, the two values tuned)
 TREE_SIZES = {"max_depth": ("depth", (4, 6)), "num_leaves": ("leaves", (15, 31))}
-#: the group weights the listwise losses are tuned over: ``ListwiseLoss``'s default and the plain softmax
-GROUP_SCALES = ("auto", None)
 
 
 def default_methods(engines=ENGINE_NAMES):
-    """The methods of the comparison, each with ``len(LEARNING_RATES) * 2`` configurations (the listwise
-    ones twice that: each setting with both group weights of ``GROUP_SCALES``):
+    """The methods of the comparison, each with ``len(LEARNING_RATES) * 2`` configurations:
 
     - ``xgb rank:ndcg`` (max_depth 4 or 6), ``lgb lambdarank`` and ``lgb rank_xendcg`` (num_leaves 15
       or 31), engine defaults otherwise;
-    - ``selboost softmax``: ``ListwiseLoss((1 / tau) * Identity(), group_scale=g)``, tau in {0.5, 2}
-      (ListNet-style), g in {"auto", None};
-    - ``selboost selective``: ``ListwiseLoss(Identity() + w * Sigmoid(2, 1), group_scale=g)``, w in {1, 4}:
-      sensitivity phi' = 1 + w near score 2, i.e. sharper among the high scores; g in {"auto", None};
+    - ``selboost softmax``: ``ListwiseLoss((1 / tau) * Identity())``, tau in {0.5, 2} (ListNet-style);
+    - ``selboost selective``: ``ListwiseLoss(Identity() + w * Sigmoid(2, 1))``, w in {1, 4}: sensitivity
+      phi' = 1 + w near score 2, i.e. sharper among the high scores;
     - ``selboost pairwise``: ``PairwiseLoss(Identity(), pairs_per_item=k)``, k in {4, 16};
     - ``selboost pairwise selective``: ``PairwiseLoss(Identity() + w * Sigmoid(2, 1))``, w in {1, 4}
       (16 pairs per item): pairs among high scores weigh more, as LambdaMART's |delta NDCG| does;
@@ -85,19 +81,25 @@ def default_methods(engines=ENGINE_NAMES):
                 [(f"{label}={v}", {"params": {"objective": objective, size: v}}) for v in values])))
     for engine in engines:
         tag = get_engine(engine).short_name
-        methods.append(RankingMethod(f"{tag} selboost softmax", engine, "selboost", _grid(
-            [(f"tau={tau} group={g}", {"loss": _listwise((1.0 / tau) * Identity(), group_scale=g)})
-             for tau in (0.5, 2.0) for g in GROUP_SCALES])))
-        methods.append(RankingMethod(f"{tag} selboost selective", engine, "selboost", _grid(
-            [(f"top-bump w={w} group={g}",
-              {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0), group_scale=g)})
-             for w in (1.0, 4.0) for g in GROUP_SCALES])))
+        methods.append(RankingMethod(f"{tag} selboost softmax", engine, "selboost", _softmax_grid("auto")))
+        methods.append(RankingMethod(f"{tag} selboost selective", engine, "selboost", _selective_grid("auto")))
         methods.append(RankingMethod(f"{tag} selboost pairwise", engine, "selboost", _grid(
             [(f"pairs/item={k}", {"loss": PairwiseLoss(Identity(), pairs_per_item=k)}) for k in (4, 16)])))
         methods.append(RankingMethod(f"{tag} selboost pairwise selective", engine, "selboost", _grid(
             [(f"z + {w:g}*sigmoid(2,1)", {"loss": PairwiseLoss(Identity() + w * Sigmoid(2.0, 1.0))})
              for w in (1.0, 4.0)])))
     return methods
+
+
+def _softmax_grid(group_scale):
+    return _grid([(f"tau={tau}", {"loss": _listwise((1.0 / tau) * Identity(), group_scale=group_scale)})
+                  for tau in (0.5, 2.0)])
+
+
+def _selective_grid(group_scale):
+    return _grid([(f"top-bump w={w}",
+                   {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0), group_scale=group_scale)})
+                  for w in (1.0, 4.0)])
 
 
 def _gain_base(base):
@@ -118,6 +120,11 @@ def extra_methods(engines=ENGINE_NAMES):
         def add(name, second):
             methods.append(RankingMethod(f"{tag} {name}", engine, "selboost", _grid(second), default=False))
 
+        # the default listwise methods with the plain softmax: no group weight (group_scale=None)
+        methods.append(RankingMethod(f"{tag} selboost softmax plain", engine, "selboost", _softmax_grid(None),
+                                     default=False))
+        methods.append(RankingMethod(f"{tag} selboost selective plain", engine, "selboost", _selective_grid(None),
+                                     default=False))
         add("softmax tau-wide", [(f"tau={t}", {"loss": _listwise((1.0 / t) * Identity())}) for t in (1.0, 4.0)])
         add("softmax linear-gain", [(f"tau={t}", {"loss": _listwise((1.0 / t) * Identity(), gain="linear")})
                                     for t in (0.5, 2.0)])
@@ -183,9 +190,7 @@ def budget_text(methods):
     by_size = {}
     for method in methods:
         by_size.setdefault(len(method.grid), []).append(method.name)
-    text = (f"learning rate in {list(LEARNING_RATES)} times two values of one method-specific setting"
-            + (f", and for the listwise losses also times the group weight (ListwiseLoss group_scale in "
-               f"{list(GROUP_SCALES)})" if any("group=" in c["label"] for m in methods for c in m.grid) else ""))
+    text = f"learning rate in {list(LEARNING_RATES)} times two values of one method-specific setting"
     if len(by_size) == 1:
         return f"the same budget for every method, {next(iter(by_size))} configurations ({text})"
     counts = "; ".join(f"{size} for {', '.join(names)}" for size, names in sorted(by_size.items()))
