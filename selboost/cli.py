@@ -62,9 +62,8 @@ def _run_ranking(args, argv) -> int:
     folds_text = "; ".join(f"{f.name}: {f.train.n_queries}/{f.valid.n_queries}/{f.test.n_queries} queries "
                            f"train/valid/test ({f.note})" for f in folds)
     protocol = (
-        f"Protocol: each method gets the same tuning budget on the validation split: "
-        f"{len(methods[0].grid)} configurations (learning rate in {list(ranking.LEARNING_RATES)} times two "
-        f"values of one method-specific setting), each trained up to {args.max_rounds} rounds with early "
+        f"Protocol: each method is tuned on the validation split, {ranking.budget_text(methods)}; "
+        f"each configuration trains up to {args.max_rounds} rounds with early "
         f"stopping (patience {args.patience}) on validation NDCG@10; the best is scored on test. "
         f"NDCG: gains 2^r - 1, log2 discount, tied scores averaged (selboost.metrics.ndcg with "
         f"ties='average', equal to sklearn.metrics.ndcg_score). Seconds per round: training time over all "

@@ -184,6 +184,7 @@ def test_module_entry_point(tmp_path):
 def test_the_bench_methods_come_from_the_engines():
     from selboost.bench import ranking
     from selboost.engines import ENGINE_NAMES, BoostingParams, get_engine
+    from selboost.losses import ListwiseLoss
 
     names = [m.name for m in ranking.default_methods()]
     assert names[:3] == ["xgb rank:ndcg", "lgb lambdarank", "lgb rank_xendcg"]
@@ -201,6 +202,14 @@ def test_the_bench_methods_come_from_the_engines():
         assert engine.leaf_hessian_minimum(params) == 0.5
         with pytest.raises(ValueError, match="no parameter"):
             engine.native_params(no_such_parameter=1)
+    # the same budget for every method; the listwise losses with the default group weight, and as extra
+    # methods with the plain softmax
+    for method in ranking.default_methods() + ranking.extra_methods():
+        assert len(method.grid) == 6
+        for config in method.grid:
+            if isinstance(config.get("loss"), ListwiseLoss) and "selboost" in method.name:
+                assert config["loss"].group_scale == (None if method.name.endswith(" plain") else "auto")
+    assert ranking.budget_text(ranking.default_methods()).startswith("the same budget for every method, 6")
     lightgbm_extra = {m.name: m for m in ranking.extra_methods(("lightgbm",))}
     assert lightgbm_extra["lgb selective xgb-like trees"].grid[0]["params"] == {
         "lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0, "max_depth": 6, "num_leaves": 63, "min_data_in_leaf": 1}

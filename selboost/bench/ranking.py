@@ -1,9 +1,11 @@
 """The LambdaMART comparison: built-in ranking objectives against selboost's listwise and pairwise losses.
 
-Protocol, the same for every method:
-- each method has a tuning grid of the same size (six configurations: the three ``LEARNING_RATES``
-  times two values of one method-specific setting: tree size for the built-in objectives, the
-  transform's parameter for selboost);
+Protocol:
+- each method's tuning grid holds the three ``LEARNING_RATES`` times two values of one method-specific
+  setting (tree size for the built-in objectives, the transform's parameter for selboost): six
+  configurations, the same budget for every method (``budget_text``); the listwise losses run with
+  ``ListwiseLoss``'s default group weight, and ``extra_methods`` holds them with the plain softmax
+  (``group_scale=None``) under the same budget;
 - each configuration trains up to ``max_rounds`` rounds with early stopping on the validation split's
   NDCG@10 (the engine's own metric; queries with no relevant document count as a constant there, so the
   choice is the same as with them excluded) and keeps its best round;
@@ -34,7 +36,7 @@ from selboost.engines import ENGINE_NAMES, get_engine
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
 
-__all__ = ["default_methods", "extra_methods", "all_methods", "select_methods", "run_benchmark", "summarize",
+__all__ = ["default_methods", "extra_methods", "all_methods", "select_methods", "budget_text", "run_benchmark", "summarize",
            "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "TREE_SIZES"]
 
 LEARNING_RATES = (0.03, 0.1, 0.3)
@@ -79,17 +81,25 @@ def default_methods(engines=ENGINE_NAMES):
                 [(f"{label}={v}", {"params": {"objective": objective, size: v}}) for v in values])))
     for engine in engines:
         tag = get_engine(engine).short_name
-        methods.append(RankingMethod(f"{tag} selboost softmax", engine, "selboost", _grid(
-            [(f"tau={tau}", {"loss": _listwise((1.0 / tau) * Identity())}) for tau in (0.5, 2.0)])))
-        methods.append(RankingMethod(f"{tag} selboost selective", engine, "selboost", _grid(
-            [(f"top-bump w={w}", {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0))})
-             for w in (1.0, 4.0)])))
+        methods.append(RankingMethod(f"{tag} selboost softmax", engine, "selboost", _softmax_grid("auto")))
+        methods.append(RankingMethod(f"{tag} selboost selective", engine, "selboost", _selective_grid("auto")))
         methods.append(RankingMethod(f"{tag} selboost pairwise", engine, "selboost", _grid(
             [(f"pairs/item={k}", {"loss": PairwiseLoss(Identity(), pairs_per_item=k)}) for k in (4, 16)])))
         methods.append(RankingMethod(f"{tag} selboost pairwise selective", engine, "selboost", _grid(
             [(f"z + {w:g}*sigmoid(2,1)", {"loss": PairwiseLoss(Identity() + w * Sigmoid(2.0, 1.0))})
              for w in (1.0, 4.0)])))
     return methods
+
+
+def _softmax_grid(group_scale):
+    return _grid([(f"tau={tau}", {"loss": _listwise((1.0 / tau) * Identity(), group_scale=group_scale)})
+                  for tau in (0.5, 2.0)])
+
+
+def _selective_grid(group_scale):
+    return _grid([(f"top-bump w={w}",
+                   {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0), group_scale=group_scale)})
+                  for w in (1.0, 4.0)])
 
 
 def _gain_base(base):
@@ -110,6 +120,11 @@ def extra_methods(engines=ENGINE_NAMES):
         def add(name, second):
             methods.append(RankingMethod(f"{tag} {name}", engine, "selboost", _grid(second), default=False))
 
+        # the default listwise methods with the plain softmax: no group weight (group_scale=None)
+        methods.append(RankingMethod(f"{tag} selboost softmax plain", engine, "selboost", _softmax_grid(None),
+                                     default=False))
+        methods.append(RankingMethod(f"{tag} selboost selective plain", engine, "selboost", _selective_grid(None),
+                                     default=False))
         add("softmax tau-wide", [(f"tau={t}", {"loss": _listwise((1.0 / t) * Identity())}) for t in (1.0, 4.0)])
         add("softmax linear-gain", [(f"tau={t}", {"loss": _listwise((1.0 / t) * Identity(), gain="linear")})
                                     for t in (0.5, 2.0)])
@@ -167,6 +182,19 @@ def extra_methods(engines=ENGINE_NAMES):
 
 def all_methods(engines=ENGINE_NAMES):
     return default_methods(engines) + extra_methods(engines)
+
+
+def budget_text(methods):
+    """The tuning budget of ``methods`` in words, for a report's protocol: the grid, and the
+    configurations per method (which methods have more, where the grids differ)."""
+    by_size = {}
+    for method in methods:
+        by_size.setdefault(len(method.grid), []).append(method.name)
+    text = f"learning rate in {list(LEARNING_RATES)} times two values of one method-specific setting"
+    if len(by_size) == 1:
+        return f"the same budget for every method, {next(iter(by_size))} configurations ({text})"
+    counts = "; ".join(f"{size} for {', '.join(names)}" for size, names in sorted(by_size.items()))
+    return f"budgets differ, configurations: {counts} ({text})"
 
 
 def select_methods(spec, engines=ENGINE_NAMES):
