@@ -435,6 +435,10 @@ def _continued_divergence(kind, uz, uy, d):
     from the end nearer 0, each computed once: the rounding of a boundary's offset then cancels
     between the pieces, and is never that of a huge |u|.
     """
+    if d - d != 0.0:
+        # |z - y| / s beyond float64 with u finite: one end lies 1e292 or more inside the upper linear
+        # part (slope > 0 there), so the divergence exceeds float64 as well
+        return math.inf
     slope = _COSH_AT_LINEAR if kind == KIND_SINH else _EXP_AT_LINEAR
     region_y = _continued_region(kind, uy)
     region_z = _continued_region(kind, uz)
@@ -473,9 +477,13 @@ def _piecewise_divergence(table, offset, count, z, y):
     """Divergence of a piecewise-linear term: the sum over the segments j between y and z of
     m_j L_j^2 / 2 + m_j L_j (z - end_j), all terms >= 0, positions measured as in
     ``_continued_divergence``."""
+    d = z - y
+    if d - d != 0.0:
+        # |z - y| beyond float64: the divergence is at least min(slope) (z - y)^2 / 2, beyond float64
+        # for every slope above 1.2e-308 (the smallest normal float64)
+        return math.inf
     jy = _piecewise_segment_call(table, offset, count, y)
     jz = _piecewise_segment_call(table, offset, count, z)
-    d = z - y
     step = 1 if jz > jy else -1
     origin = y if abs(y) <= abs(z) else z
     start = 0.0 if abs(y) <= abs(z) else -d

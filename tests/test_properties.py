@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from conftest import CATALOGUE, every_variant
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -126,6 +126,11 @@ def _in_float_range(link, z, y):
 
 @settings(max_examples=150, deadline=None)
 @given(name=link_names, z=any_finite, y=any_finite)
+# z - y beyond float64 with both finite: the divergence overflows (+inf), it is not NaN
+@example(name="Exp(center=0.5, scale=2.0)", z=3.593211101270833e+296, y=-1.7976931348587226e+308)
+@example(name="sinh()", z=-1.7e308, y=1.7e308)
+@example(name="piecewise()", z=1.7e308, y=-1.7e308)
+@example(name="sigmoid()", z=1.7e308, y=-1.7e308)
 def test_scalar_loss_over_the_whole_float64_range(name, z, y):
     """Never NaN; loss >= 0, loss(y, y) = grad(y, y) = 0; the loss finite and exact (mpmath) wherever the
     true value fits in float64, +inf where it overflows; labels at which h overflows are refused."""
