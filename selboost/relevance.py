@@ -314,20 +314,20 @@ class Relevance:
     def __repr__(self):
         return f"Relevance(control_points={self.control_points.tolist()!r})"
 
-    def _segment(self, z):
-        # IRon's findInterval: z < x_0 -> before; z >= x_{n-1} -> after (linear with the end slope)
-        return np.searchsorted(self.x, z, side="right") - 1
+    def _locate(self, z):
+        """(z, j, inner, s): j the segment of each z as IRon's findInterval gives it (-1 before x_0,
+        n - 1 from x_{n-1} on, where phi continues linearly with the end slope), ``inner`` j clipped to
+        a cubic segment and s the offset from its start."""
+        z = np.asarray(z, dtype=float)
+        j = np.searchsorted(self.x, z, side="right") - 1
+        inner = np.clip(j, 0, self.x.size - 2)
+        return z, j, inner, z - self.x[inner]
 
     def _unclipped(self, z):
-        z = np.asarray(z, dtype=float)
-        n = self.x.size
-        j = self._segment(z)
-        inner = np.clip(j, 0, n - 2)
-        s = z - self.x[inner]
+        z, j, inner, s = self._locate(z)
         value = self.a[inner] + s * (self.m[inner] + s * (self.c[inner] + s * self.d[inner]))
-        before, after = j < 0, j >= n - 1
-        value = np.where(before, self.a[0] + self.m[0] * (z - self.x[0]), value)
-        return np.where(after, self.a[-1] + self.m[-1] * (z - self.x[-1]), value)
+        value = np.where(j < 0, self.a[0] + self.m[0] * (z - self.x[0]), value)
+        return np.where(j >= self.x.size - 1, self.a[-1] + self.m[-1] * (z - self.x[-1]), value)
 
     def __call__(self, y):
         """phi(y), in [0, 1]."""
@@ -335,13 +335,9 @@ class Relevance:
 
     def derivative(self, y):
         """phi'(y) (0 where the linear extension is clipped)."""
-        z = np.asarray(y, dtype=float)
-        n = self.x.size
-        j = self._segment(z)
-        inner = np.clip(j, 0, n - 2)
-        s = z - self.x[inner]
+        z, j, inner, s = self._locate(y)
         value = self.m[inner] + s * (2 * self.c[inner] + 3 * s * self.d[inner])
-        value = np.where(j < 0, self.m[0], np.where(j >= n - 1, self.m[-1], value))
+        value = np.where(j < 0, self.m[0], np.where(j >= self.x.size - 1, self.m[-1], value))
         raw = self._unclipped(z)
         return np.where((raw < 0) | (raw > 1), 0.0, value)
 
