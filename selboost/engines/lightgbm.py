@@ -182,16 +182,15 @@ class _DaskEvaluation:
         would keep the others waiting, and with them the Dask worker threads later trainings need)."""
         from distributed import Variable, get_client
 
-        if size == 1:
-            if isinstance(local, BaseException):
-                raise local
-            return local
-        client = get_client()
         failed = isinstance(local, BaseException)
-        Variable(f"{self.token}-{iteration}-{rank}", client=client).set(
-            {"error": f"{type(local).__name__}: {local}"} if failed else local)
+        if size > 1:
+            client = get_client()
+            Variable(f"{self.token}-{iteration}-{rank}", client=client).set(
+                {"error": f"{type(local).__name__}: {local}"} if failed else local)
         if failed:
             raise local
+        if size == 1:
+            return local
         parts = [Variable(f"{self.token}-{iteration}-{j}", client=client).get(timeout=self.timeout)
                  for j in range(size)]
         for j, part in enumerate(parts):
