@@ -74,7 +74,8 @@ from selboost.estimators import (
     eval_entries,
     total_start_hessian,
 )
-from selboost.losses import AUTO_START_HESSIAN, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss
+from selboost.losses import (AUTO_START_HESSIAN, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss,
+                             plain_softmax_start_hessian)
 
 __all__ = [
     "xgboost_dask_objective",
@@ -646,7 +647,7 @@ def _plain_start_hessian(loss, y_block, sizes):
     if sizes.size == 0:
         return 0.0
     bound = loss.bind_data(y_block, sizes)
-    return float(bound.gradient_hessian(np.zeros(bound.shape))[1].sum())
+    return plain_softmax_start_hessian(bound.q, bound.group_ptr)
 
 
 def _whole_set_group_scale(loss, y, partition_sizes):

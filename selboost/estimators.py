@@ -627,7 +627,8 @@ def warn_unreachable_leaf(minimum, total):
             f"the leaf hessian minimum ({minimum:g}: min_child_weight, or LightGBM's min_sum_hessian_in_leaf) "
             f"exceeds half the hessian of the whole training set at the start ({total:.4g}): no split can "
             f"leave both sides at the minimum and the model will stay constant. Set min_child_weight below "
-            f"{total / 2.0:.4g}, or keep ListwiseLoss's group_scale='auto'",
+            f"{total / 2.0:.4g}, or offer more hessian: ListwiseLoss's group_scale='auto' (the default) or a "
+            f"larger number, or a steeper transform (a lower temperature)",
             UserWarning, stacklevel=4,
         )
 
@@ -650,7 +651,7 @@ class SelectiveRanker(_SelectiveBoosting):
         """``reg_lambda`` 1 on both engines (XGBoost's default; LightGBM's is 0).
 
         With ``ListwiseLoss``'s ``group_scale="auto"`` the hessians of the training set sum to 32 at the
-        start; LightGBM's ``lambda_l2=0`` meets hessians that small with large leaf values -G/H and
+        start (times the transform's squared slope); LightGBM's ``lambda_l2=0`` meets hessians that small with large leaf values -G/H and
         overfits, and XGBoost's brake of 1 trains better (``benchmarks/RESULTS.md``, the ranker defaults
         sections).
         """

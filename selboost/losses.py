@@ -380,6 +380,17 @@ def _gain_function(gain):
 AUTO_START_HESSIAN = 32.0
 
 
+def plain_softmax_start_hessian(q, pointer):
+    """The hessians of the plain softmax (phi(z) = z, no weights) at the start (every score 0), summed
+    over the groups: a group of n rows offers n * (1/n) * (1 - 1/n) = 1 - 1/n, a group whose targets sum
+    to 0 offers nothing. ``group_scale="auto"`` divides ``AUTO_START_HESSIAN`` by it. It is measured without
+    the transform, so that a transform's scale (a temperature) still scales the hessians, as it does
+    without the weight."""
+    sizes = np.diff(pointer)
+    has_order = np.add.reduceat(q, pointer[:-1]) > 0.0
+    return float(np.sum(1.0 - 1.0 / sizes[has_order]))
+
+
 def _check_group_scale(group_scale):
     if group_scale is None or (isinstance(group_scale, str) and group_scale == "auto"):
         return group_scale
@@ -452,17 +463,25 @@ class ListwiseLoss(_GroupedLoss):
 
     ``group_scale`` is a weight of every group (of its loss, gradients and hessians): ``"auto"`` (the
     default) one weight for all groups, chosen at ``bind`` from the training data so that the hessians
-    at the start (every score 0) sum to ``AUTO_START_HESSIAN`` (32) over the whole training set; a
-    number: that number; ``None``: 1 (the plain softmax). Why: whether a tree can split, and how hard
-    ``reg_lambda`` brakes its leaf values, depends on the hessian the whole training set offers against
-    the engines' leaf minimum (XGBoost's ``min_child_weight=1``) and ``reg_lambda=1``. Under the softmax a
-    query offers about 1 whatever its size, so one query of thousands of rows gets a constant model
-    without a weight, while tens or hundreds of queries already offer plenty, and a weight that grows
-    with a group's size (log2(1 + n), the previous default) weakened the brake there and overfit. The
-    total is what decides, so "auto" fixes the total: one query of 3,000 rows is weighed by 32, 63
-    queries of 150 rows by about 0.5, 1,000 queries by about 0.03. The total is measured without
-    ``sample_weight`` / ``group_weight``, which multiply on top as above. The defaults benchmark chose the rule and the constant
-    (``benchmarks/RESULTS.md``, the ranker defaults sections).
+    of the plain softmax (phi(z) = z) at the start (every score 0) sum to ``AUTO_START_HESSIAN`` (32)
+    over the whole training set, ``32 / sum_g (1 - 1/n_g)`` over the groups g of n_g rows that hold an
+    order to learn (``plain_softmax_start_hessian``); a number: that number; ``None``: 1 (the plain
+    softmax). Why: whether a tree can split, and how hard ``reg_lambda`` brakes its leaf values, depends
+    on the hessian the whole training set offers against the engines' leaf minimum (XGBoost's
+    ``min_child_weight=1``) and ``reg_lambda=1``. Under the softmax a query offers about 1 whatever its
+    size, so one query of thousands of rows gets a constant model without a weight, while tens or
+    hundreds of queries already offer plenty, and a weight that grows with a group's size (log2(1 + n),
+    the previous default) weakened the brake there and overfit. The total is what decides, so "auto"
+    fixes the total: one query of 3,000 rows is weighed by 32, 63 queries of 150 rows by about 0.5,
+    1,000 queries by about 0.03. The total is measured without ``sample_weight`` / ``group_weight``,
+    which multiply on top as above, and without the transform, whose slope multiplies the hessians on
+    top as well: the transform z / tau offers 32 / tau^2, so the temperature still sets how hard the
+    engines' brake acts. (On XGBoost, with ``min_split_loss=0``, a common weight c, or the transform
+    z / tau, trains the model that ``reg_lambda`` and ``min_child_weight`` divided by c, or multiplied
+    by tau^2, train with the plain softmax: leaf values and the order of split gains depend on the
+    hessians only through their ratio to these two settings.) The
+    defaults benchmark chose the rule and the constant (``benchmarks/RESULTS.md``, the ranker defaults
+    sections).
     """
 
     def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",
@@ -517,9 +536,7 @@ class ListwiseLoss(_GroupedLoss):
         if scale is not None:
             weight = row_weights(weight if weight.size else None, scale, pointer, y.shape[0])
         if self.group_scale == "auto":
-            # measured without the user's weights, which then multiply as documented
-            unweighted = BoundSoftmaxLoss(self, q, pointer, np.empty(0), (y.shape[0],))
-            total = float(unweighted.gradient_hessian(np.zeros(y.shape[0]))[1].sum())
+            total = plain_softmax_start_hessian(q, pointer)
             if total > 0.0:  # 0: no group holds an order to learn
                 weight = row_weights(weight if weight.size else None,
                                      np.full(pointer.size - 1, AUTO_START_HESSIAN / total), pointer, y.shape[0])

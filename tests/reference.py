@@ -126,6 +126,14 @@ def _row_weights(n, group, sample_weight, group_weight):
     return w
 
 
+class _PLAIN:
+    """phi(z) = z: the plain softmax, whose start hessians "auto" measures."""
+
+    h = staticmethod(lambda z: np.asarray(z, dtype=np.float64))
+    dh = staticmethod(lambda z: np.ones_like(z, dtype=np.float64))
+    d2h = staticmethod(lambda z: np.zeros_like(z, dtype=np.float64))
+
+
 def _softmax_group(transform, z_group, q_group, exact, hess_min):
     """(loss, grad, hess) of one group of the composite softmax, or zeros when degenerate."""
     n = len(z_group)
@@ -168,13 +176,13 @@ def listwise_targets(transform, y, group, target="relevance", gain="exponential"
 def listwise(transform, y, z, group, sample_weight=None, group_weight=None, target="relevance",
              gain="exponential", exact=False, hess_min=1e-6, group_scale="auto"):
     """(per-group loss, grad, hess) of ``ListwiseLoss`` with a Python loop over groups; ``group_scale``
-    "auto" weighs every group by 32 / (the unweighted hessians at z = 0 summed over all rows), a number by
-    that number, None by 1."""
+    "auto" weighs every group by 32 / (the hessians of the plain softmax, phi(z) = z, unweighted, at
+    z = 0, summed over all rows), a number by that number, None by 1."""
     z = np.asarray(z, dtype=np.float64)
     q = listwise_targets(transform, y, group, target, gain)
     w = _row_weights(len(z), group, sample_weight, group_weight)
     if group_scale == "auto":
-        total = sum(_softmax_group(transform, np.zeros(sl.stop - sl.start), q[sl], exact, hess_min)[2].sum()
+        total = sum(_softmax_group(_PLAIN, np.zeros(sl.stop - sl.start), q[sl], False, 0.0)[2].sum()
                     for sl in _sizes_to_slices(group))
         if total > 0:
             w *= 32.0 / total

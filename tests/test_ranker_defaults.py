@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from selboost import ListwiseLoss, SelectiveRanker, xgboost_objective
+from selboost import Identity, ListwiseLoss, SelectiveRanker, xgboost_objective
+from selboost.losses import plain_softmax_start_hessian
 from selboost.metrics import ndcg
 
 
@@ -87,6 +88,24 @@ def test_auto_group_scale_makes_the_training_sets_start_hessian_32(sizes):
     np.testing.assert_allclose(weighted.gradient_hessian(z)[0], 5.0 * auto.gradient_hessian(z)[0], rtol=1e-12)
 
 
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_auto_group_scale_leaves_the_temperature_its_effect(temperature):
+    """"auto" is measured on the plain softmax, phi(z) = z: the transform z / tau still multiplies the
+    start hessians by 1 / tau^2, so that the temperature keeps setting how hard the engines' brake acts
+    (measured on the transform, the weight would cancel it). A group without a relevant row offers
+    nothing and is not counted."""
+    rng = np.random.default_rng(5)
+    sizes = np.array([5, 12, 30, 8])
+    pointer = np.concatenate([[0], np.cumsum(sizes)])
+    y = rng.integers(1, 3, size=sizes.sum()).astype(float)
+    y[pointer[2]:pointer[3]] = 0.0  # the third group holds no relevant row
+    loss = ListwiseLoss((1.0 / temperature) * Identity())
+    total = _start_hessians(loss.bind(y, sizes), pointer).sum()
+    plain_total = np.sum(1.0 - 1.0 / sizes[[0, 1, 3]])
+    assert total == pytest.approx(32.0 / temperature**2, rel=1e-12)
+    assert plain_softmax_start_hessian(loss.bind(y, sizes).q, pointer) == pytest.approx(plain_total, rel=1e-15)
+
+
 def test_numeric_group_scale_weighs_every_group_by_that_number():
     rng = np.random.default_rng(4)
     sizes = np.array([3, 40])
@@ -109,3 +128,26 @@ def test_raw_xgboost_objective_learns_one_large_query_with_xgboost_defaults():
     dtrain = xgb.DMatrix(X, label=y, group=[3000])
     booster = xgb.train({"base_score": 0.0, "nthread": 2}, dtrain, 5, obj=xgboost_objective(ListwiseLoss()))
     assert np.unique(booster.predict(dtrain, output_margin=True)).size > 10
+
+
+def test_a_temperature_on_xgboost_is_the_brake_times_tau_squared():
+    """The documented equivalence: the transform z / tau trains, in z / tau, the model that the plain
+    softmax trains with reg_lambda and min_child_weight times tau^2; under "auto" the temperature still
+    changes the model (the weight is measured on the plain softmax)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 5))
+    y = np.clip(np.round(X[:, 0] + 0.5 * rng.normal(size=600)), 0, 3)
+    dtrain = xgb.DMatrix(X, label=y, group=[30] * 20)
+    tau = 2.0
+    base = {"base_score": 0.0, "nthread": 1, "max_depth": 3, "eta": 0.3}
+
+    def margins(loss, **params):
+        booster = xgb.train({**base, **params}, dtrain, 20, obj=xgboost_objective(loss))
+        return booster.predict(dtrain, output_margin=True)
+
+    tempered = margins(ListwiseLoss((1.0 / tau) * Identity(), group_scale=None), reg_lambda=1.0, min_child_weight=1.0)
+    braked = margins(ListwiseLoss(Identity(), group_scale=None), reg_lambda=tau**2, min_child_weight=tau**2)
+    np.testing.assert_allclose(tempered / tau, braked, rtol=1e-6, atol=1e-6)
+    auto_tempered = margins(ListwiseLoss((1.0 / tau) * Identity())) / tau
+    auto_plain = margins(ListwiseLoss(Identity()))
+    assert np.abs(auto_tempered - auto_plain).max() > 0.1
