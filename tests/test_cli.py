@@ -96,7 +96,7 @@ def test_bench_on_bundled_slice(tmp_path, capsys):
     for name, method in summary["methods"].items():
         assert set(method["test"]) == {"excluded", "as-one"}
         assert method["seconds_per_round"] > 0
-        assert len(document["results"][name]["lgb-rank"]["trials"]) == 6  # equal tuning budget
+        assert len(document["results"][name]["lgb-rank"]["trials"]) == 12  # equal tuning budget
     assert summary["paired"][summary["reference"]]["ndcg@10"]["mean_diff"] == 0.0
     _check_reported_ndcg(document)
     text = (out / "results.md").read_text()
@@ -190,8 +190,9 @@ def test_the_bench_methods_come_from_the_engines():
     assert names[:3] == ["xgb rank:ndcg", "lgb lambdarank", "lgb rank_xendcg"]
     assert [m.name for m in ranking.default_methods(("lightgbm",))][:2] == ["lgb lambdarank", "lgb rank_xendcg"]
     xgb_lambdamart = next(m for m in ranking.default_methods() if m.name == "xgb rank:ndcg")
-    assert [c["params"] for c in xgb_lambdamart.grid[:2]] == [{"objective": "rank:ndcg", "max_depth": 4},
-                                                             {"objective": "rank:ndcg", "max_depth": 6}]
+    lam = get_engine("xgboost").param_names["reg_lambda"]
+    assert [c["params"] for c in xgb_lambdamart.grid[:4]] == [
+        {"objective": "rank:ndcg", "max_depth": d, lam: v} for d in (4, 6) for v in ranking.REG_LAMBDAS]
     for name in ENGINE_NAMES:
         engine = get_engine(name)
         assert engine.tree_size_param in ranking.TREE_SIZES and engine.ranking_objectives
@@ -202,14 +203,22 @@ def test_the_bench_methods_come_from_the_engines():
         assert engine.leaf_hessian_minimum(params) == 0.5
         with pytest.raises(ValueError, match="no parameter"):
             engine.native_params(no_such_parameter=1)
-    # the same budget for every method; the listwise losses with the default group weight, and as extra
-    # methods with the plain softmax
-    for method in ranking.default_methods() + ranking.extra_methods():
+    # the same budget for every default method: a brake times each setting, the group weight for the
+    # listwise losses and reg_lambda for the others; the extra methods keep six configurations, the
+    # plain ones with the plain softmax alone
+    for method in ranking.default_methods():
+        assert len(method.grid) == 12
+        engine = get_engine(method.engine)
+        listwise = isinstance(method.grid[0].get("loss"), ListwiseLoss)
+        brakes = [c["loss"].group_scale if listwise else c["params"][engine.param_names["reg_lambda"]]
+                  for c in method.grid]
+        assert brakes == list(ranking.GROUP_SCALES if listwise else ranking.REG_LAMBDAS) * 6
+    for method in ranking.extra_methods():
         assert len(method.grid) == 6
         for config in method.grid:
-            if isinstance(config.get("loss"), ListwiseLoss) and "selboost" in method.name:
+            if isinstance(config.get("loss"), ListwiseLoss):
                 assert config["loss"].group_scale == (None if method.name.endswith(" plain") else "auto")
-    assert ranking.budget_text(ranking.default_methods()).startswith("the same budget for every method, 6")
+    assert ranking.budget_text(ranking.default_methods()).startswith("the same budget for every method, 12")
     lightgbm_extra = {m.name: m for m in ranking.extra_methods(("lightgbm",))}
     assert lightgbm_extra["lgb selective xgb-like trees"].grid[0]["params"] == {
         "lambda_l2": 1.0, "min_sum_hessian_in_leaf": 1.0, "max_depth": 6, "num_leaves": 63, "min_data_in_leaf": 1}

@@ -2,10 +2,13 @@
 
 Protocol:
 - each method's tuning grid holds the three ``LEARNING_RATES`` times two values of one method-specific
-  setting (tree size for the built-in objectives, the transform's parameter for selboost): six
-  configurations, the same budget for every method (``budget_text``); the listwise losses run with
-  ``ListwiseLoss``'s default group weight, and ``extra_methods`` holds them with the plain softmax
-  (``group_scale=None``) under the same budget;
+  setting (tree size for the built-in objectives, the transform's parameter for selboost) times two
+  values of the brake on the leaf values: twelve configurations, the same budget for every method
+  (``budget_text``). The brake is ``reg_lambda`` in ``REG_LAMBDAS`` (the two engines' defaults) for the
+  built-in objectives and the pairwise losses, and the group weight in ``GROUP_SCALES`` for the listwise
+  losses (on XGBoost a common group weight c trains the model that ``reg_lambda / c`` trains, see
+  ``ListwiseLoss``); ``extra_methods`` holds the listwise losses with the plain softmax alone
+  (``group_scale=None``, six configurations);
 - each configuration trains up to ``max_rounds`` rounds with early stopping on the validation split's
   NDCG@10 (the engine's own metric; queries with no relevant document count as a constant there, so the
   choice is the same as with them excluded) and keeps its best round;
@@ -37,9 +40,14 @@ from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
 
 __all__ = ["default_methods", "extra_methods", "all_methods", "select_methods", "budget_text", "run_benchmark", "summarize",
-           "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "TREE_SIZES"]
+           "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "REG_LAMBDAS", "GROUP_SCALES", "TREE_SIZES"]
 
 LEARNING_RATES = (0.03, 0.1, 0.3)
+#: the brake tuned for the built-in objectives and the pairwise losses: ``reg_lambda`` 0 (LightGBM's
+#: default) or 1 (XGBoost's)
+REG_LAMBDAS = (0.0, 1.0)
+#: the brake tuned for the listwise losses: ``ListwiseLoss``'s default group weight, or none
+GROUP_SCALES = ("auto", None)
 LAMBDAMART = ("xgb rank:ndcg", "lgb lambdarank")
 
 
@@ -55,21 +63,30 @@ def _listwise(transform, **kw):
     return ListwiseLoss(transform, **kw)
 
 
+def _with_reg_lambda(engine, second):
+    """Each (label, config) of ``second`` at every ``reg_lambda`` of ``REG_LAMBDAS``."""
+    return [(f"{label} l2={lam:g}", {**config, "params": {**config.get("params", {}),
+                                                          **engine.native_params(reg_lambda=lam)}})
+            for label, config in second for lam in REG_LAMBDAS]
+
+
 #: an engine's tree-size parameter -> (its label, the two values tuned)
 TREE_SIZES = {"max_depth": ("depth", (4, 6)), "num_leaves": ("leaves", (15, 31))}
 
 
 def default_methods(engines=ENGINE_NAMES):
-    """The methods of the comparison, each with ``len(LEARNING_RATES) * 2`` configurations:
+    """The methods of the comparison, each with ``len(LEARNING_RATES) * 2 * 2`` configurations:
 
     - ``xgb rank:ndcg`` (max_depth 4 or 6), ``lgb lambdarank`` and ``lgb rank_xendcg`` (num_leaves 15
-      or 31), engine defaults otherwise;
+      or 31), each at ``reg_lambda`` 0 or 1, engine defaults otherwise;
     - ``selboost softmax``: ``ListwiseLoss((1 / tau) * Identity())``, tau in {0.5, 2} (ListNet-style);
     - ``selboost selective``: ``ListwiseLoss(Identity() + w * Sigmoid(2, 1))``, w in {1, 4}: sensitivity
       phi' = 1 + w near score 2, i.e. sharper among the high scores;
+      both listwise losses with ``group_scale`` "auto" or None;
     - ``selboost pairwise``: ``PairwiseLoss(Identity(), pairs_per_item=k)``, k in {4, 16};
     - ``selboost pairwise selective``: ``PairwiseLoss(Identity() + w * Sigmoid(2, 1))``, w in {1, 4}
       (16 pairs per item): pairs among high scores weigh more, as LambdaMART's |delta NDCG| does;
+      both pairwise losses at ``reg_lambda`` 0 or 1;
     each selboost loss on both engines, through ``selboost.objectives``, engine defaults otherwise.
     """
     methods = []
@@ -78,28 +95,35 @@ def default_methods(engines=ENGINE_NAMES):
         label, values = TREE_SIZES[size]
         for objective, family in engine.ranking_objectives.items():
             methods.append(RankingMethod(f"{engine.short_name} {objective}", engine.name, family, _grid(
-                [(f"{label}={v}", {"params": {"objective": objective, size: v}}) for v in values])))
-    for engine in engines:
-        tag = get_engine(engine).short_name
-        methods.append(RankingMethod(f"{tag} selboost softmax", engine, "selboost", _softmax_grid("auto")))
-        methods.append(RankingMethod(f"{tag} selboost selective", engine, "selboost", _selective_grid("auto")))
-        methods.append(RankingMethod(f"{tag} selboost pairwise", engine, "selboost", _grid(
-            [(f"pairs/item={k}", {"loss": PairwiseLoss(Identity(), pairs_per_item=k)}) for k in (4, 16)])))
-        methods.append(RankingMethod(f"{tag} selboost pairwise selective", engine, "selboost", _grid(
-            [(f"z + {w:g}*sigmoid(2,1)", {"loss": PairwiseLoss(Identity() + w * Sigmoid(2.0, 1.0))})
-             for w in (1.0, 4.0)])))
+                _with_reg_lambda(engine, [(f"{label}={v}", {"params": {"objective": objective, size: v}})
+                                          for v in values]))))
+    for engine in map(get_engine, engines):
+        tag = engine.short_name
+        methods.append(RankingMethod(f"{tag} selboost softmax", engine.name, "selboost", _softmax_grid(GROUP_SCALES)))
+        methods.append(RankingMethod(f"{tag} selboost selective", engine.name, "selboost",
+                                     _selective_grid(GROUP_SCALES)))
+        methods.append(RankingMethod(f"{tag} selboost pairwise", engine.name, "selboost", _grid(_with_reg_lambda(
+            engine, [(f"pairs/item={k}", {"loss": PairwiseLoss(Identity(), pairs_per_item=k)}) for k in (4, 16)]))))
+        methods.append(RankingMethod(f"{tag} selboost pairwise selective", engine.name, "selboost", _grid(
+            _with_reg_lambda(engine, [(f"z + {w:g}*sigmoid(2,1)", {"loss": PairwiseLoss(Identity() + w * Sigmoid(2.0, 1.0))})
+                                      for w in (1.0, 4.0)]))))
     return methods
 
 
-def _softmax_grid(group_scale):
-    return _grid([(f"tau={tau}", {"loss": _listwise((1.0 / tau) * Identity(), group_scale=group_scale)})
-                  for tau in (0.5, 2.0)])
+def _group_label(group_scale, group_scales):
+    return f" group={group_scale}" if len(group_scales) > 1 else ""
 
 
-def _selective_grid(group_scale):
-    return _grid([(f"top-bump w={w}",
-                   {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0), group_scale=group_scale)})
-                  for w in (1.0, 4.0)])
+def _softmax_grid(group_scales):
+    return _grid([(f"tau={tau}{_group_label(g, group_scales)}",
+                   {"loss": _listwise((1.0 / tau) * Identity(), group_scale=g)})
+                  for tau in (0.5, 2.0) for g in group_scales])
+
+
+def _selective_grid(group_scales):
+    return _grid([(f"top-bump w={w}{_group_label(g, group_scales)}",
+                   {"loss": _listwise(Identity() + w * Sigmoid(center=2.0, scale=1.0), group_scale=g)})
+                  for w in (1.0, 4.0) for g in group_scales])
 
 
 def _gain_base(base):
@@ -120,10 +144,10 @@ def extra_methods(engines=ENGINE_NAMES):
         def add(name, second):
             methods.append(RankingMethod(f"{tag} {name}", engine, "selboost", _grid(second), default=False))
 
-        # the default listwise methods with the plain softmax: no group weight (group_scale=None)
-        methods.append(RankingMethod(f"{tag} selboost softmax plain", engine, "selboost", _softmax_grid(None),
+        # the default listwise methods with the plain softmax alone (group_scale=None), six configurations
+        methods.append(RankingMethod(f"{tag} selboost softmax plain", engine, "selboost", _softmax_grid((None,)),
                                      default=False))
-        methods.append(RankingMethod(f"{tag} selboost selective plain", engine, "selboost", _selective_grid(None),
+        methods.append(RankingMethod(f"{tag} selboost selective plain", engine, "selboost", _selective_grid((None,)),
                                      default=False))
         add("softmax tau-wide", [(f"tau={t}", {"loss": _listwise((1.0 / t) * Identity())}) for t in (1.0, 4.0)])
         add("softmax linear-gain", [(f"tau={t}", {"loss": _listwise((1.0 / t) * Identity(), gain="linear")})
@@ -190,7 +214,9 @@ def budget_text(methods):
     by_size = {}
     for method in methods:
         by_size.setdefault(len(method.grid), []).append(method.name)
-    text = f"learning rate in {list(LEARNING_RATES)} times two values of one method-specific setting"
+    text = (f"learning rate in {list(LEARNING_RATES)} times two values of one method-specific setting, the default "
+            f"methods also times two of a brake: reg_lambda in {list(REG_LAMBDAS)}, or for the listwise losses "
+            f"group_scale in {list(GROUP_SCALES)}")
     if len(by_size) == 1:
         return f"the same budget for every method, {next(iter(by_size))} configurations ({text})"
     counts = "; ".join(f"{size} for {', '.join(names)}" for size, names in sorted(by_size.items()))
