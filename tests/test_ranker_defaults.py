@@ -57,6 +57,9 @@ def test_a_leaf_minimum_no_query_reaches_is_named_at_fit():
         SelectiveRanker(ListwiseLoss(group_scale=None), n_estimators=2).fit(X, y, group=[3000])
     with pytest.warns(UserWarning, match="min_child_weight"):
         SelectiveRanker(min_child_weight=50.0, n_estimators=2).fit(X, y, group=[3000])
+    # under "auto" a flat transform still offers too little: temperature 10 offers 32 / 100
+    with pytest.warns(UserWarning, match="min_child_weight below 0.16.*lower temperature"):
+        SelectiveRanker(ListwiseLoss(0.1 * Identity()), n_estimators=2).fit(X, y, group=[3000])
 
 
 def _start_hessians(bound, pointer):
