@@ -651,9 +651,9 @@ class SelectiveRanker(_SelectiveBoosting):
         """``reg_lambda`` 1 on both engines (XGBoost's default; LightGBM's is 0).
 
         With ``ListwiseLoss``'s ``group_scale="auto"`` the hessians of the training set sum to 32 at the
-        start (times the transform's squared slope); LightGBM's ``lambda_l2=0`` meets hessians that small with large leaf values -G/H and
-        overfits, and XGBoost's brake of 1 trains better (``benchmarks/RESULTS.md``, the ranker defaults
-        sections).
+        start (times the transform's squared slope); LightGBM's ``lambda_l2=0`` meets hessians that small
+        with large leaf values -G/H and overfits, and XGBoost's brake of 1 trains better
+        (``benchmarks/RESULTS.md``, the ranker defaults sections).
         """
         return {"reg_lambda": 1.0}
 

@@ -479,9 +479,8 @@ class ListwiseLoss(_GroupedLoss):
     engines' brake acts. (On XGBoost, with ``min_split_loss=0``, a common weight c, or the transform
     z / tau, trains the model that ``reg_lambda`` and ``min_child_weight`` divided by c, or multiplied
     by tau^2, train with the plain softmax: leaf values and the order of split gains depend on the
-    hessians only through their ratio to these two settings.) The
-    defaults benchmark chose the rule and the constant (``benchmarks/RESULTS.md``, the ranker defaults
-    sections).
+    hessians only through their ratio to these two settings.) The defaults benchmark chose the rule and
+    the constant (``benchmarks/RESULTS.md``, the ranker defaults sections).
     """
 
     def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",

@@ -148,7 +148,8 @@ def test_a_temperature_on_xgboost_is_the_brake_times_tau_squared():
         booster = xgb.train({**base, **params}, dtrain, 20, obj=xgboost_objective(loss))
         return booster.predict(dtrain, output_margin=True)
 
-    tempered = margins(ListwiseLoss((1.0 / tau) * Identity(), group_scale=None), reg_lambda=1.0, min_child_weight=1.0)
+    tempered = margins(ListwiseLoss((1.0 / tau) * Identity(), group_scale=None),
+                       reg_lambda=1.0, min_child_weight=1.0)
     braked = margins(ListwiseLoss(Identity(), group_scale=None), reg_lambda=tau**2, min_child_weight=tau**2)
     np.testing.assert_allclose(tempered / tau, braked, rtol=1e-6, atol=1e-6)
     auto_tempered = margins(ListwiseLoss((1.0 / tau) * Identity())) / tau

@@ -6,8 +6,8 @@ Protocol:
   values of the brake on the leaf values: twelve configurations, the same budget for every method
   (``budget_text``). The brake is ``reg_lambda`` in ``REG_LAMBDAS`` (the two engines' defaults) for the
   built-in objectives and the pairwise losses, and the group weight in ``GROUP_SCALES`` for the listwise
-  losses (on XGBoost a common group weight c trains the model that ``reg_lambda / c`` trains, see
-  ``ListwiseLoss``); ``extra_methods`` holds the listwise losses with the plain softmax alone
+  losses (on XGBoost a common group weight c trains the model that ``reg_lambda`` and
+  ``min_child_weight`` divided by c train, see ``ListwiseLoss``); ``extra_methods`` holds the listwise losses with the plain softmax alone
   (``group_scale=None``, six configurations);
 - each configuration trains up to ``max_rounds`` rounds with early stopping on the validation split's
   NDCG@10 (the engine's own metric; queries with no relevant document count as a constant there, so the
@@ -39,8 +39,9 @@ from selboost.engines import ENGINE_NAMES, get_engine
 from selboost.links import Exp, Identity, PiecewiseLinear, Sigmoid, Sinh
 from selboost.losses import ListwiseLoss, PairwiseLoss, exponential_gain
 
-__all__ = ["default_methods", "extra_methods", "all_methods", "select_methods", "budget_text", "run_benchmark", "summarize",
-           "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "REG_LAMBDAS", "GROUP_SCALES", "TREE_SIZES"]
+__all__ = ["default_methods", "extra_methods", "all_methods", "select_methods", "budget_text", "run_benchmark",
+           "summarize", "markdown_table", "plot", "write_outputs", "LEARNING_RATES", "REG_LAMBDAS", "GROUP_SCALES",
+           "TREE_SIZES"]
 
 LEARNING_RATES = (0.03, 0.1, 0.3)
 #: the brake tuned for the built-in objectives and the pairwise losses: ``reg_lambda`` 0 (LightGBM's
@@ -105,7 +106,8 @@ def default_methods(engines=ENGINE_NAMES):
         methods.append(RankingMethod(f"{tag} selboost pairwise", engine.name, "selboost", _grid(_with_reg_lambda(
             engine, [(f"pairs/item={k}", {"loss": PairwiseLoss(Identity(), pairs_per_item=k)}) for k in (4, 16)]))))
         methods.append(RankingMethod(f"{tag} selboost pairwise selective", engine.name, "selboost", _grid(
-            _with_reg_lambda(engine, [(f"z + {w:g}*sigmoid(2,1)", {"loss": PairwiseLoss(Identity() + w * Sigmoid(2.0, 1.0))})
+            _with_reg_lambda(engine, [(f"z + {w:g}*sigmoid(2,1)",
+                                       {"loss": PairwiseLoss(Identity() + w * Sigmoid(2.0, 1.0))})
                                       for w in (1.0, 4.0)]))))
     return methods
 
