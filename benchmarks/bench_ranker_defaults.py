@@ -10,8 +10,11 @@ defaults, on the bundled LETOR sample, MQ2008 (5 folds) and synthetic data at se
 SelectiveRanker settings to compare, each on both engines: ``default`` (the estimator as shipped),
 ``none`` (``ListwiseLoss(group_scale=None)``), ``log2`` (``group_scale`` log2(1 + n) per group of n
 rows, given as group weights), ``const:C`` (every group weighed by C), ``total:K`` (every group
-weighed by max(1, K / H), H the training set's start hessian under the plain softmax) and ``norm:K``
-(every group weighed by K / H: the training set's start hessian made K).
+weighed by max(1, K / H), H the training set's start hessian under the plain softmax), ``norm:K``
+(every group weighed by K / H: the training set's start hessian made K), ``floor:F`` (every group
+weighed by max(32 / H, F): the default with a floor that lets large data offer more) and ``mcw:M``
+(the default loss with the leaf minimum ``min_child_weight=M``). ``--large`` adds synthetic sets of
+thousands of queries (one draw each, the test set 20,000 fresh rows), up to MSLR-WEB10K's 10,000.
 
 NDCG@10 on test data (queries without a relevant document count as 1, LightGBM's convention; the
 synthetic test sets are fresh draws of the same generator, 10 normal features and relevance
@@ -48,7 +51,15 @@ def synthetic(group_size, n_rows, seed):
     return X, y, np.full(n_groups, group_size)
 
 
-def datasets(mq2008, draws, letor=()):
+#: (training rows, rows per query) of ``--large``: 5,000, 10,000 and 3,000 queries
+LARGE = ((100_000, 20), (400_000, 40), (300_000, 100))
+
+
+def datasets(mq2008, draws, letor=(), large=False):
+    if large:
+        for n_rows, size in LARGE:
+            yield (f"synthetic, {n_rows // size:,} queries of {size}", synthetic(size, n_rows, 100),
+                   synthetic(size, 20_000, 101))
     for size in (2, 10, 100, 1000, 3000):
         for draw in range(draws):
             yield (f"synthetic, groups of {size} draw {draw + 1}", synthetic(size, 3000, 2 * draw + 1),
@@ -75,7 +86,7 @@ def start_hessian(y, group):
 def variant_weight(variant, y, group):
     """(loss, group_weight) for a SelectiveRanker variant; None: the estimator's own default."""
     group = np.asarray(group)
-    if variant == "default":
+    if variant == "default" or variant.startswith("mcw:"):
         return None, None
     plain = ListwiseLoss(group_scale=None)
     if variant == "none":
@@ -89,6 +100,8 @@ def variant_weight(variant, y, group):
         return plain, np.full(group.size, max(1.0, float(value) / start_hessian(y, group)))
     if kind == "norm":
         return plain, np.full(group.size, float(value) / start_hessian(y, group))
+    if kind == "floor":
+        return plain, np.full(group.size, max(32.0 / start_hessian(y, group), float(value)))
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -133,6 +146,8 @@ def fit_predict(name, model, train, test, early_stopping, variant=None):
         elif name == "XGBRanker()":
             evals["verbose"] = False
     if variant is not None:
+        if variant.startswith("mcw:"):
+            model.set_params(min_child_weight=float(variant.split(":")[1]))
         loss, weight = variant_weight(variant, y, group)
         if loss is not None:
             model.set_params(loss=loss)
@@ -150,6 +165,7 @@ def main(argv=None):
     parser.add_argument("--letor", action="append", default=[], metavar="NAME=PATH",
                         help="a LETOR 5-fold layout to add (repeatable)")
     parser.add_argument("--only", help="comma-separated prefixes of the data set names to run")
+    parser.add_argument("--large", action="store_true", help="add synthetic sets of thousands of queries")
     parser.add_argument("--variants", default="default", help="comma-separated SelectiveRanker variants")
     parser.add_argument("--threads", type=int, default=2, help="threads per model")
     args = parser.parse_args(argv)
@@ -159,7 +175,7 @@ def main(argv=None):
     table = models(args.early_stopping, variants, args.threads)
     rows = {}
     started = time.perf_counter()
-    for name, train, test in datasets(args.mq2008, args.draws, args.letor):
+    for name, train, test in datasets(args.mq2008, args.draws, args.letor, args.large):
         if only and not name.startswith(only):
             continue
         scores = {}

@@ -74,7 +74,7 @@ from selboost.estimators import (
     eval_entries,
     total_start_hessian,
 )
-from selboost.losses import (AUTO_START_HESSIAN, ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, check_loss,
+from selboost.losses import (ListwiseLoss, MulticlassLoss, PairwiseLoss, SelectiveLoss, auto_group_scale, check_loss,
                              plain_softmax_start_hessian)
 
 __all__ = [
@@ -653,16 +653,16 @@ def _plain_start_hessian(loss, y_block, sizes):
 def _whole_set_group_scale(loss, y, partition_sizes):
     """``loss`` with ``group_scale="auto"`` resolved over the whole training set, as a single machine
     resolves it at bind: each worker binds only its own partitions, whose totals would each be scaled
-    to ``AUTO_START_HESSIAN`` instead."""
+    apart instead."""
     if not isinstance(loss, ListwiseLoss) or loss.group_scale != "auto":
         return loss
     plain = type(loss)(**{**loss.get_params(deep=False), "group_scale": None})
     parts = [dask.delayed(_plain_start_hessian)(plain, block, sizes)
              for block, sizes in zip(y.to_delayed().ravel(), partition_sizes)]
-    total = float(sum(dask.compute(*parts)))
-    if total <= 0.0:  # no group holds an order to learn: as a single machine, no weight
+    scale = auto_group_scale(float(sum(dask.compute(*parts))))
+    if scale is None:  # no group holds an order to learn: as a single machine, no weight
         return plain
-    return type(loss)(**{**loss.get_params(deep=False), "group_scale": AUTO_START_HESSIAN / total})
+    return type(loss)(**{**loss.get_params(deep=False), "group_scale": scale})
 
 
 def _partition_start_hessian(loss, y_block, sizes, score_dtype):

@@ -378,6 +378,18 @@ def _gain_function(gain):
 
 #: the start hessian of the whole training set under ``ListwiseLoss(group_scale="auto")``
 AUTO_START_HESSIAN = 32.0
+#: the least group weight of ``group_scale="auto"``: data sets whose plain softmax offers more than
+#: 32 x 32 = 1024 keep 1/32 of it
+AUTO_WEIGHT_FLOOR = 1.0 / 32.0
+
+
+def auto_group_scale(total):
+    """The weight of every group under ``group_scale="auto"``, given the plain softmax's start hessian
+    ``total`` of the whole training set (``plain_softmax_start_hessian``): ``AUTO_START_HESSIAN / total``,
+    at least ``AUTO_WEIGHT_FLOOR``; None when ``total`` is 0 (no group holds an order to learn)."""
+    if total <= 0.0:
+        return None
+    return max(AUTO_START_HESSIAN / total, AUTO_WEIGHT_FLOOR)
 
 
 def plain_softmax_start_hessian(q, pointer):
@@ -462,25 +474,28 @@ class ListwiseLoss(_GroupedLoss):
     multiplied by its group weight and by the mean row weight of the group.
 
     ``group_scale`` is a weight of every group (of its loss, gradients and hessians): ``"auto"`` (the
-    default) one weight for all groups, chosen at ``bind`` from the training data so that the hessians
-    of the plain softmax (phi(z) = z) at the start (every score 0) sum to ``AUTO_START_HESSIAN`` (32)
-    over the whole training set, ``32 / sum_g (1 - 1/n_g)`` over the groups g of n_g rows that hold an
-    order to learn (``plain_softmax_start_hessian``); a number: that number; ``None``: 1 (the plain
+    default) one weight for all groups, chosen at ``bind`` from the training data: ``max(32 / H, 1/32)``,
+    H the start hessian of the plain softmax (phi(z) = z, every score 0) over the whole training set,
+    sum_g (1 - 1/n_g) over the groups g of n_g rows that hold an order to learn
+    (``plain_softmax_start_hessian``, ``auto_group_scale``); a number: that number; ``None``: 1 (the plain
     softmax). Why: whether a tree can split, and how hard ``reg_lambda`` brakes its leaf values, depends
     on the hessian the whole training set offers against the engines' leaf minimum (XGBoost's
     ``min_child_weight=1``) and ``reg_lambda=1``. Under the softmax a query offers about 1 whatever its
     size, so one query of thousands of rows gets a constant model without a weight, while tens or
     hundreds of queries already offer plenty, and a weight that grows with a group's size (log2(1 + n),
     the previous default) weakened the brake there and overfit. The total is what decides, so "auto"
-    fixes the total: one query of 3,000 rows is weighed by 32, 63 queries of 150 rows by about 0.5,
-    1,000 queries by about 0.03. The total is measured without ``sample_weight`` / ``group_weight``,
-    which multiply on top as above, and without the transform, whose slope multiplies the hessians on
-    top as well: the transform z / tau offers 32 / tau^2, so the temperature still sets how hard the
-    engines' brake acts. (On XGBoost, with ``min_split_loss=0``, a common weight c, or the transform
-    z / tau, trains the model that ``reg_lambda`` and ``min_child_weight`` divided by c, or multiplied
-    by tau^2, train with the plain softmax: leaf values and the order of split gains depend on the
-    hessians only through their ratio to these two settings.) The defaults benchmark chose the rule and
-    the constant (``benchmarks/RESULTS.md``, the ranker defaults sections).
+    fixes it at ``AUTO_START_HESSIAN`` (32): one query of 3,000 rows is weighed by 32, 63 queries of 150
+    rows by about 0.5, 1,000 queries by about 0.03. A fixed total also caps how many leaves can hold
+    XGBoost's leaf minimum, which held data of thousands of queries back, so the weight is never below
+    ``AUTO_WEIGHT_FLOOR`` (1/32): beyond H = 1,024 the total is H / 32, and a leaf's minimum asks for the
+    hessian of 32 queries. The total is measured without ``sample_weight`` / ``group_weight``, which
+    multiply on top as above, and without the transform, whose slope multiplies the hessians on top as
+    well: the transform z / tau offers 32 / tau^2, so the temperature still sets how hard the engines'
+    brake acts. (On XGBoost, with ``min_split_loss=0``, a common weight c, or the transform z / tau,
+    trains the model that ``reg_lambda`` and ``min_child_weight`` divided by c, or multiplied by tau^2,
+    train with the plain softmax: leaf values and the order of split gains depend on the hessians only
+    through their ratio to these two settings.) The defaults benchmark chose the rule and the constants
+    (``benchmarks/RESULTS.md``, the ranker defaults sections 7c, 19 and 21).
     """
 
     def __init__(self, transform=None, target="relevance", gain="exponential", hess="gauss-newton",
@@ -535,10 +550,10 @@ class ListwiseLoss(_GroupedLoss):
         if scale is not None:
             weight = row_weights(weight if weight.size else None, scale, pointer, y.shape[0])
         if self.group_scale == "auto":
-            total = plain_softmax_start_hessian(q, pointer)
-            if total > 0.0:  # 0: no group holds an order to learn
-                weight = row_weights(weight if weight.size else None,
-                                     np.full(pointer.size - 1, AUTO_START_HESSIAN / total), pointer, y.shape[0])
+            scale = auto_group_scale(plain_softmax_start_hessian(q, pointer))
+            if scale is not None:
+                weight = row_weights(weight if weight.size else None, np.full(pointer.size - 1, scale), pointer,
+                                     y.shape[0])
         return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],))
 
 class BoundSoftmaxLoss(_BoundLoss):

@@ -176,8 +176,8 @@ def listwise_targets(transform, y, group, target="relevance", gain="exponential"
 def listwise(transform, y, z, group, sample_weight=None, group_weight=None, target="relevance",
              gain="exponential", exact=False, hess_min=1e-6, group_scale="auto"):
     """(per-group loss, grad, hess) of ``ListwiseLoss`` with a Python loop over groups; ``group_scale``
-    "auto" weighs every group by 32 / (the hessians of the plain softmax, phi(z) = z, unweighted, at
-    z = 0, summed over all rows), a number by that number, None by 1."""
+    "auto" weighs every group by max(32 / H, 1/32), H the hessians of the plain softmax (phi(z) = z,
+    unweighted) at z = 0 summed over all rows; a number by that number, None by 1."""
     z = np.asarray(z, dtype=np.float64)
     q = listwise_targets(transform, y, group, target, gain)
     w = _row_weights(len(z), group, sample_weight, group_weight)
@@ -185,7 +185,7 @@ def listwise(transform, y, z, group, sample_weight=None, group_weight=None, targ
         total = sum(_softmax_group(_PLAIN, np.zeros(sl.stop - sl.start), q[sl], False, 0.0)[2].sum()
                     for sl in _sizes_to_slices(group))
         if total > 0:
-            w *= 32.0 / total
+            w *= max(32.0 / total, 1.0 / 32.0)
     elif group_scale is not None:
         w *= group_scale
     losses, grad, hess = [], np.zeros_like(z), np.zeros_like(z)

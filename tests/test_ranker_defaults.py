@@ -10,7 +10,7 @@ import pytest
 import xgboost as xgb
 
 from selboost import Identity, ListwiseLoss, SelectiveRanker, xgboost_objective
-from selboost.losses import plain_softmax_start_hessian
+from selboost.losses import auto_group_scale, plain_softmax_start_hessian
 from selboost.metrics import ndcg
 
 
@@ -89,6 +89,20 @@ def test_auto_group_scale_makes_the_training_sets_start_hessian_32(sizes):
     # the total is measured without sample weights, which multiply on top
     weighted = ListwiseLoss().bind(y, sizes, sample_weight=np.full(sizes.sum(), 5.0))
     np.testing.assert_allclose(weighted.gradient_hessian(z)[0], 5.0 * auto.gradient_hessian(z)[0], rtol=1e-12)
+
+
+def test_auto_group_scale_keeps_a_floor_for_large_data():
+    """Beyond a plain-softmax start hessian of 1024 the weight stays at 1/32 and the total grows: a
+    fixed total of 32 would cap the leaves that can hold XGBoost's leaf minimum however large the data."""
+    sizes = np.full(3000, 4)  # H = 3000 * (1 - 1/4) = 2250
+    pointer = np.concatenate([[0], np.cumsum(sizes)])
+    y = np.tile([2.0, 1.0, 0.0, 0.0], sizes.size)
+    plain = ListwiseLoss(group_scale=None).bind(y, sizes)
+    auto = ListwiseLoss().bind(y, sizes)
+    assert _start_hessians(plain, pointer).sum() == pytest.approx(2250.0, rel=1e-12)
+    assert _start_hessians(auto, pointer).sum() == pytest.approx(2250.0 / 32.0, rel=1e-12)
+    assert auto_group_scale(2250.0) == 1.0 / 32.0 and auto_group_scale(1024.0) == 1.0 / 32.0
+    assert auto_group_scale(64.0) == 0.5 and auto_group_scale(0.0) is None
 
 
 @pytest.mark.parametrize("temperature", [0.5, 2.0])
