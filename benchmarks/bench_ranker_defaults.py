@@ -39,7 +39,7 @@ import xgboost as xgb
 
 from selboost import ListwiseLoss, SelectiveRanker
 from selboost.datasets import load_bundled, load_folds
-from selboost.losses import plain_softmax_start_hessian
+from selboost.losses import AUTO_START_HESSIAN, plain_softmax_start_hessian
 from selboost.metrics import ndcg
 
 
@@ -101,7 +101,7 @@ def variant_weight(variant, y, group):
     if kind == "norm":
         return plain, np.full(group.size, float(value) / start_hessian(y, group))
     if kind == "floor":
-        return plain, np.full(group.size, max(32.0 / start_hessian(y, group), float(value)))
+        return plain, np.full(group.size, max(AUTO_START_HESSIAN / start_hessian(y, group), float(value)))
     raise ValueError(f"unknown variant {variant!r}")
 
 

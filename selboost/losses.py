@@ -395,9 +395,9 @@ def auto_group_scale(total):
 def plain_softmax_start_hessian(q, pointer):
     """The hessians of the plain softmax (phi(z) = z, no weights) at the start (every score 0), summed
     over the groups: a group of n rows offers n * (1/n) * (1 - 1/n) = 1 - 1/n, a group whose targets sum
-    to 0 offers nothing. ``group_scale="auto"`` divides ``AUTO_START_HESSIAN`` by it. It is measured without
-    the transform, so that a transform's scale (a temperature) still scales the hessians, as it does
-    without the weight."""
+    to 0 offers nothing. ``auto_group_scale`` turns it into the weight of ``group_scale="auto"``. It is
+    measured without the transform, so that a transform's scale (a temperature) still scales the
+    hessians, as it does without the weight."""
     sizes = np.diff(pointer)
     has_order = np.add.reduceat(q, pointer[:-1]) > 0.0
     return float(np.sum(1.0 - 1.0 / sizes[has_order]))
