@@ -149,8 +149,13 @@ def pytest_collection_modifyitems(config, items):
     # Tests that run kernels in a child process go last: by then the in-process tests have put the
     # kernels in Numba's on-disk cache, and the child loads them instead of compiling them again
     # (with an empty cache, as in CI, that is most of the child's time). A stable sort: the order is
-    # otherwise the collection's, the same in every xdist worker.
-    items.sort(key=lambda item: item.get_closest_marker("child_process") is not None)
+    # otherwise the collection's, the same in every xdist worker. Among them the long ones
+    # (``child_process(long=True)``) go first, so that the two workers end together.
+    def order(item):
+        marker = item.get_closest_marker("child_process")
+        return (0,) if marker is None else (1, not marker.kwargs.get("long", False))
+
+    items.sort(key=order)
     gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
     reason = _cuda_driver_missing() if gpu_tests else None
     if reason:

@@ -61,7 +61,7 @@ def test_cpu_losses_do_not_import_cuda():
     assert "LOADED []" in out
 
 
-@pytest.mark.cuda_build
+@pytest.mark.child_process(long=True)
 def test_kernels_match_cpu_under_simulator():
     rc, out = _run([str(CHECK), "sim"], simulator=True)
     assert rc == 0, out
@@ -71,7 +71,7 @@ def test_kernels_match_cpu_under_simulator():
         assert f"ok {kind}" in out, out
 
 
-@pytest.mark.cuda_build
+@pytest.mark.child_process(long=True)
 def test_kernels_compile_to_ptx():
     rc, out = _run([str(CHECK), "ptx"])
     if "SKIP" in out:

@@ -289,8 +289,7 @@ def _run_check(mode, simulator):
     return result.returncode, result.stdout + result.stderr
 
 
-@pytest.mark.child_process
-@pytest.mark.cuda_build
+@pytest.mark.child_process(long=True)
 def test_device_margins_under_the_simulator():
     """Device margins, CUDA-kernel gradients and the device add, with a CPU booster (the simulator
     cannot run XGBoost on a device): the margins equal XGBoost's every round, for every loss kind."""
