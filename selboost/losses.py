@@ -512,11 +512,12 @@ class ListwiseLoss(_GroupedLoss):
         return (f"ListwiseLoss(transform={self.transform!r}, target={self.target!r}, gain={self.gain!r}, "
                 f"hess={self.hess!r}, hess_min={self.hess_min!r}, group_scale={self.group_scale!r})")
 
-    def _group_scale(self, pointer):
-        """Each group's weight from a numeric ``group_scale``, or None for 1 ("auto" is resolved in ``bind``)."""
-        if self.group_scale is None or self.group_scale == "auto":
-            return None
-        return np.full(pointer.size - 1, float(self.group_scale))
+    def _group_scale(self, q, pointer):
+        """The weight of every group, or None for 1: ``group_scale`` itself, or for "auto" resolved from
+        the targets ``q`` (measured without the user's weights, which multiply on top)."""
+        if self.group_scale == "auto":
+            return auto_group_scale(plain_softmax_start_hessian(q, pointer))
+        return self.group_scale
 
     def bind(self, y_true, group, sample_weight=None, group_weight=None):
         """Validate labels, groups and weights once; returns a ``BoundSoftmaxLoss``."""
@@ -546,15 +547,12 @@ class ListwiseLoss(_GroupedLoss):
         else:
             q = np.empty_like(y)
             K.group_softmax(components, table, y, pointer, q)
-        scale = self._group_scale(pointer)
+        scale = self._group_scale(q, pointer)
         if scale is not None:
-            weight = row_weights(weight if weight.size else None, scale, pointer, y.shape[0])
-        if self.group_scale == "auto":
-            scale = auto_group_scale(plain_softmax_start_hessian(q, pointer))
-            if scale is not None:
-                weight = row_weights(weight if weight.size else None, np.full(pointer.size - 1, scale), pointer,
-                                     y.shape[0])
+            weight = row_weights(weight if weight.size else None, np.full(pointer.size - 1, scale), pointer,
+                                 y.shape[0])
         return BoundSoftmaxLoss(self, q, pointer, weight, (y.shape[0],))
+
 
 class BoundSoftmaxLoss(_BoundLoss):
     """Composite softmax over consecutive groups of a flat score array (listwise and multi-class)."""

@@ -705,8 +705,8 @@ class SERA(_RelevanceMetric):
                              "each part's own targets would differ from part to part")
 
     def part(self, y, group=None, sample_weight=None, group_weight=None, n_classes=None):
-        """SERA is a sum over rows, so each part's sum adds up to the whole (Dask evaluation). The
-        relevance must be given: phi of each part's own targets would differ from part to part."""
+        """SERA is a sum over rows, so each part's sum adds up to the whole (Dask evaluation), given the
+        relevance (``check_parts``)."""
         self.check_parts()
         if np.size(y) == 0:
             return _Part(1)

@@ -195,7 +195,8 @@ class _DaskEvaluation:
                  for j in range(size)]
         for j, part in enumerate(parts):
             if isinstance(part, dict):
-                raise RuntimeError(f"evaluation failed on the worker of rank {j} at round {iteration}: {part['error']}")
+                raise RuntimeError(f"evaluation failed on the worker of rank {j} at round {iteration}: "
+                                   f"{part['error']}")
         if iteration > 0:
             # every worker has read the previous round's values before it wrote this round's
             Variable(f"{self.token}-{iteration - 1}-{rank}", client=client).delete()
